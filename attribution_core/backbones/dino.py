@@ -1,0 +1,50 @@
+"""DINO ViT-B/16 (timm ``vit_base_patch16_224.dino``): the CLS token after the final norm, 768-d."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import load_checkpoint
+from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_dino(path: Path | None) -> torch.nn.Module:
+    """Build timm's DINO ViT-B/16 without a classifier and load timm-format or original DINO weights."""
+    import timm
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    model = timm.create_model("vit_base_patch16_224.dino", pretrained=False, num_classes=0)
+    state = load_checkpoint(path, "DINO weights")
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+        state = {k: v for k, v in checkpoint_filter_fn(state, model).items() if not k.startswith("head.")}
+    load_into(model, state, path, "dino")
+    return model
+
+
+register_backbone(
+    BackboneSpec(
+        name="dino",
+        dim=768,
+        preprocess=Preprocess(resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        description="DINO ViT-B/16 (timm vit_base_patch16_224.dino)",
+        load=load_dino,
+        weights_files=("dino_vitb16.safetensors", "dino_vitbase16_pretrain.pth", "dino_vitb16.pth"),
+        hub_files=(
+            ("timm/vit_base_patch16_224.dino", "model.safetensors"),
+            ("timm/vit_base_patch16_224.dino", "pytorch_model.bin"),
+        ),
+        download_hint=(
+            "Download model.safetensors from the Hugging Face repo timm/vit_base_patch16_224.dino (or DINO's own "
+            "dino_vitbase16_pretrain.pth) into weights/pretrained/ (as dino_vitb16.safetensors or "
+            "dino_vitbase16_pretrain.pth)."
+        ),
+    )
+)

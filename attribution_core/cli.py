@@ -1,0 +1,230 @@
+"""The ``attribute`` command: argparse subcommands, each one calling one public library function."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import AttributionError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_space_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("feature space (a named space, optionally with parts replaced)")
+    g.add_argument("--space", help="named space (see `attribute spaces`); default: clip when ready, else the demo")
+    g.add_argument("--backbone", help="backbone name (with --feats, makes a custom space)")
+    g.add_argument("--feats", help="feature store folder, or a released {feats, paths} .pth file")
+    g.add_argument("--mapper", help="released-format head checkpoint (real + synth mapper), or 'identity'")
+    g.add_argument("--calibrator", help="released-format calibrator checkpoint")
+    g.add_argument("--weights", help="backbone weights file (default: weights/pretrained/ or the library cache)")
+    g.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
+def _resolve_space(args: argparse.Namespace):
+    from .spaces import custom_space, get_space, space_status
+
+    if args.space:
+        base = get_space(args.space)
+    elif args.feats and args.backbone:
+        base = None
+    else:
+        base = get_space("clip")
+        if not space_status(base).ready:
+            base = get_space("demo_efficientnet_lite0")
+    return custom_space(base, args.backbone, args.feats, args.mapper, args.calibrator, args.weights)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from .attribute import FeatureAttributor
+    from .images import load_rgb
+    from .paths import display_path
+
+    images = [load_rgb(Path(p), p) for p in args.images]  # every query checked before any model loads
+    spec = _resolve_space(args)
+    attributor = FeatureAttributor.load(spec, args.device, args.index, args.download, progress=not args.quiet)
+    results = attributor.attribute(images, args.top_k, names=list(args.images))
+    if args.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["query", "space", "rank", "path", "score", "influence", "remaining_influence"])
+        for r in results:
+            for a in r.results:
+                w.writerow(
+                    [
+                        r.query,
+                        r.space,
+                        a.rank,
+                        a.path,
+                        f"{a.score:.6f}",
+                        f"{a.influence:.8g}",
+                        f"{r.remaining_influence:.8g}",
+                    ]
+                )
+    elif args.json:
+        for r in results:
+            print(json.dumps(r.to_dict()))
+    else:
+        for r in results:
+            print(f"{r.query}  [{r.space}; {r.calibrator.describe()}]")
+            for a in r.results:
+                print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}")
+            print(f"  remaining influence: {r.remaining_influence * 100:.2f}%")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .backbones import create_backbone
+    from .extract import extract_features
+
+    backbone = create_backbone(args.backbone, args.weights, args.device, args.download)
+    report = extract_features(
+        args.images, args.out, backbone, batch_size=args.batch_size, root=args.root, progress=not args.quiet
+    )
+    print(report.summary())
+    if args.verbose:
+        for s in report.skipped:
+            print(f"  skipped {s.path}: {s.reason}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .heads import identity_heads, load_heads
+    from .index import build_index, load_index
+    from .paths import display_path
+    from .store import FeatureStore
+
+    store = FeatureStore.open(args.store)
+    heads = load_heads(args.mapper, store.dim) if args.mapper else identity_heads(store.dim)
+    if args.rebuild:
+        index, built = build_index(store, heads, args.kind, progress=not args.quiet), True
+    else:
+        index, built = load_index(store, heads, args.kind, progress=not args.quiet)
+    state = "built" if built else "up to date"
+    print(f"{display_path(index.path)}: {index.kind} index over {index.ntotal} images ({state})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import build_demo, demo_spaces
+    from .paths import project_root
+
+    build_demo(progress=not args.quiet, device=args.device)
+    if args.no_query:
+        return 0
+    from .attribute import FeatureAttributor
+    from .demo import EXAMPLE_QUERIES, demo_dir
+    from .paths import display_path
+
+    query = demo_dir() / EXAMPLE_QUERIES[0]
+    attributor = FeatureAttributor.load(demo_spaces()[0], args.device, progress=False)
+    r = attributor.attribute([query], 5, names=[display_path(query, project_root())])[0]
+    print(f"\nexample: attribute query {r.query} --space {r.space} --top-k 5")
+    for a in r.results:
+        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}")
+    print(f"  remaining influence: {r.remaining_influence * 100:.2f}%")
+    return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from .spaces import list_spaces
+
+    statuses = list_spaces()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": s.spec.name,
+                        "label": s.spec.label,
+                        "backbone": s.spec.backbone,
+                        "ready": s.ready,
+                        "missing": list(s.missing),
+                        "make_ready": s.spec.make_ready,
+                    }
+                    for s in statuses
+                ],
+                indent=1,
+            )
+        )
+        return 0
+    for s in statuses:
+        mark = "ready" if s.ready else "not ready"
+        print(f"{s.spec.name:26s} {mark:10s} {s.spec.description}")
+        if not s.ready:
+            print(f"{'':37s}missing: {', '.join(s.missing)}")
+            print(f"{'':37s}make ready: {s.spec.make_ready}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attribute",
+        description="Data attribution for text-to-image models: which training images influenced a generated "
+        "image, and how much (calibrated influence).",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("query", help="attribute generated images to the training set")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", "-k", type=int, default=10, help="training images to list per query (default 10)")
+    p.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw"], help="index kind (default flat)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per query")
+    out.add_argument("--csv", action="store_true", help="a CSV table, one row per result")
+    _add_space_args(p)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("extract", help="embed every image under folders into a feature store (resumable)")
+    p.add_argument("--backbone", required=True, help="backbone name (efficientnet_lite0, clip, dino, pixel, ...)")
+    p.add_argument("--images", required=True, nargs="+", metavar="DIR", help="image folder(s), searched recursively")
+    p.add_argument("--out", required=True, metavar="STORE", help="feature store folder to write")
+    p.add_argument("--root", help="folder that stored paths are relative to (default: the folders' common parent)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--weights", help="backbone weights file")
+    p.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
+    p.add_argument("--device", default="auto")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file and why")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("index", help="build a FAISS index over a store's head-mapped features")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"], help="flat (exact, default), ivf, hnsw")
+    p.add_argument("--mapper", help="head checkpoint whose real_mapper maps the store (default: identity)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even if an up-to-date index exists")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("demo", help="build the offline demo bundle (idempotent) and answer one demo query")
+    p.add_argument("--no-query", action="store_true", help="only build")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("spaces", help="list feature spaces and whether each is ready")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_spaces)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: user mistakes print one line on stderr and exit 2; Ctrl-C exits 130 (work so far is kept)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AttributionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished work is kept; run the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

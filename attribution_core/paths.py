@@ -1,0 +1,30 @@
+"""Where the project's conventional folders (weights/, feats/, dataset/, assets/) live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable that points at the project root (the folder holding weights/, feats/, dataset/).
+ROOT_ENV = "ATTRIBUTION_HOME"
+
+
+def project_root() -> Path:
+    """The project root: ``$ATTRIBUTION_HOME``, else the source checkout this package lives in, else the cwd."""
+    env = os.environ.get(ROOT_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "attribution_core").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+def display_path(path: Path | str, root: Path | None = None) -> str:
+    """``path`` relative to ``root`` (default: the project root) when it lies inside it, else as given."""
+    path = Path(path)
+    root = root or project_root()
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,237 @@
+"""Feature stores on disk: raw backbone features [N, d], memory-mapped, with their image paths.
+
+Layout of a store folder::
+
+    STORE/meta.json    {"format", "backbone", "dim", "count", "checksum", "image_root", "source"}
+    STORE/feats.npy    float32 [N, d] raw backbone features (before any head), opened memory-mapped
+    STORE/paths.json   N image paths, relative to image_root
+    STORE/index/       FAISS indexes built over the head-mapped features (see ``index``)
+
+A store is written into a temporary folder and renamed into place, so a reader never sees half of one.
+The released AbC ``{"feats", "paths"}`` ``.pth`` files are converted once into this layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoints import load_checkpoint
+from .errors import StoreError
+from .paths import display_path
+
+STORE_FORMAT = "attribution-store/1"
+_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """What a store records about itself; checked on every open."""
+
+    backbone: str  # backbone name the features came from
+    dim: int  # feature dimension d
+    count: int  # number of images N
+    checksum: str  # sha256 over the features and paths
+    image_root: str  # folder the paths are relative to ("" when unknown)
+    source: str = ""  # where the features came from (a folder, a .pth file)
+
+
+class FeatureStore:
+    """An opened store: ``feats`` is a read-only memory map [N, d]; ``paths`` the N image paths."""
+
+    def __init__(self, path: Path, meta: StoreMeta, feats: np.ndarray, paths: list[str]):
+        self.path = path
+        self.meta = meta
+        self.feats = feats
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return self.meta.count
+
+    @property
+    def dim(self) -> int:
+        return self.meta.dim
+
+    @property
+    def backbone(self) -> str:
+        return self.meta.backbone
+
+    @property
+    def checksum(self) -> str:
+        return self.meta.checksum
+
+    def image_path(self, i: int) -> Path:
+        """Absolute path of image ``i`` (image_root / path)."""
+        root = Path(self.meta.image_root) if self.meta.image_root else Path()
+        return root / self.paths[i]
+
+    @classmethod
+    def open(cls, path: Path | str) -> FeatureStore:
+        """Open a store folder (or a released ``.pth``, converted on first use: see :func:`resolve_store`).
+
+        Raises:
+            StoreError: missing or incomplete store, with the command that makes it.
+        """
+        path = Path(path)
+        if path.suffix == ".pth":
+            path = resolve_store(path)
+        shown = display_path(path)
+        meta_file = path / "meta.json"
+        if not meta_file.is_file():
+            if (Path(str(path) + ".partial")).is_dir():
+                raise StoreError(f"{shown}: extraction was interrupted; run the same `attribute extract` again")
+            raise StoreError(f"{shown}: no feature store here (make one with `attribute extract`)")
+        try:
+            raw = json.loads(meta_file.read_text())
+            if raw.get("format") != STORE_FORMAT:
+                raise ValueError(f"unknown format {raw.get('format')!r}")
+            meta = StoreMeta(**{k: raw[k] for k in StoreMeta.__dataclass_fields__ if k in raw})
+            feats = np.load(path / "feats.npy", mmap_mode="r")
+            paths = json.loads((path / "paths.json").read_text())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{shown}: damaged feature store ({exc}); delete it and extract again") from None
+        if feats.dtype != np.float32 or feats.shape != (meta.count, meta.dim) or len(paths) != meta.count:
+            raise StoreError(
+                f"{shown}: damaged feature store: meta says {meta.count} x {meta.dim}, feats.npy is "
+                f"{tuple(feats.shape)} {feats.dtype}, {len(paths)} paths; delete it and extract again"
+            )
+        return cls(path, meta, feats, paths)
+
+    def check_backbone(self, backbone: str, dim: int) -> None:
+        """Refuse to mix features of different backbones."""
+        if self.meta.dim != dim or (self.meta.backbone and self.meta.backbone != backbone):
+            raise StoreError(
+                f"{display_path(self.path)}: store holds {self.meta.dim}-d features from backbone "
+                f"{self.meta.backbone!r}, but backbone {backbone!r} makes {dim}-d features; "
+                "extract the images again with this backbone or pick the store's backbone"
+            )
+
+
+def checksum_of(feats: np.ndarray, paths: list[str]) -> str:
+    """sha256 over the feature bytes (in chunks, so a memory map is not loaded whole) and the paths."""
+    h = hashlib.sha256()
+    h.update(f"{feats.shape}".encode())
+    for i in range(0, feats.shape[0], _CHUNK):
+        h.update(np.ascontiguousarray(feats[i : i + _CHUNK], dtype=np.float32).tobytes())
+    h.update("\n".join(paths).encode())
+    return h.hexdigest()
+
+
+def write_store(
+    path: Path | str,
+    feats: np.ndarray | list[np.ndarray],
+    paths: list[str],
+    backbone: str,
+    image_root: Path | str | None = None,
+    source: str = "",
+) -> FeatureStore:
+    """Write a store atomically (a temporary folder renamed into place) and return it opened.
+
+    Args:
+        feats: float32 [N, d], or a list of such blocks written one after another (constant memory).
+        paths: N image paths, relative to ``image_root``.
+    """
+    path = Path(path)
+    blocks = feats if isinstance(feats, list) else [feats]
+    count = sum(b.shape[0] for b in blocks)
+    dim = blocks[0].shape[1] if blocks else 0
+    if count != len(paths):
+        raise ValueError(f"{count} feature rows but {len(paths)} paths")
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        out = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float32, shape=(count, dim))
+        row = 0
+        for block in blocks:
+            for i in range(0, block.shape[0], _CHUNK):
+                part = np.asarray(block[i : i + _CHUNK], dtype=np.float32)
+                out[row : row + part.shape[0]] = part
+                row += part.shape[0]
+        out.flush()
+        checksum = checksum_of(out, paths)
+        del out
+        (tmp / "paths.json").write_text(json.dumps(paths))
+        meta = StoreMeta(backbone, int(dim), int(count), checksum, str(image_root or ""), source)
+        (tmp / "meta.json").write_text(json.dumps({"format": STORE_FORMAT, **meta.__dict__}, indent=1))
+        _replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return FeatureStore.open(path)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put folder ``new`` at ``target``, replacing an older one; at no moment is ``target`` half-written."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def converted_store_path(pth: Path) -> Path:
+    """Where a released ``.pth`` is converted to: ``feats/clip/laion_subset.pth`` -> ``....store``."""
+    return pth.with_suffix(".store")
+
+
+def resolve_store(path: Path | str, backbone: str = "", image_root: Path | str | None = None) -> Path:
+    """A store folder for ``path``: the folder itself, or a released ``.pth`` converted once (and reused while
+    the ``.pth`` is unchanged)."""
+    path = Path(path)
+    if path.suffix != ".pth":
+        return path
+    out = converted_store_path(path)
+    stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else ""
+    if (out / "meta.json").is_file():
+        meta = json.loads((out / "meta.json").read_text())
+        if meta.get("source_stamp") == stamp or not path.is_file():
+            return out
+    if not path.is_file():
+        raise StoreError(f"{display_path(path)}: released features file not found")
+    import_released_feats(path, out, backbone=backbone or path.parent.name, image_root=image_root)
+    meta_file = out / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["source_stamp"] = stamp
+    meta_file.write_text(json.dumps(meta, indent=1))
+    return out
+
+
+def import_released_feats(
+    pth: Path | str, out: Path | str, backbone: str, image_root: Path | str | None = None
+) -> FeatureStore:
+    """Convert a released ``{"feats": float32 [N, d], "paths": [N names]}`` file into a store.
+
+    The released paths name PNGs in ``dataset/laion_subset``; like the original demo, the store points at the
+    JPEG copies (``dataset/laion_subset_jpeg``, same names with ``.jpg``) when ``image_root`` is not given.
+    """
+    pth = Path(pth)
+    shown = display_path(pth)
+    state = load_checkpoint(pth, "features file")
+    if not isinstance(state, dict) or "feats" not in state or "paths" not in state:
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise StoreError(f"{shown}: not a released features file: expected keys ['feats', 'paths'], found {found}")
+    feats, paths = state["feats"], state["paths"]
+    if not hasattr(feats, "shape") or len(feats.shape) != 2:
+        raise StoreError(f"{shown}: 'feats' must be a 2-d tensor [N, d]")
+    if len(paths) != feats.shape[0]:
+        raise StoreError(f"{shown}: {feats.shape[0]} feature rows but {len(paths)} paths")
+    if image_root is None:
+        from .paths import project_root
+
+        image_root = project_root() / "dataset" / "laion_subset_jpeg"
+        paths = [_png_to_jpg(str(p)) for p in paths]
+    arr = feats.float().numpy() if hasattr(feats, "numpy") else np.asarray(feats, dtype=np.float32)
+    return write_store(out, arr, [str(p) for p in paths], backbone, image_root, source=str(pth))
+
+
+def _png_to_jpg(name: str) -> str:
+    return name[: -len(".png")] + ".jpg" if name.endswith(".png") else name
