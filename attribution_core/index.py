@@ -57,7 +57,7 @@ def default_params(kind: str, n: int) -> dict:
     """Sensible build/search parameters for ``n`` vectors."""
     if kind == "ivf":
         nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 if n >= 39 else 1))
-        return {"nlist": nlist, "nprobe": min(nlist, max(8, nlist // 64))}
+        return {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 32))}
     if kind == "hnsw":
         return {"M": 32, "efConstruction": 80, "efSearch": 128}
     return {}

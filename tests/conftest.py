@@ -1,0 +1,39 @@
+"""Shared fixtures: real photographs from scikit-image, and the demo bundle (built once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def demo_bundle():
+    """The real demo bundle in the project (idempotent: built on the first run, reused after)."""
+    from attribution_core.demo import build_demo
+
+    return build_demo(progress=False, log=lambda _: None)
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """A folder with a few real photos (different sizes) in nested folders."""
+    import skimage.data as data
+
+    folder = tmp_path / "photos"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "misc").mkdir()
+    Image.fromarray(data.chelsea()).save(folder / "cats" / "chelsea.jpg")
+    Image.fromarray(data.astronaut()).save(folder / "misc" / "astronaut.png")
+    Image.fromarray(data.coffee()).save(folder / "misc" / "coffee.webp")
+    Image.fromarray(data.rocket()).save(folder / "rocket.jpg")
+    Image.fromarray(data.camera()).save(folder / "camera.png")
+    return folder
+
+
+def random_unit(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -1,0 +1,59 @@
+"""The embedded default: a real, deterministic demo bundle with AbC-format ground truth."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from attribution_core.attribute import FeatureAttributor
+from attribution_core.demo import QUERY_TYPES, build_demo, demo_dir, demo_json
+from attribution_core.paths import project_root
+from attribution_core.spaces import get_space
+from attribution_core.store import FeatureStore
+
+
+def test_bundle_layout_and_ground_truth(demo_bundle) -> None:
+    corpus = sorted((demo_dir() / "corpus").rglob("*.jpg"))
+    assert len(corpus) >= 1000
+    assert corpus[0].relative_to(demo_dir()).as_posix().startswith("corpus/brick/view_")
+    test_case = json.loads(demo_json().read_text())
+    assert len(test_case) >= 20
+    for entry in test_case:
+        assert set(entry) == {"exemplar", "synth", "class_id", "category"}
+        assert set(entry["synth"]) == set(QUERY_TYPES) and 1 <= len(entry["exemplar"]) <= 4
+        for path in [*entry["exemplar"], *(p for paths in entry["synth"].values() for p in paths)]:
+            assert (project_root() / path).is_file(), path
+    exemplar_photos = {e["category"] for e in test_case}
+    corpus_photos = {p.parent.name for p in corpus}
+    assert not exemplar_photos & corpus_photos, "exemplars come from photos the corpus never saw"
+
+
+def test_store_is_corpus_and_exemplars(demo_bundle) -> None:
+    store = FeatureStore.open(get_space("demo_efficientnet_lite0").store)
+    kinds = {p.split("/")[0] for p in store.paths}
+    assert kinds == {"corpus", "exemplar"} and store.dim == 1280
+
+
+def test_feature_space_matters(demo_bundle) -> None:
+    """Object queries find their own exemplars in the top 10 far more often with a real backbone than with pixels."""
+    test_case = json.loads(demo_json().read_text())
+    hits = {}
+    for name in ("demo_efficientnet_lite0", "demo_pixel"):
+        attributor = FeatureAttributor.load(get_space(name), "cpu", progress=False)
+        found = []
+        for entry in test_case:
+            queries = [project_root() / p for p in entry["synth"]["object"]]
+            for r in attributor.attribute(queries, 10):
+                found.append(any(f"/exemplar/{entry['class_id']}/" in a.path for a in r.results))
+        hits[name] = float(np.mean(found))
+    assert hits["demo_efficientnet_lite0"] >= 0.7
+    assert hits["demo_efficientnet_lite0"] > hits["demo_pixel"] + 0.2, hits
+
+
+def test_second_build_does_no_work(demo_bundle) -> None:
+    t0 = time.perf_counter()
+    messages = []
+    build_demo(progress=False, log=messages.append)
+    assert messages == ["demo bundle is up to date"] and time.perf_counter() - t0 < 5

@@ -1,0 +1,70 @@
+"""FAISS indexes: exact flat search, ANN recall, and rebuilding (never trusting) a stale index."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from attribution_core.calibration import Calibrator
+from attribution_core.heads import identity_heads, load_heads
+from attribution_core.index import build_index, load_index
+from attribution_core.store import write_store
+
+from .conftest import random_unit
+from .test_heads import released_heads
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((50, d)).astype(np.float32)
+    x = centres[rng.integers(0, 50, n)] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_flat_is_exact_and_ivf_recalls(tmp_path) -> None:
+    xb = clustered(5000, 32)
+    store = write_store(tmp_path / "s", xb, [str(i) for i in range(5000)], "test")
+    heads = identity_heads(32)
+    flat, built = load_index(store, heads, "flat", progress=False)
+    ivf, _ = load_index(store, heads, "ivf", progress=False)
+    cal = Calibrator(16.1587, -38.5)
+    recalls = []
+    rng = np.random.default_rng(1)
+    queries = xb[rng.integers(0, 5000, 20)] + 0.3 * random_unit(20, 32, seed=3)
+    for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        truth = np.argsort(-(xb @ q))[:100]
+        np.testing.assert_array_equal(flat.search(q, 100, cal).I, truth)
+        recalls.append(len(set(ivf.search(q, 100, cal).I) & set(truth)) / 100)
+    assert built and np.mean(recalls) >= 0.95
+
+
+def test_index_is_reused_then_rebuilt_when_store_or_head_changes(tmp_path) -> None:
+    xb = random_unit(300, 16)
+    paths = [str(i) for i in range(300)]
+    store = write_store(tmp_path / "s", xb, paths, "test")
+    heads = identity_heads(16)
+    _, built = load_index(store, heads, progress=False)
+    assert built
+    _, built = load_index(store, heads, progress=False)
+    assert not built, "an up-to-date index is reused"
+    xb2 = xb.copy()
+    xb2[0] = -xb2[0]
+    store2 = write_store(tmp_path / "s", xb2, paths, "test")  # same folder, new content
+    index, built = load_index(store2, heads, progress=False)
+    assert built, "changed store -> rebuilt"
+    assert index.search(xb2[0], 1, Calibrator()).I[0] == 0
+    torch.save(released_heads(16), tmp_path / "h.pth")
+    tuned = load_heads(tmp_path / "h.pth", 16)
+    index, built = load_index(store2, tuned, progress=False)
+    assert built and index.meta.head == tuned.fingerprint()
+    mapped = tuned.real_head.map_numpy(xb2)
+    assert index.search(mapped[5], 1, Calibrator()).I[0] == 5
+
+
+def test_rebuilt_when_index_file_is_tampered(tmp_path) -> None:
+    store = write_store(tmp_path / "s", random_unit(100, 8), [str(i) for i in range(100)], "test")
+    index = build_index(store, identity_heads(8), "flat", progress=False)
+    meta_file = index.path.with_suffix(".json")
+    meta_file.write_text(meta_file.read_text().replace(store.checksum, "0" * 64))
+    _, built = load_index(store, identity_heads(8), progress=False)
+    assert built

@@ -1,0 +1,64 @@
+"""Feature stores: memory-mapped round trip, the released .pth format, and clear errors for bad stores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from attribution_core.errors import StoreError
+from attribution_core.store import FeatureStore, import_released_feats, resolve_store, write_store
+
+from .conftest import random_unit
+
+
+def test_round_trip_is_memory_mapped(tmp_path) -> None:
+    xb = random_unit(100, 8)
+    store = write_store(tmp_path / "s", xb, [f"a/{i}.jpg" for i in range(100)], "pixel", image_root=tmp_path)
+    again = FeatureStore.open(tmp_path / "s")
+    assert isinstance(again.feats, np.memmap) and not again.feats.flags.writeable
+    np.testing.assert_array_equal(again.feats, xb)
+    assert again.paths[3] == "a/3.jpg" and again.image_path(3) == tmp_path / "a/3.jpg"
+    assert again.checksum == store.checksum
+    assert not list(tmp_path.glob(".s.tmp-*")), "temporary folder left behind"
+
+
+def test_checksum_changes_with_content(tmp_path) -> None:
+    xb = random_unit(10, 4)
+    a = write_store(tmp_path / "a", xb, [str(i) for i in range(10)], "x")
+    xb[3, 0] += 1e-3
+    b = write_store(tmp_path / "b", xb, [str(i) for i in range(10)], "x")
+    assert a.checksum != b.checksum
+
+
+def test_released_pth_is_converted_once(tmp_path) -> None:
+    feats = torch.from_numpy(random_unit(20, 512))
+    paths = [f"{i:06d}.png" for i in range(20)]
+    pth = tmp_path / "clip" / "laion_subset.pth"
+    pth.parent.mkdir()
+    torch.save({"feats": feats, "paths": paths}, pth)
+    store = FeatureStore.open(pth)
+    assert store.path == tmp_path / "clip" / "laion_subset.store"
+    assert store.backbone == "clip" and store.dim == 512 and len(store) == 20
+    assert store.paths[0] == "000000.jpg"  # the JPEG copies, as the original demo shows them
+    np.testing.assert_array_equal(store.feats, feats.numpy())
+    mtime = (store.path / "meta.json").stat().st_mtime_ns
+    assert resolve_store(pth) == store.path and (store.path / "meta.json").stat().st_mtime_ns == mtime
+
+
+def test_wrong_files_and_dimensions_are_named(tmp_path) -> None:
+    with pytest.raises(StoreError, match="nowhere: no feature store here"):
+        FeatureStore.open(tmp_path / "nowhere")
+    torch.save({"features": torch.zeros(2, 2)}, tmp_path / "bad.pth")
+    with pytest.raises(StoreError, match=r"bad.pth: not a released features file.*\['features'\]"):
+        import_released_feats(tmp_path / "bad.pth", tmp_path / "bad.store", "clip")
+    store = write_store(tmp_path / "s", random_unit(5, 512), list("abcde"), "clip")
+    with pytest.raises(StoreError, match=r"512-d features from backbone 'clip'.*'dino' makes 768-d"):
+        store.check_backbone("dino", 768)
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    meta["count"] = 6
+    (tmp_path / "s" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="damaged feature store"):
+        FeatureStore.open(tmp_path / "s")
