@@ -56,7 +56,7 @@ class SearchResult:
 def default_params(kind: str, n: int) -> dict:
     """Sensible build/search parameters for ``n`` vectors."""
     if kind == "ivf":
-        nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 if n >= 39 else 1))
+        nlist = max(1, min(int(2 * math.sqrt(n)), n // 39 if n >= 39 else 1))
         return {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 32))}
     if kind == "hnsw":
         return {"M": 32, "efConstruction": 80, "efSearch": 128}
@@ -187,8 +187,10 @@ def build_faiss(xb: np.ndarray, kind: str, params: dict, progress: bool = True) 
         quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
-        sample = xb if nb <= 256 * params["nlist"] else xb[np.sort(rng.choice(nb, 256 * params["nlist"], False))]
+        n_train = 64 * int(params["nlist"])  # faiss wants >= 39 per centroid; more only slows training
+        sample = xb if nb <= n_train else xb[np.sort(rng.choice(nb, n_train, replace=False))]
         index.cp.seed = 0
+        index.cp.niter = 20
         index.train(np.ascontiguousarray(sample))
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
