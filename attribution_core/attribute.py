@@ -110,7 +110,7 @@ class FeatureAttributor(Attributor):
         image_root = spec.image_root if spec.store.suffix == ".pth" else None
         store = FeatureStore.open(resolve_store(spec.store, spec.backbone, image_root))
         store.check_backbone(backbone.name, backbone.dim)
-        index, _ = load_index(store, heads, index_kind, progress=progress)
+        index, _ = load_index(store, heads, index_kind, progress=progress, device=device)
         return cls(spec, backbone, heads, calibrator, store, index)
 
     def embed_queries(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -66,14 +66,23 @@ def default_params(kind: str, n: int) -> dict:
 class AttributionIndex:
     """A loaded index. ``search`` gives the top-K and exact calibrated influence for one query."""
 
-    def __init__(self, index: faiss.Index, meta: IndexMeta, path: Path | None = None):
+    def __init__(self, index: faiss.Index, meta: IndexMeta, path: Path | None = None, device: str = "cpu"):
+        """Wrap a FAISS index. ``device``: ``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees a GPU)."""
         self.index = index
         self.meta = meta
         self.path = path
         self._xb: np.ndarray | None = None
+        self._xb_gpu = None
+        use_gpu = device == "cuda" or (device == "auto" and _cuda_available())
         if meta.kind == "flat":
             # zero-copy view of the vectors: one BLAS pass gives every score exactly
             self._xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+            if use_gpu:
+                import torch
+
+                self._xb_gpu = torch.from_numpy(self._xb).to("cuda")
+        elif meta.kind == "ivf" and use_gpu and getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
+            self.index = faiss.index_cpu_to_all_gpus(index)  # GPU FAISS build present and a GPU visible
         self.set_params(**{k: v for k, v in meta.params.items() if k in ("nprobe", "efSearch")})
 
     @property
@@ -93,6 +102,10 @@ class AttributionIndex:
 
     def all_scores(self, xq: np.ndarray) -> np.ndarray:
         """Exact scores of one query [d] against every vector -> [nb]."""
+        if self._xb_gpu is not None:
+            import torch
+
+            return (self._xb_gpu @ torch.from_numpy(xq).to(self._xb_gpu.device)).cpu().numpy()
         if self._xb is not None:
             return self._xb @ xq
         if self.kind == "hnsw":
@@ -156,6 +169,15 @@ class AttributionIndex:
         return D[:k], I[:k], D[D > thr], max_score
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest scores, best first, without sorting the whole array."""
     if k >= scores.shape[0]:
@@ -204,7 +226,12 @@ def build_faiss(xb: np.ndarray, kind: str, params: dict, progress: bool = True) 
 
 
 def build_index(
-    store: FeatureStore, heads: Heads, kind: str = "flat", params: dict | None = None, progress: bool = True
+    store: FeatureStore,
+    heads: Heads,
+    kind: str = "flat",
+    params: dict | None = None,
+    progress: bool = True,
+    device: str = "cpu",
 ) -> AttributionIndex:
     """Build and save an index over ``store`` mapped by ``heads.real_head``."""
     if kind not in INDEX_KINDS:
@@ -226,7 +253,12 @@ def build_index(
 
 
 def load_index(
-    store: FeatureStore, heads: Heads, kind: str = "flat", rebuild: bool = False, progress: bool = True
+    store: FeatureStore,
+    heads: Heads,
+    kind: str = "flat",
+    rebuild: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
 ) -> tuple[AttributionIndex, bool]:
     """Load the saved index for (store, heads, kind), or build it when absent or stale.
 
@@ -253,5 +285,5 @@ def load_index(
         if fresh:
             index = faiss.read_index(str(faiss_path))
             if index.ntotal == meta.count and index.d == meta.dim:
-                return AttributionIndex(index, meta, faiss_path), False
-    return build_index(store, heads, kind, progress=progress), True
+                return AttributionIndex(index, meta, faiss_path, device), False
+    return build_index(store, heads, kind, progress=progress, device=device), True

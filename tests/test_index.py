@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from attribution_core.calibration import Calibrator
@@ -68,3 +69,16 @@ def test_rebuilt_when_index_file_is_tampered(tmp_path) -> None:
     meta_file.write_text(meta_file.read_text().replace(store.checksum, "0" * 64))
     _, built = load_index(store, identity_heads(8), progress=False)
     assert built
+
+
+@pytest.mark.gpu
+def test_flat_on_gpu_matches_cpu(tmp_path) -> None:
+    xb = clustered(20000, 64)
+    store = write_store(tmp_path / "s", xb, [str(i) for i in range(20000)], "test")
+    cpu, _ = load_index(store, identity_heads(64), progress=False, device="cpu")
+    gpu, _ = load_index(store, identity_heads(64), progress=False, device="cuda")
+    cal = Calibrator(16.1587, -38.5)
+    for q in xb[:10]:
+        a, b = cpu.search(q, 100, cal), gpu.search(q, 100, cal)
+        assert len(set(a.I) & set(b.I)) >= 99
+        np.testing.assert_allclose(a.influence.sum(), b.influence.sum(), atol=1e-5)
