@@ -6,6 +6,9 @@ result = attributor.attribute([image], k=100)[0]   # top-100 + calibrated influe
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -59,6 +62,35 @@ class AttributionResult:
             ],
             "remaining_influence": self.remaining_influence,
         }
+
+
+CSV_FIELDS = ("query", "space", "rank", "path", "score", "influence", "remaining_influence")
+
+
+def results_to_csv(results: Sequence[AttributionResult]) -> str:
+    """A CSV table, one row per attributed image (the CLI's ``--csv`` and the app's download)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for r in results:
+        for a in r.results:
+            writer.writerow(
+                [
+                    r.query,
+                    r.space,
+                    a.rank,
+                    a.path,
+                    f"{a.score:.6f}",
+                    f"{a.influence:.8g}",
+                    f"{r.remaining_influence:.8g}",
+                ]
+            )
+    return buf.getvalue()
+
+
+def results_to_jsonl(results: Sequence[AttributionResult]) -> str:
+    """One JSON object per query and space (the CLI's ``--json`` and the app's download)."""
+    return "".join(json.dumps(r.to_dict()) + "\n" for r in results)
 
 
 class Attributor(ABC):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ def _resolve_space(args: argparse.Namespace):
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from .attribute import FeatureAttributor
+    from .attribute import FeatureAttributor, results_to_csv, results_to_jsonl
     from .images import load_rgb
     from .paths import display_path
 
@@ -51,24 +50,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     attributor = FeatureAttributor.load(spec, args.device, args.index, args.download, progress=not args.quiet)
     results = attributor.attribute(images, args.top_k, names=list(args.images))
     if args.csv:
-        w = csv.writer(sys.stdout)
-        w.writerow(["query", "space", "rank", "path", "score", "influence", "remaining_influence"])
-        for r in results:
-            for a in r.results:
-                w.writerow(
-                    [
-                        r.query,
-                        r.space,
-                        a.rank,
-                        a.path,
-                        f"{a.score:.6f}",
-                        f"{a.influence:.8g}",
-                        f"{r.remaining_influence:.8g}",
-                    ]
-                )
+        sys.stdout.write(results_to_csv(results))
     elif args.json:
-        for r in results:
-            print(json.dumps(r.to_dict()))
+        sys.stdout.write(results_to_jsonl(results))
     else:
         for r in results:
             print(f"{r.query}  [{r.space}; {r.calibrator.describe()}]")

@@ -1,0 +1,1 @@
+"""The Streamlit attribution explorer: UI only; every computation comes from ``attribution_core``."""

@@ -1,0 +1,138 @@
+"""End to end in a real browser: the Streamlit server on loopback, headless Chromium, a real file upload."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
+from attribution_core.paths import project_root
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = project_root() / "test-artifacts"
+ROW_HEADING = re.compile(r"^\[(\d+\.\d\d)%\] estimated influence, (\d+) images$")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_bundle):
+    port = free_port()
+    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_demo.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("streamlit server did not start; see test-artifacts/streamlit.log")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        page.set_default_timeout(180_000)
+        yield page
+        browser.close()
+
+
+def wait_for_results(page, n_spaces: int) -> None:
+    page.get_by_text("Remaining influence").nth(n_spaces - 1).wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    # every result image has arrived and decoded (a broken or missing image would have naturalWidth 0)
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('img[alt^=\"rank \"]')];"
+        " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }"
+    )
+
+
+def test_upload_shows_results_sized_by_influence(page, server, tmp_path_factory) -> None:
+    page.goto(server)
+    page.get_by_text("Attribution explorer").first.wait_for()
+    wait_for_results(page, 1)  # the default example query renders first
+    query = tmp_path_factory.mktemp("upload") / "my_generated_image.jpg"
+    shutil.copy(demo_dir() / EXAMPLE_QUERIES[0], query)
+    page.locator("input[type=file]").set_input_files(str(query))
+    page.locator('[data-testid="stImageCaption"]', has_text="my_generated_image.jpg").wait_for()
+    wait_for_results(page, 1)
+    assert page.get_by_text("dataset/demo/exemplar/chelsea_q0/").count() >= 1  # its own exemplar is the top match
+    assert page.locator('img[alt^="rank "]').count() == 100  # the default "Number retrieved"
+    headings = page.get_by_text(ROW_HEADING)
+    assert headings.count() >= 2
+    counts = [int(ROW_HEADING.match(headings.nth(i).inner_text()).group(2)) for i in range(headings.count())]
+    assert sum(counts) == 100  # every result sits under one influence heading
+    page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=False)
+
+
+def test_compare_mode_in_the_browser(page, server) -> None:
+    page.locator('[data-testid="stMultiSelect"] input').first.click()
+    page.get_by_role("option", name="pixels (demo)").click()
+    page.keyboard.press("Escape")
+    page.get_by_text("Overlap of the top 100").wait_for()
+    wait_for_results(page, 2)
+    assert page.locator('img[alt^="rank "]').count() == 200
+    assert page.get_by_text("Remaining influence").count() == 2
+    assert page.get_by_text(ROW_HEADING).count() >= 2
+    page.screenshot(path=str(ARTIFACTS / "explorer-compare.png"), full_page=False)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        shutil.copy(ARTIFACTS / "explorer.png", project_root() / "docs" / "explorer.png")
+        shutil.copy(ARTIFACTS / "explorer-compare.png", project_root() / "docs" / "explorer-compare.png")
