@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import AttributionError
+from .paths import project_root
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -146,6 +147,38 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import describe_test_case, format_table, read_test_case, run_evaluation, write_csv
+    from .spaces import custom_space, get_space
+
+    test_cases = [read_test_case(p) for p in args.test_cases]
+    if args.describe:
+        for tc in test_cases:
+            print(json.dumps(describe_test_case(tc), indent=1))
+        return 0
+    if args.backbone and args.feats:
+        spaces = [custom_space(None, args.backbone, args.feats, args.mapper, None, args.weights)]
+    else:
+        names = args.space or ["demo_efficientnet_lite0", "demo_pixel"]
+        spaces = [custom_space(get_space(n), mapper=args.mapper, weights=args.weights) for n in names]
+    root = Path(args.root).resolve() if args.root else project_root()
+    results = run_evaluation(test_cases, spaces, root, args.ks, args.no_head, args.device, not args.quiet)
+    for tc in test_cases:
+        rows = [r for t, r in results if t is tc]
+        n = sum(len(v) for m in tc.models for v in m.synth.values())
+        print(f"\n{tc.name} ({len(tc.models)} models, {n} synthesized images)\n{format_table(tc, rows)}")
+    if args.out:
+        write_csv(args.out, results)
+        print(f"\nwrote {args.out}")
+    if args.dump_ranks:
+        with open(args.dump_ranks, "w") as f:
+            for _, r in results:
+                for row in r.ranks:
+                    f.write(json.dumps(row) + "\n")
+        print(f"wrote {args.dump_ranks}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attribute",
@@ -188,6 +221,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-query", action="store_true", help="only build")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("evaluate", help="AbC benchmark: Recall@K and mAP of feature spaces on test-case JSON files")
+    p.add_argument(
+        "test_cases", nargs="+", metavar="JSON", help="AbC test-case files (e.g. dataset/json/test_demo.json)"
+    )
+    p.add_argument("--space", action="append", help="named space to evaluate (repeatable; default: the demo spaces)")
+    p.add_argument("--backbone", help="backbone of a custom space (with --feats)")
+    p.add_argument("--feats", help="corpus store or released {feats, paths} .pth of a custom space")
+    p.add_argument("--mapper", help="head checkpoint (released format)")
+    p.add_argument("--weights", help="backbone weights file")
+    p.add_argument("--no-head", action="store_true", help="evaluate the raw backbone (the paper's 'pretrained' rows)")
+    p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
+    p.add_argument("--ks", type=int, nargs="+", default=[5, 10, 100], help="recall cut-offs (default 5 10 100)")
+    p.add_argument("--out", help="write the table as CSV")
+    p.add_argument("--dump-ranks", metavar="FILE", help="write every synthesized image's exemplar ranks (JSON lines)")
+    p.add_argument("--describe", action="store_true", help="only report each test case's structure")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("spaces", help="list feature spaces and whether each is ready")
     p.add_argument("--json", action="store_true")

@@ -88,6 +88,7 @@ def extract_features(
     root: Path | str | None = None,
     progress: bool = True,
     workers: int = 4,
+    files: Sequence[Path] | None = None,
 ) -> ExtractReport:
     """Embed every image under ``images`` (folders, searched recursively) into the store ``out``.
 
@@ -97,6 +98,7 @@ def extract_features(
         backbone: the loaded backbone.
         root: folder the stored paths are relative to (default: the folders' common parent, or the folder).
         workers: threads that decode images while the model runs.
+        files: embed exactly these files (under ``root``) instead of scanning the folders.
 
     Returns:
         An :class:`ExtractReport`; unreadable files are listed in ``skipped`` with a reason, never raised.
@@ -104,7 +106,10 @@ def extract_features(
     folders = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
     out = Path(out)
     root = Path(root).resolve() if root else common_root(folders)
-    files, skipped = scan_image_files(folders, root)
+    if files is None:
+        files, skipped = scan_image_files(folders, root)
+    else:
+        files, skipped = [Path(f).resolve() for f in files], []
     rel = {f: f.resolve().relative_to(root).as_posix() for f in files}
 
     previous: FeatureStore | None = None

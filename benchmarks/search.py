@@ -26,6 +26,7 @@ from attribution_core.calibration import Calibrator
 from attribution_core.heads import identity_heads
 from attribution_core.index import AttributionIndex, IndexMeta, build_faiss, default_params
 from attribution_core.store import FeatureStore, write_store
+from attribution_core.synthetic import clustered_features, perturbed
 
 RELEASED_CLIP = Calibrator(inv_tau=16.1587, bias=-38.5)
 
@@ -38,26 +39,6 @@ def rss_mb() -> dict[str, float]:
         if key in ("VmRSS", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0]) / 1024
     return out
-
-
-def clustered_features(n: int, d: int, n_clusters: int, seed: int) -> np.ndarray:
-    """Seeded synthetic features: Gaussian clusters on the unit sphere (like real image embeddings)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_clusters, d)).astype(np.float32)
-    xb = np.empty((n, d), dtype=np.float32)
-    step = 100_000
-    for i in range(0, n, step):
-        m = min(step, n - i)
-        xb[i : i + m] = centres[rng.integers(0, n_clusters, m)] + 0.6 * rng.standard_normal((m, d), dtype=np.float32)
-    xb /= np.linalg.norm(xb, axis=1, keepdims=True)
-    return xb
-
-
-def make_queries(xb: np.ndarray, nq: int, seed: int) -> np.ndarray:
-    """Generated images resemble some training images: perturbed database vectors."""
-    rng = np.random.default_rng(seed)
-    xq = xb[rng.integers(0, xb.shape[0], nq)] + 0.05 * rng.standard_normal((nq, xb.shape[1]), dtype=np.float32)
-    return xq / np.linalg.norm(xq, axis=1, keepdims=True)
 
 
 @torch.inference_mode()
@@ -97,8 +78,9 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    xb = clustered_features(n, d, n_clusters=max(10, n // 1000), seed=0)
-    xq = make_queries(xb, args.queries, seed=1)
+    xb = clustered_features(n, d, n_clusters=max(10, n // 1000), seed=0, spread=0.6)
+    rng = np.random.default_rng(1)
+    xq = perturbed(xb[rng.integers(0, n, args.queries)], 0.3, seed=1)  # generated images near training images
     print(f"# data generated in {time.perf_counter() - t0:.1f} s")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,3 +80,45 @@ def test_clip_and_dino_load_real_checkpoints(tmp_path, monkeypatch, name, build)
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match=rf"wrong.pt: checkpoint does not fit backbone '{name}'"):
         create_backbone(name, weights=tmp_path / "wrong.pt", device="cpu")
+
+
+@pytest.mark.slow
+def test_moco_checkpoint_prefix_and_head_are_handled(tmp_path) -> None:
+    import timm
+
+    torch.manual_seed(1)
+    vit = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0).eval()
+    state = {f"module.base_encoder.{k}": v for k, v in vit.state_dict().items()}
+    state["module.base_encoder.head.0.weight"] = torch.zeros(4096, 768)  # MoCo's projection head: dropped
+    state["module.momentum_encoder.cls_token"] = torch.zeros(1, 1, 768)  # the momentum encoder: ignored
+    torch.save({"state_dict": state, "epoch": 300}, tmp_path / "vit-b-300ep.pth.tar")
+    backbone = create_backbone("moco", weights=tmp_path / "vit-b-300ep.pth.tar", device="cpu")
+    x = backbone.preprocess(Image.fromarray(data.coffee()))[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(torch.from_numpy(backbone.embed(x)), vit(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_vit_and_sscd_load_from_local_files(tmp_path) -> None:
+    import timm
+
+    vit = timm.create_model("vit_base_patch16_384", pretrained=False, num_classes=0).eval()
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    backbone = create_backbone("vit", weights=tmp_path / "vit.pth", device="cpu")
+    assert backbone.preprocess(Image.fromarray(data.coffee())).shape == (3, 384, 384)
+
+    class Descriptor(torch.nn.Module):  # stands for the released TorchScript file: conv, pool, 512-d
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 512, 7, stride=4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.normalize(self.conv(x).mean(dim=(2, 3)), dim=-1)
+
+    torch.jit.script(Descriptor()).save(str(tmp_path / "sscd.pt"))
+    sscd = create_backbone("sscd", weights=tmp_path / "sscd.pt", device="cpu")
+    feats = sscd.embed(sscd.preprocess(Image.fromarray(data.rocket()))[None])
+    assert feats.shape == (1, 512)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match=r"junk\.pt: not a TorchScript SSCD model"):
+        create_backbone("sscd", weights=tmp_path / "junk.pt", device="cpu")

@@ -10,16 +10,14 @@ from attribution_core.calibration import Calibrator
 from attribution_core.heads import identity_heads, load_heads
 from attribution_core.index import build_index, load_index
 from attribution_core.store import write_store
+from attribution_core.synthetic import clustered_features
 
 from .conftest import random_unit
 from .test_heads import released_heads
 
 
 def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((50, d)).astype(np.float32)
-    x = centres[rng.integers(0, 50, n)] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    return clustered_features(n, d, n_clusters=50, seed=seed, spread=0.5)
 
 
 def test_flat_is_exact_and_ivf_recalls(tmp_path) -> None:

@@ -1,0 +1,39 @@
+"""Supervised ViT-B/16 at 384 px (timm ``vit_base_patch16_384``): the CLS token after the final norm, 768-d."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..checkpoints import load_checkpoint
+from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+
+
+def load_vit(path: Path | None) -> torch.nn.Module:
+    import timm
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    model = timm.create_model("vit_base_patch16_384", pretrained=False, num_classes=0)
+    state = load_checkpoint(path, "ViT weights")
+    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        state = {k: v for k, v in checkpoint_filter_fn(state, model).items() if not k.startswith("head.")}
+    load_into(model, state, path, "vit")
+    return model
+
+
+register_backbone(
+    BackboneSpec(
+        name="vit",
+        dim=768,
+        preprocess=Preprocess(resize=384, crop=384, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        description="ViT-B/16, supervised ImageNet, 384 px (timm vit_base_patch16_384)",
+        load=load_vit,
+        weights_files=("vit_base_patch16_384.safetensors", "vit_base_patch16_384.pth"),
+        hub_files=(("timm/vit_base_patch16_384.augreg_in21k_ft_in1k", "model.safetensors"),),
+        download_hint=(
+            "Download model.safetensors from the Hugging Face repo timm/vit_base_patch16_384.augreg_in21k_ft_in1k "
+            "and save it as weights/pretrained/vit_base_patch16_384.safetensors."
+        ),
+    )
+)
