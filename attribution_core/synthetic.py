@@ -23,5 +23,5 @@ def perturbed(x: np.ndarray, noise: float, seed: int = 0) -> np.ndarray:
     ``noise`` is the typical norm of the added perturbation (0.3 gives cosine about 0.96 to the source).
     """
     rng = np.random.default_rng(seed)
-    y = x + noise / np.sqrt(x.shape[-1]) * rng.standard_normal(x.shape, dtype=np.float32)
-    return y / np.linalg.norm(y, axis=1, keepdims=True)
+    y = x + np.float32(noise / np.sqrt(x.shape[-1])) * rng.standard_normal(x.shape, dtype=np.float32)
+    return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
