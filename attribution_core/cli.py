@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .errors import AttributionError
 from .paths import project_root
 
@@ -157,12 +159,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(json.dumps(describe_test_case(tc), indent=1))
         return 0
     if args.backbone and args.feats:
-        spaces = [custom_space(None, args.backbone, args.feats, args.mapper, None, args.weights)]
+        spaces = [custom_space(None, args.backbone, args.feats, args.mapper, args.calibrator, args.weights)]
     else:
         names = args.space or ["demo_efficientnet_lite0", "demo_pixel"]
-        spaces = [custom_space(get_space(n), mapper=args.mapper, weights=args.weights) for n in names]
+        spaces = [
+            custom_space(get_space(n), mapper=args.mapper, calibrator=args.calibrator, weights=args.weights)
+            for n in names
+        ]
     root = Path(args.root).resolve() if args.root else project_root()
-    results = run_evaluation(test_cases, spaces, root, args.ks, args.no_head, args.device, not args.quiet)
+    results = run_evaluation(
+        test_cases, spaces, root, args.ks, args.no_head, args.device, not args.quiet, args.influence
+    )
     for tc in test_cases:
         rows = [r for t, r in results if t is tc]
         n = sum(len(v) for m in tc.models for v in m.synth.values())
@@ -177,6 +184,82 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     f.write(json.dumps(row) + "\n")
         print(f"wrote {args.dump_ranks}")
     return 0
+
+
+def _training_inputs(args: argparse.Namespace, json_files: list[str]):
+    """Backbone, features of each split, and corpus features without the splits' exemplars."""
+    from .backbones import create_backbone
+    from .evaluate import corpus_rows_without, read_test_case, test_case_features
+    from .store import FeatureStore, resolve_store
+    from .train import FeatureSplit
+
+    backbone = create_backbone(args.backbone, args.weights, args.device)
+    root = Path(args.root).resolve() if args.root else project_root()
+    cases = [read_test_case(p) for p in json_files]
+    store = FeatureStore.open(resolve_store(Path(args.feats), args.backbone))
+    store.check_backbone(backbone.name, backbone.dim)
+    corpus = np.asarray(store.feats[corpus_rows_without(store, root, cases)])
+    splits = [
+        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, root, progress=not args.quiet)) for tc in cases
+    ]
+    return backbone, splits, corpus
+
+
+def cmd_train_head(args: argparse.Namespace) -> int:
+    from .heads import save_heads
+    from .train import HeadTrainingConfig, train_heads
+
+    _, (train, val), corpus = _training_inputs(args, [args.train, args.val])
+    config = HeadTrainingConfig(
+        temperature=args.temperature,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        negatives=args.negatives,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device_train,
+    )
+    heads, report = train_heads(
+        train,
+        val,
+        corpus,
+        config,
+        progress=not args.quiet,
+        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+    )
+    save_heads(heads, args.out)
+    Path(args.out).with_suffix(".log.json").write_text(json.dumps(report.history, indent=1))
+    first = report.history[0]
+    print(
+        f"{args.out}: best epoch {report.best_epoch}; validation recall@10 {first['val_recall@10']:.4f} -> "
+        f"{report.best['val_recall@10']:.4f}, mAP {first['val_mAP']:.4f} -> {report.best['val_mAP']:.4f}"
+    )
+    return 0
+
+
+def cmd_train_calibrator(args: argparse.Namespace) -> int:
+    from .calibration import save_calibrator
+    from .heads import identity_heads, load_heads
+    from .train import calibration_scores, fit_calibrator
+
+    backbone, (val,), corpus = _training_inputs(args, [args.val])
+    heads = load_heads(args.mapper, backbone.dim) if args.mapper else identity_heads(backbone.dim)
+    selected, counts = calibration_scores(heads, val, corpus, top=args.top)
+    calibrator = fit_calibrator(selected, counts, steps=args.steps, lr=args.lr, progress=not args.quiet)
+    save_calibrator(calibrator, args.out)
+    print(f"{args.out}: {calibrator.describe()}")
+    return 0
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--feats", required=True, help="corpus store (or released .pth) of other training images")
+    p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
+    p.add_argument("--weights", help="backbone weights file")
+    p.add_argument("--device", default="auto", help="for extracting features")
+    p.add_argument("--out", required=True, help="checkpoint to write (released format)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", help="backbone of a custom space (with --feats)")
     p.add_argument("--feats", help="corpus store or released {feats, paths} .pth of a custom space")
     p.add_argument("--mapper", help="head checkpoint (released format)")
+    p.add_argument("--calibrator", help="calibrator checkpoint (released format), for --influence")
     p.add_argument("--weights", help="backbone weights file")
     p.add_argument("--no-head", action="store_true", help="evaluate the raw backbone (the paper's 'pretrained' rows)")
     p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
@@ -237,8 +321,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the table as CSV")
     p.add_argument("--dump-ranks", metavar="FILE", help="write every synthesized image's exemplar ranks (JSON lines)")
     p.add_argument("--describe", action="store_true", help="only report each test case's structure")
+    p.add_argument(
+        "--influence",
+        action="store_true",
+        help="also report <type>-influence: mean calibrated influence on the true exemplars",
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train-head", help="train real/synth linear heads contrastively on an AbC training split")
+    p.add_argument("--train", required=True, metavar="JSON", help="training split (AbC test-case format)")
+    p.add_argument("--val", required=True, metavar="JSON", help="validation split (early stopping)")
+    _add_training_args(p)
+    p.add_argument("--temperature", type=float, default=0.1, help="contrastive softmax temperature (default 0.1)")
+    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default 3e-4)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--identity-penalty", type=float, default=0.0, help="weight of ‖W − I‖² (stay near the backbone)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--negatives", type=int, default=4096, help="corpus negatives per step (default 4096)")
+    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
+    p.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device-train", default="cpu", help="cpu or cuda for the training itself")
+    p.set_defaults(func=cmd_train_head)
+
+    p = sub.add_parser("train-calibrator", help="fit the calibrator (inv_tau, bias) on a validation split")
+    p.add_argument("--val", required=True, metavar="JSON", help="validation split (AbC test-case format)")
+    p.add_argument("--mapper", help="the space's heads (default: identity)")
+    _add_training_args(p)
+    p.add_argument("--top", type=int, default=1000, help="corpus scores per query in the loss (default 1000)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.set_defaults(func=cmd_train_calibrator)
 
     p = sub.add_parser("spaces", help="list feature spaces and whether each is ready")
     p.add_argument("--json", action="store_true")

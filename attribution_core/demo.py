@@ -30,12 +30,15 @@ from tqdm.auto import tqdm
 from .paths import project_root
 from .spaces import DEFAULT_CALIBRATOR, SpaceSpec
 
-DEMO_VERSION = 1
+DEMO_VERSION = 3
 DEMO_BACKBONES = ("efficientnet_lite0", "pixel")
 VIEWS_PER_PHOTO = 60
 SIDE = 256  # every generated image is SIDE x SIDE pixels
 QUERIES_PER_TYPE = 4
 QUERY_TYPES = ("object", "style")
+#: Which quadrant's model goes to which split: held-out exemplars are never seen in training or validation.
+SPLITS = {"train": (0, 1), "val": (2,), "heldout": (3,)}
+TUNED_BACKBONE = "efficientnet_lite0"
 EXAMPLE_QUERIES = ("synth/chelsea_q0/object_00.jpg", "synth/astronaut_q1/object_01.jpg", "synth/coffee_q2/style_00.jpg")
 
 
@@ -87,6 +90,24 @@ def demo_store(backbone: str) -> Path:
     return project_root() / "feats" / "demo" / backbone / "train"
 
 
+def demo_corpus_store(backbone: str) -> Path:
+    """The corpus alone (no exemplars): the distractors that evaluation appends exemplars to (AbC semantics)."""
+    return project_root() / "feats" / "demo" / backbone / "corpus"
+
+
+def demo_split_json(split: str) -> Path:
+    """``dataset/json/{train,val,heldout}_demo.json``: the demo test case split by model (disjoint exemplars)."""
+    return project_root() / "dataset" / "json" / f"{split}_demo.json"
+
+
+def tuned_heads_path() -> Path:
+    return project_root() / "feats" / "demo" / TUNED_BACKBONE / "tuned_heads.pth"
+
+
+def tuned_calibrator_path() -> Path:
+    return project_root() / "feats" / "demo" / TUNED_BACKBONE / "tuned_calibrator.pth"
+
+
 def demo_spaces() -> list[SpaceSpec]:
     """The demo spaces: identity heads, the default calibrator, corpus ∪ exemplars."""
     names = {"efficientnet_lite0": "EfficientNet-Lite0", "pixel": "pixels"}
@@ -96,6 +117,7 @@ def demo_spaces() -> list[SpaceSpec]:
             label=f"{names[b]} (demo)",
             backbone=b,
             store=demo_store(b),
+            corpus_store=demo_corpus_store(b),
             mapper=None,
             calibrator=DEFAULT_CALIBRATOR,
             demo=True,
@@ -104,6 +126,20 @@ def demo_spaces() -> list[SpaceSpec]:
             "(built offline from scikit-image's photographs; default calibrator)",
         )
         for b in DEMO_BACKBONES
+    ] + [
+        SpaceSpec(
+            name=f"demo_{TUNED_BACKBONE}_tuned",
+            label="EfficientNet-Lite0 (demo, tuned)",
+            backbone=TUNED_BACKBONE,
+            store=demo_store(TUNED_BACKBONE),
+            corpus_store=demo_corpus_store(TUNED_BACKBONE),
+            mapper=tuned_heads_path(),
+            calibrator=tuned_calibrator_path(),
+            demo=True,
+            make_ready="attribute demo",
+            description="Demo space: EfficientNet-Lite0 with heads and calibrator trained on the demo's training "
+            "split (`attribute train-head`, `attribute train-calibrator`)",
+        )
     ]
 
 
@@ -255,11 +291,47 @@ def make_demo_images(out: Path | None = None, progress: bool = True) -> DemoImag
     for path, make in tqdm(todo, desc="demo images", unit="img", disable=not progress or not todo):
         _save(make(), path)
     json_path = demo_json() if out == demo_dir() else out / "test_demo.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    tmp.write_text(json.dumps(test_case, indent=1))
-    os.replace(tmp, json_path)
+    _write_json(json_path, test_case)
+    for split, quadrants in SPLITS.items():
+        entries = [e for e in test_case if int(e["class_id"].rsplit("_q", 1)[1]) in quadrants]
+        _write_json(json_path.with_name(f"{split}_demo.json"), entries)
     return DemoImages(corpus, test_case)
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def train_tuned_space(device: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> None:
+    """Train the demo's tuned heads (train split, early stopping on val) and calibrator (val split)."""
+    from .backbones import create_backbone
+    from .calibration import save_calibrator
+    from .evaluate import read_test_case, test_case_features
+    from .heads import save_heads
+    from .index import load_index
+    from .store import FeatureStore
+    from .train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
+
+    backbone = create_backbone(TUNED_BACKBONE, device=device)
+    store = FeatureStore.open(demo_store(TUNED_BACKBONE))
+    corpus = np.asarray(FeatureStore.open(demo_corpus_store(TUNED_BACKBONE)).feats)  # negatives: no exemplars
+    train, val = (
+        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, project_root(), progress=progress))
+        for tc in (read_test_case(demo_split_json("train")), read_test_case(demo_split_json("val")))
+    )
+    heads, report = train_heads(train, val, corpus, progress=progress)
+    save_heads(heads, tuned_heads_path())
+    calibrator = fit_calibrator(*calibration_scores(heads, val, corpus), progress=progress)
+    save_calibrator(calibrator, tuned_calibrator_path())
+    load_index(store, heads, "flat", progress=progress)
+    first, best = report.history[0], report.best
+    log(
+        f"tuned heads: validation mAP {first['val_mAP']:.3f} -> {best['val_mAP']:.3f} (epoch {report.best_epoch}); "
+        f"calibrator {calibrator.describe()}"
+    )
 
 
 def build_demo(progress: bool = True, device: str = "auto", log: Callable[[str], None] = print) -> list[SpaceSpec]:
@@ -277,6 +349,8 @@ def build_demo(progress: bool = True, device: str = "auto", log: Callable[[str],
     stamp = out / ".complete"
     want = json.dumps({"version": DEMO_VERSION, "backbones": list(DEMO_BACKBONES)})
     stores_ready = all((demo_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
+    stores_ready = stores_ready and all((demo_corpus_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
+    stores_ready = stores_ready and tuned_heads_path().is_file() and tuned_calibrator_path().is_file()
     if stamp.is_file() and stamp.read_text() == want and stores_ready:
         log("demo bundle is up to date")
         return demo_spaces()
@@ -290,9 +364,21 @@ def build_demo(progress: bool = True, device: str = "auto", log: Callable[[str],
             [out / "corpus", out / "exemplar"], demo_store(name), backbone, root=out, progress=progress
         )
         log(report.summary())
-        from .store import FeatureStore
+        from .store import FeatureStore, write_store
 
         store = FeatureStore.open(demo_store(name))
         load_index(store, identity_heads(backbone.dim), "flat", progress=progress)
+        rows = [i for i, p in enumerate(store.paths) if p.startswith("corpus/")]
+        corpus = demo_corpus_store(name)
+        if not (corpus / "meta.json").is_file() or FeatureStore.open(corpus).paths != [store.paths[i] for i in rows]:
+            write_store(
+                corpus,
+                np.asarray(store.feats[rows]),
+                [store.paths[i] for i in rows],
+                name,
+                store.meta.image_root,
+                source=f"corpus rows of {store.path}",
+            )
+    train_tuned_space(device, progress, log)
     stamp.write_text(want)
     return demo_spaces()

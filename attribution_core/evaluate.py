@@ -153,6 +153,44 @@ def _count_above(scores: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor
     return torch.stack([(scores > thresholds[:, j : j + 1]).sum(dim=1) for j in range(thresholds.shape[1])], dim=1)
 
 
+def exemplar_influence(
+    xq: np.ndarray,
+    xb: np.ndarray,
+    ex_scores: Sequence[np.ndarray],
+    calibrator,
+    batch_size: int = 256,
+    chunk: int = 131072,
+) -> np.ndarray:
+    """Calibrated influence mass each query puts on its own exemplars, over corpus ∪ its exemplars, exactly.
+
+    Two batched passes over the corpus: the best score per query, then the normaliser Σ_j t_j.
+
+    Returns:
+        [nq] masses in [0, 1].
+    """
+    nq = xq.shape[0]
+    q_all = torch.from_numpy(np.ascontiguousarray(xq, dtype=np.float32))
+    best = np.array([float(s.max()) for s in ex_scores], dtype=np.float64)
+    for c0 in range(0, xb.shape[0], chunk):
+        block = torch.from_numpy(np.ascontiguousarray(xb[c0 : c0 + chunk], dtype=np.float32))
+        for b0 in range(0, nq, batch_size):
+            m = (q_all[b0 : b0 + batch_size] @ block.T).max(dim=1).values.double().numpy()
+            best[b0 : b0 + batch_size] = np.maximum(best[b0 : b0 + batch_size], m)
+    z = np.zeros(nq, dtype=np.float64)
+    mx = torch.from_numpy(best)[:, None]
+    for c0 in range(0, xb.shape[0], chunk):
+        block = torch.from_numpy(np.ascontiguousarray(xb[c0 : c0 + chunk], dtype=np.float32))
+        for b0 in range(0, nq, batch_size):
+            s = (q_all[b0 : b0 + batch_size] @ block.T).double()
+            t = torch.clamp(torch.exp(calibrator.inv_tau * (s - mx[b0 : b0 + batch_size])) + calibrator.b, min=0)
+            z[b0 : b0 + batch_size] += t.sum(dim=1).numpy()
+    mass = np.empty(nq, dtype=np.float64)
+    for i, s in enumerate(ex_scores):
+        t = np.maximum(np.exp(calibrator.inv_tau * (s.astype(np.float64) - best[i])) + calibrator.b, 0.0)
+        mass[i] = t.sum() / (z[i] + t.sum())
+    return mass
+
+
 def recall_at(ranks: np.ndarray, k: int) -> float:
     """|exemplars in the top k| / |exemplars|."""
     return float(np.count_nonzero(ranks <= k) / len(ranks))
@@ -189,8 +227,10 @@ def evaluate_features(
     space: str,
     ks: Sequence[int] = DEFAULT_KS,
     progress: bool = False,
+    calibrator=None,
 ) -> SpaceResult:
-    """Run the protocol for one space.
+    """Run the protocol for one space (with a calibrator: also ``<type>-influence``, the mean calibrated
+    influence the synthesized images put on their own exemplars).
 
     Args:
         corpus: [N, d] unit-norm corpus features, already through the real head.
@@ -210,6 +250,7 @@ def evaluate_features(
                 meta.append((m.class_id, ptype, path))
     xq = np.concatenate(queries) if queries else np.zeros((0, corpus.shape[1]), np.float32)
     ranks = exemplar_ranks(xq, corpus, ex_scores, progress=progress)
+    mass = exemplar_influence(xq, corpus, ex_scores, calibrator) if calibrator is not None else None
     metrics: dict[str, float] = {}
     for ptype in tc.prompt_types:
         sel = [r for r, (_, t, _) in zip(ranks, meta, strict=True) if t == ptype]
@@ -218,6 +259,10 @@ def evaluate_features(
         for k in ks:
             metrics[f"{ptype}-recall@{k}"] = float(np.mean([recall_at(r, k) for r in sel]))
         metrics[f"{ptype}-mAP"] = float(np.mean([average_precision(r) for r in sel]))
+        if mass is not None:
+            metrics[f"{ptype}-influence"] = float(
+                np.mean([m for m, (_, t, _) in zip(mass, meta, strict=True) if t == ptype])
+            )
     dump = [
         {"test_case": tc.name, "space": space, "model": cid, "type": t, "synth": p, "ranks": r.tolist()}
         for r, (cid, t, p) in zip(ranks, meta, strict=True)
@@ -278,6 +323,14 @@ def test_case_features(
     return {p: np.asarray(store.feats[row[Path(p).as_posix()]]) for p in names}
 
 
+def corpus_rows_without(store, root: Path, test_cases: Sequence[TestCase]) -> np.ndarray:
+    """Boolean mask [N] of the store's rows that are not exemplars of any of the test cases (matched by file)."""
+    exemplars = {str((root / p).resolve()) for tc in test_cases for m in tc.models for p in m.exemplar}
+    image_root = Path(store.meta.image_root) if store.meta.image_root else None
+    files = [str((image_root / p).resolve()) if image_root else p for p in store.paths]
+    return np.array([f not in exemplars for f in files], dtype=bool)
+
+
 def run_evaluation(
     test_cases: Sequence[TestCase],
     spaces: Sequence,
@@ -286,9 +339,12 @@ def run_evaluation(
     no_head: bool = False,
     device: str = "auto",
     progress: bool = True,
+    influence: bool = False,
 ) -> list[tuple[TestCase, SpaceResult]]:
-    """Evaluate every space (a :class:`~attribution_core.spaces.SpaceSpec`) on every test case."""
+    """Evaluate every space (a :class:`~attribution_core.spaces.SpaceSpec`) on every test case; with
+    ``influence``, also the mean calibrated influence on the true exemplars (the space's calibrator)."""
     from .backbones import create_backbone
+    from .calibration import Calibrator, load_calibrator
     from .heads import identity_heads, load_heads
     from .store import FeatureStore, resolve_store
 
@@ -298,13 +354,14 @@ def run_evaluation(
         use_head = spec.mapper is not None and not no_head
         heads = load_heads(spec.mapper, backbone.dim) if use_head else identity_heads(backbone.dim)
         name = spec.name if use_head or spec.mapper is None else f"{spec.name} (no head)"
-        image_root = spec.image_root if spec.store.suffix == ".pth" else None
-        store = FeatureStore.open(resolve_store(spec.store, spec.backbone, image_root))
+        cal = None
+        if influence:
+            cal = spec.calibrator if isinstance(spec.calibrator, Calibrator) else load_calibrator(spec.calibrator)
+        corpus_path = spec.corpus_store or spec.store  # AbC: exemplars are never part of the distractor corpus
+        image_root = spec.image_root if corpus_path.suffix == ".pth" else None
+        store = FeatureStore.open(resolve_store(corpus_path, spec.backbone, image_root))
         store.check_backbone(backbone.name, backbone.dim)
         corpus = heads.real_head.map_numpy(store.feats)
-        corpus_files = [
-            str((Path(store.meta.image_root) / p).resolve()) if store.meta.image_root else p for p in store.paths
-        ]
 
         def real(x: np.ndarray, h=heads) -> np.ndarray:
             return h.real_head.map_numpy(x)
@@ -315,8 +372,7 @@ def run_evaluation(
 
         for tc in test_cases:
             feats = test_case_features(tc, backbone, root, progress=progress)
-            exemplars = {str((root / p).resolve()) for m in tc.models for p in m.exemplar}
-            keep = np.array([f not in exemplars for f in corpus_files], dtype=bool)
+            keep = corpus_rows_without(store, root, [tc])
             xb = corpus if keep.all() else corpus[keep]  # exemplars are appended per query, never counted twice
-            out.append((tc, evaluate_features(tc, xb, real, synth, feats, name, ks, progress)))
+            out.append((tc, evaluate_features(tc, xb, real, synth, feats, name, ks, progress, cal)))
     return out

@@ -33,6 +33,7 @@ class SpaceSpec:
     make_ready: str = ""  # the command that makes the space ready
     description: str = ""
     backbone_weights: Path | None = None  # explicit backbone weights file
+    corpus_store: Path | None = None  # the distractor corpus for evaluation, when the store holds more (exemplars)
     extra: dict = field(default_factory=dict)
 
 
