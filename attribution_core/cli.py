@@ -46,7 +46,6 @@ def _resolve_space(args: argparse.Namespace):
 def cmd_query(args: argparse.Namespace) -> int:
     from .attribute import FeatureAttributor, results_to_csv, results_to_jsonl
     from .images import load_rgb
-    from .paths import display_path
 
     images = [load_rgb(Path(p), p) for p in args.images]  # every query checked before any model loads
     spec = _resolve_space(args)
@@ -59,10 +58,17 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         for r in results:
             print(f"{r.query}  [{r.space}; {r.calibrator.describe()}]")
-            for a in r.results:
-                print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}")
-            print(f"  remaining influence: {r.remaining_influence * 100:.2f}%")
+            _print_ranking(r)
     return 0
+
+
+def _print_ranking(result) -> None:
+    """Rank, influence, score and path of each attributed image, then the remaining influence."""
+    from .paths import display_path
+
+    for a in result.results:
+        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}")
+    print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -112,9 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     attributor = FeatureAttributor.load(demo_spaces()[0], args.device, progress=False)
     r = attributor.attribute([query], 5, names=[display_path(query, project_root())])[0]
     print(f"\nexample: attribute query {r.query} --space {r.space} --top-k 5")
-    for a in r.results:
-        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}")
-    print(f"  remaining influence: {r.remaining_influence * 100:.2f}%")
+    _print_ranking(r)
     return 0
 
 

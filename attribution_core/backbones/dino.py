@@ -7,26 +7,16 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
-from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+from ._registry import BackboneSpec, Preprocess, register_backbone
+from ._timm_vit import load_vit_state
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_dino(path: Path | None) -> torch.nn.Module:
-    """Build timm's DINO ViT-B/16 without a classifier and load timm-format or original DINO weights."""
-    import timm
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    model = timm.create_model("vit_base_patch16_224.dino", pretrained=False, num_classes=0)
-    state = load_checkpoint(path, "DINO weights")
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
-        state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
-        state = {k: v for k, v in checkpoint_filter_fn(state, model).items() if not k.startswith("head.")}
-    load_into(model, state, path, "dino")
-    return model
+    """timm's DINO ViT-B/16 without a classifier, from timm-format or original DINO weights."""
+    return load_vit_state("vit_base_patch16_224.dino", load_checkpoint(path, "DINO weights"), path, "dino")
 
 
 register_backbone(

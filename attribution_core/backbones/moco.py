@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
-from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+from ._registry import BackboneSpec, Preprocess, register_backbone
+from ._timm_vit import load_vit_state
 from .dino import IMAGENET_MEAN, IMAGENET_STD
 
 PREFIX = "module.base_encoder."
@@ -16,18 +17,12 @@ PREFIX = "module.base_encoder."
 
 def load_moco(path: Path | None) -> torch.nn.Module:
     """Load ``vit-b-300ep.pth.tar`` (``{"state_dict": {"module.base_encoder.…", "module.momentum_encoder.…"}}``)."""
-    import timm
-
-    model = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0)
     state = load_checkpoint(path, "MoCo v3 checkpoint")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if isinstance(state, dict) and any(k.startswith(PREFIX) for k in state):
-        state = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
-    if isinstance(state, dict):
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    load_into(model, state, path, "moco")
-    return model
+        state = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}  # momentum encoder dropped
+    return load_vit_state("vit_base_patch16_224", state, path, "moco")
 
 
 register_backbone(

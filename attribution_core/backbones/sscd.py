@@ -6,6 +6,7 @@ SSCD is released only as TorchScript, which carries its model code: load only th
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,7 +19,9 @@ from .dino import IMAGENET_MEAN, IMAGENET_STD
 
 def load_sscd(path: Path | None) -> torch.nn.Module:
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch deprecates TorchScript, the only format SSCD is released in
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{display_path(path)}: not a TorchScript SSCD model ({first})") from None

@@ -7,19 +7,12 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
-from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+from ._registry import BackboneSpec, Preprocess, register_backbone
+from ._timm_vit import load_vit_state
 
 
 def load_vit(path: Path | None) -> torch.nn.Module:
-    import timm
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
-    model = timm.create_model("vit_base_patch16_384", pretrained=False, num_classes=0)
-    state = load_checkpoint(path, "ViT weights")
-    if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
-        state = {k: v for k, v in checkpoint_filter_fn(state, model).items() if not k.startswith("head.")}
-    load_into(model, state, path, "vit")
-    return model
+    return load_vit_state("vit_base_patch16_384", load_checkpoint(path, "ViT weights"), path, "vit")
 
 
 register_backbone(
