@@ -7,10 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AttributionError
+
+if TYPE_CHECKING:
+    from .attribute import AttributionResult
 from .paths import project_root
 
 EXIT_USER_ERROR = 2
@@ -62,7 +66,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_ranking(result) -> None:
+def _print_ranking(result: AttributionResult) -> None:
     """Rank, influence, score and path of each attributed image, then the remaining influence."""
     from .paths import display_path
 

@@ -15,6 +15,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,12 @@ from tqdm.auto import tqdm
 
 from .errors import AttributionError
 from .paths import display_path
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
+    from .calibration import Calibrator
+    from .spaces import SpaceSpec
+    from .store import FeatureStore
 
 DEFAULT_KS = (5, 10, 100)
 
@@ -227,7 +234,7 @@ def evaluate_features(
     space: str,
     ks: Sequence[int] = DEFAULT_KS,
     progress: bool = False,
-    calibrator=None,
+    calibrator: Calibrator | None = None,
 ) -> SpaceResult:
     """Run the protocol for one space (with a calibrator: also ``<type>-influence``, the mean calibrated
     influence the synthesized images put on their own exemplars).
@@ -292,7 +299,7 @@ def write_csv(path: Path | str, rows: Sequence[tuple[TestCase, SpaceResult]]) ->
 
 
 def test_case_features(
-    tc: TestCase, backbone, root: Path, cache_root: Path | None = None, progress: bool = True
+    tc: TestCase, backbone: Backbone, root: Path, cache_root: Path | None = None, progress: bool = True
 ) -> dict[str, np.ndarray]:
     """Raw backbone features of every image the test case names, extracted once and cached as a store
     (``feats/eval/<backbone>/<test case>``, resumable like any extraction).
@@ -323,7 +330,7 @@ def test_case_features(
     return {p: np.asarray(store.feats[row[Path(p).as_posix()]]) for p in names}
 
 
-def corpus_rows_without(store, root: Path, test_cases: Sequence[TestCase]) -> np.ndarray:
+def corpus_rows_without(store: FeatureStore, root: Path, test_cases: Sequence[TestCase]) -> np.ndarray:
     """Boolean mask [N] of the store's rows that are not exemplars of any of the test cases (matched by file)."""
     exemplars = {str((root / p).resolve()) for tc in test_cases for m in tc.models for p in m.exemplar}
     image_root = Path(store.meta.image_root) if store.meta.image_root else None
@@ -333,7 +340,7 @@ def corpus_rows_without(store, root: Path, test_cases: Sequence[TestCase]) -> np
 
 def run_evaluation(
     test_cases: Sequence[TestCase],
-    spaces: Sequence,
+    spaces: Sequence[SpaceSpec],
     root: Path,
     ks: Sequence[int] = DEFAULT_KS,
     no_head: bool = False,
