@@ -49,7 +49,8 @@ def example_queries() -> list[Path]:
     from attribution_core.demo import EXAMPLE_QUERIES
 
     order = ["_".join(q.split("/")[1:]) for q in EXAMPLE_QUERIES]
-    found = sorted((project_root() / "assets").glob("*.jpg"))
+    folders = [project_root() / "assets", Path(__file__).resolve().parents[1] / "assets"]  # home, then checkout
+    found = next((sorted(f.glob("*.jpg")) for f in folders if any(f.glob("*.jpg"))), [])
     return sorted(found, key=lambda p: order.index(p.name) if p.name in order else len(order))
 
 

@@ -131,10 +131,10 @@ def exemplar_ranks(
     for i, s in enumerate(ex_scores):
         padded[i, : len(s)] = s
     counts = np.zeros((nq, e_max), dtype=np.int64)
-    q_all = torch.from_numpy(np.ascontiguousarray(xq, dtype=np.float32))
+    q_all = torch.from_numpy(np.array(xq, dtype=np.float32))
     starts = range(0, xb.shape[0], chunk)
     for c0 in tqdm(starts, desc="rank", unit="chunk", disable=not progress or len(starts) < 2):
-        block = torch.from_numpy(np.ascontiguousarray(xb[c0 : c0 + chunk], dtype=np.float32))
+        block = torch.from_numpy(np.array(xb[c0 : c0 + chunk], dtype=np.float32))
         for b0 in range(0, nq, batch_size):
             scores = q_all[b0 : b0 + batch_size] @ block.T  # [B, C]
             thresholds = torch.from_numpy(padded[b0 : b0 + batch_size])
@@ -176,17 +176,17 @@ def exemplar_influence(
         [nq] masses in [0, 1].
     """
     nq = xq.shape[0]
-    q_all = torch.from_numpy(np.ascontiguousarray(xq, dtype=np.float32))
+    q_all = torch.from_numpy(np.array(xq, dtype=np.float32))
     best = np.array([float(s.max()) for s in ex_scores], dtype=np.float64)
     for c0 in range(0, xb.shape[0], chunk):
-        block = torch.from_numpy(np.ascontiguousarray(xb[c0 : c0 + chunk], dtype=np.float32))
+        block = torch.from_numpy(np.array(xb[c0 : c0 + chunk], dtype=np.float32))
         for b0 in range(0, nq, batch_size):
             m = (q_all[b0 : b0 + batch_size] @ block.T).max(dim=1).values.double().numpy()
             best[b0 : b0 + batch_size] = np.maximum(best[b0 : b0 + batch_size], m)
     z = np.zeros(nq, dtype=np.float64)
     mx = torch.from_numpy(best)[:, None]
     for c0 in range(0, xb.shape[0], chunk):
-        block = torch.from_numpy(np.ascontiguousarray(xb[c0 : c0 + chunk], dtype=np.float32))
+        block = torch.from_numpy(np.array(xb[c0 : c0 + chunk], dtype=np.float32))
         for b0 in range(0, nq, batch_size):
             s = (q_all[b0 : b0 + batch_size] @ block.T).double()
             t = torch.clamp(torch.exp(calibrator.inv_tau * (s - mx[b0 : b0 + batch_size])) + calibrator.b, min=0)
@@ -375,7 +375,7 @@ def run_evaluation(
 
         def synth(x: np.ndarray, h=heads) -> np.ndarray:
             with torch.inference_mode():
-                return h.synth_head(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+                return h.synth_head(torch.from_numpy(np.array(x, dtype=np.float32))).numpy()
 
         for tc in test_cases:
             feats = test_case_features(tc, backbone, root, progress=progress)

@@ -128,7 +128,7 @@ def train_heads(
     q_all = torch.from_numpy(train.queries).to(dev)
     ex_all = torch.from_numpy(train.exemplars).to(dev)
     positive_all = torch.from_numpy(train.query_model[:, None] == train.exemplar_model[None, :]).to(dev)
-    corpus_t = torch.from_numpy(np.ascontiguousarray(corpus, dtype=np.float32))
+    corpus_t = torch.from_numpy(np.array(corpus, dtype=np.float32))  # a writable copy (memmaps are read-only)
     n_neg = min(config.negatives, corpus.shape[0])
 
     report = TrainingReport()

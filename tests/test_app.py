@@ -117,3 +117,18 @@ def test_models_load_once_per_server_process(demo_bundle, monkeypatch) -> None:
     second = AppTest.from_file(APP, default_timeout=180)  # another browser session
     second.run()
     assert loads == ["demo_efficientnet_lite0"]
+
+
+@pytest.mark.slow
+def test_first_launch_builds_the_demo_instead_of_failing(tmp_path, monkeypatch) -> None:
+    """A fresh home with no demo bundle: the page builds it (progress bar), then answers the example query."""
+    monkeypatch.setenv("ATTRIBUTION_HOME", str(tmp_path))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (tmp_path / "feats" / "demo" / "efficientnet_lite0" / "train" / "meta.json").is_file()
+    assert any(t.startswith("Remaining influence:") for t in texts(at))
+    st.cache_resource.clear()
+    st.cache_data.clear()
