@@ -17,6 +17,7 @@ from attribution_core.attribute import AttributionResult, results_to_csv, result
 from attribution_core.errors import AttributionError, InputImageError
 from attribution_core.images import load_rgb
 from attribution_core.paths import display_path, project_root
+from attribution_core.spaces import SpaceStatus
 
 from . import resources
 from .gallery import layout_rows, mark, pad_right, resize_short_side, thumbnail_side
@@ -54,8 +55,7 @@ def example_queries() -> list[Path]:
     return sorted(found, key=lambda p: order.index(p.name) if p.name in order else len(order))
 
 
-def sidebar() -> tuple[Settings, Query | None]:
-    statuses = resources.space_statuses()
+def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
     ready = [s.spec for s in statuses if s.ready]
     labels = {s.name: s.label for s in ready}
     default = [n for n in ("clip",) if n in labels] or [n for n in labels if n.startswith("demo_")][:1]
@@ -185,16 +185,18 @@ def inspect(results: dict[str, AttributionResult], labels: dict[str, str]) -> No
 
 def main() -> None:
     st.set_page_config(page_title="Data attribution explorer", layout="wide")
-    if not resources.demo_ready():
+    statuses = resources.space_statuses()
+    if not resources.demo_ready(statuses):
         resources.build_demo_with_progress()
-    settings, query = sidebar()
+        statuses = resources.space_statuses()
+    settings, query = sidebar(statuses)
     if query is None:
         st.info("Upload a generated image in the sidebar, or pick an example query.")
         return
     if not settings.spaces:
         st.warning("Pick at least one feature space in the sidebar.")
         return
-    labels = {s.spec.name: s.spec.label for s in resources.space_statuses()}
+    labels = {s.spec.name: s.spec.label for s in statuses}
 
     head, summary = st.columns([1, 2])
     head.image(resize_short_side(query.image, settings.res), caption=query.name)

@@ -19,8 +19,8 @@ def space_statuses() -> list[SpaceStatus]:
     return list_spaces()
 
 
-def demo_ready() -> bool:
-    return all(s.ready for s in space_statuses() if s.spec.demo)
+def demo_ready(statuses: list[SpaceStatus]) -> bool:
+    return all(s.ready for s in statuses if s.spec.demo)
 
 
 def build_demo_with_progress() -> None:

@@ -21,6 +21,14 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+def _add_backbone_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, download: bool = True) -> None:
+    """``--weights``, ``--device`` (and ``--download``): how a backbone is loaded, the same on every command."""
+    p.add_argument("--weights", help="backbone weights file (default: weights/pretrained/ or the library cache)")
+    if download:
+        p.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
+
 def _add_space_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("feature space (a named space, optionally with parts replaced)")
     g.add_argument("--space", help="named space (see `attribute spaces`); default: clip when ready, else the demo")
@@ -28,9 +36,7 @@ def _add_space_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--feats", help="feature store folder, or a released {feats, paths} .pth file")
     g.add_argument("--mapper", help="released-format head checkpoint (real + synth mapper), or 'identity'")
     g.add_argument("--calibrator", help="released-format calibrator checkpoint")
-    g.add_argument("--weights", help="backbone weights file (default: weights/pretrained/ or the library cache)")
-    g.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    _add_backbone_args(g)
 
 
 def _resolve_space(args: argparse.Namespace):
@@ -265,8 +271,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", required=True)
     p.add_argument("--feats", required=True, help="corpus store (or released .pth) of other training images")
     p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
-    p.add_argument("--weights", help="backbone weights file")
-    p.add_argument("--device", default="auto", help="for extracting features")
+    _add_backbone_args(p, download=False)
     p.add_argument("--out", required=True, help="checkpoint to write (released format)")
 
 
@@ -295,9 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="STORE", help="feature store folder to write")
     p.add_argument("--root", help="folder that stored paths are relative to (default: the folders' common parent)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--weights", help="backbone weights file")
-    p.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
-    p.add_argument("--device", default="auto")
+    _add_backbone_args(p)
     p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file and why")
     p.set_defaults(func=cmd_extract)
 
@@ -322,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feats", help="corpus store or released {feats, paths} .pth of a custom space")
     p.add_argument("--mapper", help="head checkpoint (released format)")
     p.add_argument("--calibrator", help="calibrator checkpoint (released format), for --influence")
-    p.add_argument("--weights", help="backbone weights file")
+    _add_backbone_args(p, download=False)
     p.add_argument("--no-head", action="store_true", help="evaluate the raw backbone (the paper's 'pretrained' rows)")
     p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
     p.add_argument("--ks", type=int, nargs="+", default=[5, 10, 100], help="recall cut-offs (default 5 10 100)")
@@ -334,7 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also report <type>-influence: mean calibrated influence on the true exemplars",
     )
-    p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train-head", help="train real/synth linear heads contrastively on an AbC training split")

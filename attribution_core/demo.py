@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
@@ -29,6 +30,9 @@ from tqdm.auto import tqdm
 
 from .paths import project_root
 from .spaces import DEFAULT_CALIBRATOR, SpaceSpec
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
 
 DEMO_VERSION = 3
 DEMO_BACKBONES = ("efficientnet_lite0", "pixel")
@@ -305,8 +309,12 @@ def _write_json(path: Path, obj: object) -> None:
     os.replace(tmp, path)
 
 
-def train_tuned_space(device: str = "auto", progress: bool = True, log: Callable[[str], None] = print) -> None:
-    """Train the demo's tuned heads (train split, early stopping on val) and calibrator (val split)."""
+def train_tuned_space(
+    device: str = "auto", progress: bool = True, log: Callable[[str], None] = print, backbone: Backbone | None = None
+) -> None:
+    """Train the demo's tuned heads (train split, early stopping on val) and calibrator (val split).
+
+    ``backbone``: the already loaded ``efficientnet_lite0``, if the caller has one."""
     from .backbones import create_backbone
     from .calibration import save_calibrator
     from .evaluate import read_test_case, test_case_features
@@ -315,7 +323,7 @@ def train_tuned_space(device: str = "auto", progress: bool = True, log: Callable
     from .store import FeatureStore
     from .train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
 
-    backbone = create_backbone(TUNED_BACKBONE, device=device)
+    backbone = backbone or create_backbone(TUNED_BACKBONE, device=device)
     store = FeatureStore.open(demo_store(TUNED_BACKBONE))
     corpus = np.asarray(FeatureStore.open(demo_corpus_store(TUNED_BACKBONE)).feats)  # negatives: no exemplars
     train, val = (
@@ -358,8 +366,9 @@ def build_demo(progress: bool = True, device: str = "auto", log: Callable[[str],
     n_ex = sum(len(e["exemplar"]) for e in images.test_case)
     n_q = sum(len(v) for e in images.test_case for v in e["synth"].values())
     log(f"demo images: {len(images.corpus)} corpus, {n_ex} exemplars, {n_q} queries in {len(images.test_case)} models")
+    loaded = {}
     for name in DEMO_BACKBONES:
-        backbone = create_backbone(name, device=device)
+        backbone = loaded[name] = create_backbone(name, device=device)
         report = extract_features(
             [out / "corpus", out / "exemplar"], demo_store(name), backbone, root=out, progress=progress
         )
@@ -379,6 +388,6 @@ def build_demo(progress: bool = True, device: str = "auto", log: Callable[[str],
                 store.meta.image_root,
                 source=f"corpus rows of {store.path}",
             )
-    train_tuned_space(device, progress, log)
+    train_tuned_space(device, progress, log, backbone=loaded.get(TUNED_BACKBONE))
     stamp.write_text(want)
     return demo_spaces()

@@ -218,13 +218,6 @@ class SpaceResult:
     ranks: list[dict] = field(default_factory=list)  # per synthesized image: model, type, path, ranks
 
 
-@dataclass(frozen=True)
-class EncodedTestCase:
-    """Raw backbone features of every image in a test case, by path."""
-
-    feats: dict[str, np.ndarray]
-
-
 def evaluate_features(
     tc: TestCase,
     corpus: np.ndarray,

@@ -6,7 +6,7 @@ conventional locations) and the offline demo spaces (built by ``attribute demo``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .backbones import find_weights, get_backbone_spec
@@ -34,7 +34,6 @@ class SpaceSpec:
     description: str = ""
     backbone_weights: Path | None = None  # explicit backbone weights file
     corpus_store: Path | None = None  # the distractor corpus for evaluation, when the store holds more (exemplars)
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

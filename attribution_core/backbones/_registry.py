@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,6 @@ class BackboneSpec:
     default_weights: Callable[[], Path] | None = None  # weights shipped inside an installed package
     needs_weights: bool = True
     download_hint: str = ""  # what to download when no weights are found
-    extra: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
