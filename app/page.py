@@ -63,7 +63,7 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
         st.title("Attribution explorer")
         st.caption("Which training images influenced a generated image, and how much.")
         spaces = st.multiselect(
-            "Feature spaces",
+            "Spaces",
             options=list(labels),
             default=default,
             format_func=labels.get,
@@ -173,7 +173,7 @@ def inspect(results: dict[str, AttributionResult], labels: dict[str, str]) -> No
         ("path", display_path(a.path)),
         ("space", labels[choice[0]]),
         ("rank", str(a.rank)),
-        ("score (cosine)", f"{a.score:.4f}"),
+        (f"score ({results[choice[0]].score_kind})", f"{a.score:.4f}"),
         ("influence", f"{a.influence * 100:.3f}%"),
     ]
     for name, r in results.items():
@@ -221,8 +221,8 @@ def main() -> None:
                 f"({top.influence * 100:.1f}% influence); {r.mass_count:,} training images carry influence"
             )
             st.caption(
-                f"calibrator: {r.calibrator.describe()} · embed {t.get('embed', 0):.0f} ms · "
-                f"search + influence {t.get('search', 0):.1f} ms"
+                f"{r.describe()} · "
+                + " · ".join(f"{stage} {ms:.0f} ms" if ms >= 10 else f"{stage} {ms:.1f} ms" for stage, ms in t.items())
             )
         all_results = list(results.values())
         c1, c2 = st.columns(2)

@@ -9,10 +9,13 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from attribution_core.attribute import AttributionResult, FeatureAttributor
+from attribution_core.attribute import AttributionResult, Attributor
+from attribution_core.demo import build_demo
 from attribution_core.errors import InputImageError
 from attribution_core.images import load_rgb
-from attribution_core.spaces import SpaceStatus, get_space, list_spaces
+from attribution_core.progress import Progress
+from attribution_core.registry import create_attributor, list_spaces
+from attribution_core.spaces import SpaceStatus
 
 
 def space_statuses() -> list[SpaceStatus]:
@@ -24,23 +27,23 @@ def demo_ready(statuses: list[SpaceStatus]) -> bool:
 
 
 def build_demo_with_progress() -> None:
-    """First launch: build the demo bundle with a progress bar instead of failing."""
-    from attribution_core.demo import build_demo
+    """First launch: build the demo bundle with a progress bar (driven by the build's own progress) instead of
+    failing."""
+    intro = "First launch: building the offline demo bundle (about 90 seconds)"
+    bar = st.progress(0.0, text=f"{intro}…")
 
-    bar = st.progress(0.0, text="First launch: building the offline demo bundle (about 90 seconds)…")
-    steps = iter([0.25, 0.6, 0.9, 1.0])
+    def show(p: Progress) -> None:
+        count = f" {p.done:,}/{p.total:,}" if p.total > 1 else ""
+        bar.progress(p.fraction, text=f"{intro}: {p.stage}{count}")
 
-    def log(message: str) -> None:
-        bar.progress(next(steps, 1.0), text=message)
-
-    build_demo(progress=False, log=log)
+    build_demo(progress=False, on_progress=show)
     bar.empty()
 
 
 @st.cache_resource(show_spinner="Loading the feature space (once per server)…", max_entries=8)
-def attributor(space_name: str) -> FeatureAttributor:
-    """One loaded space (backbone, heads, calibrator, store, index), shared across sessions."""
-    return FeatureAttributor.load(get_space(space_name), progress=False)
+def attributor(space_name: str) -> Attributor:
+    """One loaded space (for feature spaces: backbone, heads, calibrator, store, index), shared across sessions."""
+    return create_attributor(space_name, progress=False)
 
 
 _attribute_lock = threading.Lock()

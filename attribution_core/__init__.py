@@ -1,18 +1,32 @@
-"""attribution_core: data attribution for text-to-image models (AbC feature-based attribution).
+"""attribution_core: data attribution for text-to-image models.
 
 Data flows one way: images -> backbone features -> (tuned head) -> feature store -> index -> scores ->
-calibrated influence. Each arrow is one module; the CLI and the Streamlit app are thin front doors.
+calibrated influence. Each arrow is one module; the CLI and the Streamlit app are thin front doors. Attribution
+methods and spaces plug in through ``registry`` (the feature-based method and the demo spaces register
+themselves when this package is imported).
 """
 
-from .attribute import Attribution, AttributionResult, Attributor, FeatureAttributor
+from . import demo as _demo  # noqa: F401  (registers the demo spaces)
+from .attribute import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
 from .backbones import Backbone, create_backbone, list_backbones
 from .calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
 from .errors import AttributionError
 from .extract import ExtractReport, extract_features
-from .heads import Heads, LinearHead, identity_heads, load_heads, save_heads
+from .features import FeatureAttributor
+from .heads import Heads, LinearHead, create_heads, identity_heads, load_heads, save_heads
 from .images import load_rgb
 from .index import INDEX_KINDS, AttributionIndex, build_index, load_index
-from .spaces import SpaceSpec, get_space, list_spaces
+from .progress import Cancelled, Progress
+from .registry import (
+    create_attributor,
+    get_space,
+    list_methods,
+    list_spaces,
+    load_spaces_file,
+    register_method,
+    register_space,
+)
+from .spaces import SpaceSpec
 from .store import FeatureStore, import_released_feats, write_store
 
 __all__ = [
@@ -24,24 +38,34 @@ __all__ = [
     "Attributor",
     "Backbone",
     "Calibrator",
+    "Cancelled",
     "ExtractReport",
     "FeatureAttributor",
     "FeatureStore",
     "Heads",
     "LinearHead",
+    "Progress",
     "SpaceSpec",
     "build_index",
+    "create_attributor",
     "create_backbone",
+    "create_heads",
     "extract_features",
     "get_space",
     "identity_heads",
     "import_released_feats",
     "list_backbones",
+    "list_methods",
     "list_spaces",
     "load_calibrator",
     "load_heads",
     "load_index",
     "load_rgb",
+    "load_spaces_file",
+    "register_method",
+    "register_space",
+    "results_to_csv",
+    "results_to_jsonl",
     "save_calibrator",
     "save_heads",
     "soft_influence",

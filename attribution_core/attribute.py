@@ -1,7 +1,10 @@
-"""One Attributor interface; the feature-based method (AbC) now, unlearning-based (AbU) later.
+"""The Attributor interface every attribution method implements, and the method-neutral result.
 
-attributor = FeatureAttributor.load(get_space("demo_efficientnet_lite0"))
-result = attributor.attribute([image], k=100)[0]   # top-100 + calibrated influence over the whole corpus
+An attribution method is one :class:`Attributor` subclass registered by name (``registry.register_method``).
+It is created for a registered space (``registry.create_attributor("demo_efficientnet_lite0")``), may
+precompute per-model caches once (``prepare``), then answers queries (``attribute``): the top-``k`` training
+images with a score whose meaning the method declares (``score_kind``: a cosine for feature spaces, a loss
+change for unlearning) and each one's influence, a share of the whole training set.
 """
 
 from __future__ import annotations
@@ -9,23 +12,28 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import torch
 from PIL import Image
 
-from .backbones import Backbone, create_backbone
-from .calibration import Calibrator, load_calibrator
-from .heads import Heads, identity_heads, load_heads
-from .images import load_rgb
-from .index import AttributionIndex, load_index
-from .spaces import SpaceSpec, require_ready
-from .store import FeatureStore, resolve_store
+from .errors import AttributionError
+from .progress import CancelFlag, ProgressCallback
+
+if TYPE_CHECKING:
+    from .calibration import Calibrator
+    from .evaluate.metrics import SpaceResult
+    from .evaluate.testcase import TestCase
+    from .spaces import SpaceSpec
+
+#: What a result's ``score`` means, per declared ``score_kind``.
+SCORE_KINDS = {
+    "cosine": "cosine similarity in the attribution space (higher = more similar)",
+    "delta_loss": "rise of the training image's diffusion loss after unlearning the query (higher = more influential)",
+}
 
 
 @dataclass(frozen=True)
@@ -34,37 +42,56 @@ class Attribution:
 
     rank: int  # 1-based
     path: str  # the training image's file (image_root / stored path)
-    score: float  # cosine similarity in the space
-    influence: float  # calibrated share of the whole corpus
-    row: int  # row in the store
+    score: float  # the method's raw score (meaning: the result's ``score_kind``)
+    influence: float  # share of the whole training set
+    row: int  # row in the training set's store
+    caption: str | None = None  # the training image's caption, when the store has one
 
 
 @dataclass
 class AttributionResult:
-    """The answer for one query image in one space."""
+    """The answer for one query image by one space (a method over a training set)."""
 
     query: str
     space: str
     results: list[Attribution]
     remaining_influence: float  # the mass outside ``results``; influences + remaining == 1
-    calibrator: Calibrator
-    timings_ms: dict[str, float] = field(default_factory=dict)  # embed / search / influence
-    mass_count: int = 0  # corpus images that carry any influence
+    calibrator: Calibrator | None = None  # how scores became influence (feature spaces), if by a calibrator
+    timings_ms: dict[str, float] = field(default_factory=dict)  # e.g. embed / search, or unlearn / score
+    mass_count: int = 0  # training images that carry any influence
+    method: str = "feature"  # the registered method that produced it
+    score_kind: str = "cosine"  # what ``score`` means (a key of SCORE_KINDS, or the method's own)
+    extras: dict[str, Any] = field(default_factory=dict)  # method-specific facts (settings, prompt, …)
+
+    def describe(self) -> str:
+        """One line on how the influence was computed (shown beside the results)."""
+        if self.calibrator is not None:
+            return f"calibrator: {self.calibrator.describe()}"
+        return f"{self.method}; score = {self.score_kind}"
 
     def to_dict(self) -> dict:
-        """The CLI's ``--json`` object."""
+        """The CLI's ``--json`` object (fields are only ever added, never removed)."""
         return {
             "query": self.query,
             "space": self.space,
+            "method": self.method,
+            "score_kind": self.score_kind,
             "results": [
-                {"rank": a.rank, "path": a.path, "score": round(a.score, 6), "influence": a.influence}
+                {
+                    "rank": a.rank,
+                    "path": a.path,
+                    "score": round(a.score, 6),
+                    "influence": a.influence,
+                    **({"caption": a.caption} if a.caption is not None else {}),
+                }
                 for a in self.results
             ],
             "remaining_influence": self.remaining_influence,
+            **({"extras": self.extras} if self.extras else {}),
         }
 
 
-CSV_FIELDS = ("query", "space", "rank", "path", "score", "influence", "remaining_influence")
+CSV_FIELDS = ("query", "space", "rank", "path", "score", "influence", "remaining_influence", "method", "score_kind")
 
 
 def results_to_csv(results: Sequence[AttributionResult]) -> str:
@@ -83,6 +110,8 @@ def results_to_csv(results: Sequence[AttributionResult]) -> str:
                     f"{a.score:.6f}",
                     f"{a.influence:.8g}",
                     f"{r.remaining_influence:.8g}",
+                    r.method,
+                    r.score_kind,
                 ]
             )
     return buf.getvalue()
@@ -93,98 +122,70 @@ def results_to_jsonl(results: Sequence[AttributionResult]) -> str:
     return "".join(json.dumps(r.to_dict()) + "\n" for r in results)
 
 
-class Attributor(ABC):
-    """Anything that answers: which training images influenced this generated image, and how much."""
+QueryImage = Image.Image | Path | str
 
-    name: str
+
+class Attributor(ABC):
+    """Anything that answers: which training images influenced this generated image, and how much.
+
+    Subclasses set ``method`` (the registry name), ``score_kind`` and ``needs_prompt``, and implement
+    :meth:`load` and :meth:`attribute`; :meth:`prepare`, :meth:`missing` and :meth:`evaluate` are optional.
+    """
+
+    method: ClassVar[str] = ""
+    score_kind: ClassVar[str] = "cosine"
+    needs_prompt: ClassVar[bool] = False  # True when a query needs its text prompt (unlearning)
+    description: ClassVar[str] = ""
+    name: str  # the space it answers for
+
+    @classmethod
+    def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
+        """What the space still lacks on this machine (files, weights); empty when ready."""
+        return ()
+
+    @classmethod
+    @abstractmethod
+    def load(cls, spec: SpaceSpec, *, device: str = "auto", progress: bool = True, **options: Any) -> Attributor:
+        """Load everything the space needs (unknown ``options`` are ignored)."""
+
+    @classmethod
+    def evaluate(cls, spec: SpaceSpec, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
+        """The AbC protocol on ``test_cases`` (one result per test case, same order)."""
+        raise AttributionError(f"space {spec.name!r}: method {cls.method!r} cannot be evaluated on AbC test cases")
+
+    def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:  # noqa: B027
+        """Per-model precomputation (caches) done once before the first query; a no-op by default."""
 
     @abstractmethod
     def attribute(
-        self, images: Sequence[Image.Image | Path | str], k: int = 100, names: Sequence[str] | None = None
-    ) -> list[AttributionResult]:
-        """Attribute each query image to the training set: top-``k`` images and their influence."""
-
-
-class FeatureAttributor(Attributor):
-    """AbC: embed -> synth head -> index search -> calibrated influence."""
-
-    def __init__(
         self,
-        spec: SpaceSpec,
-        backbone: Backbone,
-        heads: Heads,
-        calibrator: Calibrator,
-        store: FeatureStore,
-        index: AttributionIndex,
-    ):
-        self.spec = spec
-        self.name = spec.name
-        self.backbone = backbone
-        self.heads = heads
-        self.calibrator = calibrator
-        self.store = store
-        self.index = index
-
-    @classmethod
-    def load(
-        cls,
-        spec: SpaceSpec,
-        device: str = "auto",
-        index_kind: str = "flat",
-        allow_download: bool = False,
-        progress: bool = True,
-    ) -> FeatureAttributor:
-        """Load every part of ``spec``; build (or rebuild a stale) index on first use."""
-        require_ready(spec)
-        backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
-        heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
-        calibrator = spec.calibrator if isinstance(spec.calibrator, Calibrator) else load_calibrator(spec.calibrator)
-        image_root = spec.image_root if spec.store.suffix == ".pth" else None
-        store = FeatureStore.open(resolve_store(spec.store, spec.backbone, image_root))
-        store.check_backbone(backbone.name, backbone.dim)
-        index, _ = load_index(store, heads, index_kind, progress=progress, device=device)
-        return cls(spec, backbone, heads, calibrator, store, index)
-
-    def embed_queries(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Query images -> synth-head features, unit-norm float32 [nq, d]."""
-        raw = self.backbone.embed_images(list(images))
-        with torch.inference_mode():
-            return self.heads.synth_head(torch.from_numpy(raw)).numpy()
-
-    def attribute_features(self, xq: np.ndarray, k: int, names: Sequence[str]) -> list[AttributionResult]:
-        """Already-embedded queries [nq, d] -> results."""
-        out = []
-        for q, name in zip(xq, names, strict=True):
-            t0 = time.perf_counter()
-            found = self.index.search(q, k, self.calibrator)
-            t1 = time.perf_counter()
-            results = [
-                Attribution(r + 1, str(self.store.image_path(int(i))), float(s), float(p), int(i))
-                for r, (i, s, p) in enumerate(zip(found.I, found.D, found.influence, strict=True))
-            ]
-            out.append(
-                AttributionResult(
-                    name,
-                    self.name,
-                    results,
-                    found.remaining_influence,
-                    self.calibrator,
-                    {"search": (t1 - t0) * 1000},
-                    found.mass_count,
-                )
-            )
-        return out
-
-    def attribute(
-        self, images: Sequence[Image.Image | Path | str], k: int = 100, names: Sequence[str] | None = None
+        images: Sequence[QueryImage],
+        k: int = 100,
+        names: Sequence[str] | None = None,
+        *,
+        prompts: Sequence[str | None] | None = None,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelFlag | None = None,
     ) -> list[AttributionResult]:
-        loaded = [im if isinstance(im, Image.Image) else load_rgb(im) for im in images]
-        if names is None:
-            names = [str(im) if not isinstance(im, Image.Image) else f"image {i}" for i, im in enumerate(images)]
-        t0 = time.perf_counter()
-        xq = self.embed_queries(loaded)
-        embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(loaded))
-        results = self.attribute_features(xq, k, names)
-        for r in results:
-            r.timings_ms = {"embed": embed_ms, **r.timings_ms}
-        return results
+        """Attribute each query image to the training set: top-``k`` images and their influence.
+
+        Args:
+            images: generated images (PIL images or files).
+            k: how many training images to list per query (>= 1).
+            names: how to name each query in the results (default: its path, or "image i").
+            prompts: each query's text prompt, for methods that need it (``needs_prompt``).
+        """
+
+
+def query_names(images: Sequence[QueryImage], names: Sequence[str] | None) -> list[str]:
+    """``names``, or each image's path, or "image i"."""
+    if names is not None:
+        return list(names)
+    return [str(im) if not isinstance(im, Image.Image) else f"image {i}" for i, im in enumerate(images)]
+
+
+def check_k(k: int) -> int:
+    """``k`` as an int >= 1, or a one-line error."""
+    if int(k) < 1:
+        raise AttributionError(f"--top-k must be at least 1 (got {k})")
+    return int(k)

@@ -1,4 +1,4 @@
-"""Temperature-calibrated soft influence (REFERENCE §3): similarities -> each training image's share.
+"""Temperature-calibrated soft influence (docs/method.md §3): similarities -> each training image's share.
 
 For one query with scores ``s`` over the *whole* corpus::
 
@@ -116,7 +116,7 @@ def influence_of(scores: np.ndarray, max_score: float, calibrator: Calibrator, n
 def calibration_loss(
     selected_scores: torch.Tensor, count_gt: torch.Tensor, inv_tau: torch.Tensor, bias: torch.Tensor
 ) -> torch.Tensor:
-    """The calibrator's training loss (REFERENCE §3), averaged over queries.
+    """The calibrator's training loss (docs/method.md §3), averaged over queries.
 
     Args:
         selected_scores: [B, L] scores per query; the first ``count_gt[i]`` entries of row i are its exemplars.

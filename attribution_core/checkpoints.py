@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
+from .fileio import atomic_path
 from .paths import display_path
 
 
@@ -48,8 +49,5 @@ def load_checkpoint(path: Path | str, what: str = "checkpoint") -> Any:
 
 def save_checkpoint(obj: Any, path: Path | str) -> None:
     """Save ``obj`` (tensors in dicts) atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

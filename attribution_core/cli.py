@@ -1,24 +1,39 @@
-"""The ``attribute`` command: argparse subcommands, each one calling one public library function."""
+"""The ``attribute`` command: argparse subcommands, each one parsing, calling one library function and printing.
+
+Global options (``-q``, ``-v``) are accepted before or after the subcommand. User mistakes print one line on
+stderr and exit 2; Ctrl-C exits 130 and keeps finished work.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-import numpy as np
-
+from .attribute import AttributionResult, results_to_csv, results_to_jsonl
+from .config import flag_of
 from .errors import AttributionError
-
-if TYPE_CHECKING:
-    from .attribute import AttributionResult
-from .paths import project_root
+from .paths import display_path, project_root
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+DEFAULT_EVAL_SPACES = ("demo_efficientnet_lite0", "demo_pixel")
+
+
+# --- shared argument groups ------------------------------------------------------------------------------------
+
+
+def _global_options(default: Any) -> argparse.ArgumentParser:
+    """``-q``/``-v``; on subcommands their default is SUPPRESS, so a value given before the subcommand stays."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars or progress logs")
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help="more detail (e.g. skipped files)")
+    return p
 
 
 def _add_backbone_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, download: bool = True) -> None:
@@ -30,7 +45,7 @@ def _add_backbone_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, dow
 
 
 def _add_space_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("feature space (a named space, optionally with parts replaced)")
+    g = p.add_argument_group("space (a named space, optionally with parts replaced)")
     g.add_argument("--space", help="named space (see `attribute spaces`); default: clip when ready, else the demo")
     g.add_argument("--backbone", help="backbone name (with --feats, makes a custom space)")
     g.add_argument("--feats", help="feature store folder, or a released {feats, paths} .pth file")
@@ -39,8 +54,24 @@ def _add_space_args(p: argparse.ArgumentParser) -> None:
     _add_backbone_args(g)
 
 
+def _add_config_args(p: argparse.ArgumentParser, config: type, skip: Sequence[str] = ()) -> None:
+    """One flag per field of a config dataclass: its type, default and help come from the dataclass."""
+    for f in dataclasses.fields(config):
+        if f.name in skip:
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+        p.add_argument(
+            flag_of(f), dest=f.name, type=kind, default=f.default, help=f"{f.metadata['help']} (default {f.default})"
+        )
+
+
+def _config_from_args(config: type, args: argparse.Namespace) -> Any:
+    return config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config) if hasattr(args, f.name)})
+
+
 def _resolve_space(args: argparse.Namespace):
-    from .spaces import custom_space, get_space, space_status
+    from .registry import get_space, space_status
+    from .spaces import custom_space
 
     if args.space:
         base = get_space(args.space)
@@ -53,32 +84,46 @@ def _resolve_space(args: argparse.Namespace):
     return custom_space(base, args.backbone, args.feats, args.mapper, args.calibrator, args.weights)
 
 
-def cmd_query(args: argparse.Namespace) -> int:
-    from .attribute import FeatureAttributor, results_to_csv, results_to_jsonl
-    from .images import load_rgb
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.root).resolve() if getattr(args, "root", None) else project_root()
 
+
+def _print_ranking(result: AttributionResult) -> None:
+    """Rank, influence, score and path of each attributed image, then the remaining influence."""
+    for a in result.results:
+        caption = f"  “{a.caption}”" if a.caption else ""
+        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}{caption}")
+    print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
+
+
+# --- subcommands --------------------------------------------------------------------------------------------------
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from .attribute import check_k
+    from .images import load_rgb
+    from .registry import create_attributor
+
+    k = check_k(args.top_k)
     images = [load_rgb(Path(p), p) for p in args.images]  # every query checked before any model loads
-    spec = _resolve_space(args)
-    attributor = FeatureAttributor.load(spec, args.device, args.index, args.download, progress=not args.quiet)
-    results = attributor.attribute(images, args.top_k, names=list(args.images))
+    attributor = create_attributor(
+        _resolve_space(args),
+        device=args.device,
+        index_kind=args.index,
+        allow_download=args.download,
+        progress=not args.quiet,
+    )
+    prompts = [args.prompt] * len(images) if args.prompt else None
+    results = attributor.attribute(images, k, names=list(args.images), prompts=prompts)
     if args.csv:
         sys.stdout.write(results_to_csv(results))
     elif args.json:
         sys.stdout.write(results_to_jsonl(results))
     else:
         for r in results:
-            print(f"{r.query}  [{r.space}; {r.calibrator.describe()}]")
+            print(f"{r.query}  [{r.space}; {r.describe()}]")
             _print_ranking(r)
     return 0
-
-
-def _print_ranking(result: AttributionResult) -> None:
-    """Rank, influence, score and path of each attributed image, then the remaining influence."""
-    from .paths import display_path
-
-    for a in result.results:
-        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}")
-    print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -97,35 +142,23 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .heads import identity_heads, load_heads
-    from .index import build_index, load_index
-    from .paths import display_path
-    from .store import FeatureStore
+    from .index import open_index
 
-    store = FeatureStore.open(args.store)
-    heads = load_heads(args.mapper, store.dim) if args.mapper else identity_heads(store.dim)
-    if args.rebuild:
-        index, built = build_index(store, heads, args.kind, progress=not args.quiet), True
-    else:
-        index, built = load_index(store, heads, args.kind, progress=not args.quiet)
+    index, built = open_index(args.store, args.mapper, args.kind, args.rebuild, not args.quiet, args.device)
     state = "built" if built else "up to date"
     print(f"{display_path(index.path)}: {index.kind} index over {index.ntotal} images ({state})")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import build_demo, demo_spaces
-    from .paths import project_root
+    from .demo import EXAMPLE_QUERIES, build_demo, demo_dir
+    from .registry import create_attributor
 
-    build_demo(progress=not args.quiet, device=args.device)
+    spaces = build_demo(progress=not args.quiet, device=args.device)
     if args.no_query:
         return 0
-    from .attribute import FeatureAttributor
-    from .demo import EXAMPLE_QUERIES, demo_dir
-    from .paths import display_path
-
     query = demo_dir() / EXAMPLE_QUERIES[0]
-    attributor = FeatureAttributor.load(demo_spaces()[0], args.device, progress=False)
+    attributor = create_attributor(spaces[0], device=args.device, progress=False)
     r = attributor.attribute([query], 5, names=[display_path(query, project_root())])[0]
     print(f"\nexample: attribute query {r.query} --space {r.space} --top-k 5")
     _print_ranking(r)
@@ -133,39 +166,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from .spaces import list_spaces
+    from .registry import list_spaces
 
     statuses = list_spaces()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": s.spec.name,
-                        "label": s.spec.label,
-                        "backbone": s.spec.backbone,
-                        "ready": s.ready,
-                        "missing": list(s.missing),
-                        "make_ready": s.spec.make_ready,
-                    }
-                    for s in statuses
-                ],
-                indent=1,
-            )
-        )
+        rows = [
+            {
+                "name": s.spec.name,
+                "label": s.spec.label,
+                "method": s.spec.method,
+                "backbone": s.spec.backbone,
+                "ready": s.ready,
+                "missing": list(s.missing),
+                "make_ready": s.spec.make_ready,
+            }
+            for s in statuses
+        ]
+        print(json.dumps(rows, indent=1))
         return 0
     for s in statuses:
         mark = "ready" if s.ready else "not ready"
-        print(f"{s.spec.name:26s} {mark:10s} {s.spec.description}")
+        print(f"{s.spec.name:30s} {mark:10s} [{s.spec.method}] {s.spec.description}")
         if not s.ready:
-            print(f"{'':37s}missing: {', '.join(s.missing)}")
-            print(f"{'':37s}make ready: {s.spec.make_ready}")
+            print(f"{'':41s}missing: {', '.join(s.missing)}")
+            if s.spec.make_ready:
+                print(f"{'':41s}make ready: {s.spec.make_ready}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import describe_test_case, format_table, read_test_case, run_evaluation, write_csv
-    from .spaces import custom_space, get_space
+    from .evaluate import describe_test_case, format_table, read_test_case, run_evaluation, write_csv, write_ranks
+    from .registry import get_space
+    from .spaces import custom_space
 
     test_cases = [read_test_case(p) for p in args.test_cases]
     if args.describe:
@@ -175,14 +207,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.backbone and args.feats:
         spaces = [custom_space(None, args.backbone, args.feats, args.mapper, args.calibrator, args.weights)]
     else:
-        names = args.space or ["demo_efficientnet_lite0", "demo_pixel"]
         spaces = [
             custom_space(get_space(n), mapper=args.mapper, calibrator=args.calibrator, weights=args.weights)
-            for n in names
+            for n in args.space or DEFAULT_EVAL_SPACES
         ]
-    root = Path(args.root).resolve() if args.root else project_root()
     results = run_evaluation(
-        test_cases, spaces, root, args.ks, args.no_head, args.device, not args.quiet, args.influence
+        test_cases,
+        spaces,
+        _root(args),
+        ks=args.ks,
+        no_head=args.no_head,
+        device=args.device,
+        progress=not args.quiet,
+        influence=args.influence,
     )
     for tc in test_cases:
         rows = [r for t, r in results if t is tc]
@@ -192,63 +229,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         write_csv(args.out, results)
         print(f"\nwrote {args.out}")
     if args.dump_ranks:
-        with open(args.dump_ranks, "w") as f:
-            for _, r in results:
-                for row in r.ranks:
-                    f.write(json.dumps(row) + "\n")
+        write_ranks(args.dump_ranks, results)
         print(f"wrote {args.dump_ranks}")
     return 0
 
 
-def _training_inputs(args: argparse.Namespace, json_files: list[str]):
-    """Backbone, features of each split, and corpus features without the splits' exemplars."""
-    from .backbones import create_backbone
-    from .evaluate import corpus_rows_without, read_test_case, test_case_features
-    from .store import FeatureStore, resolve_store
-    from .train import FeatureSplit
-
-    backbone = create_backbone(args.backbone, args.weights, args.device)
-    root = Path(args.root).resolve() if args.root else project_root()
-    cases = [read_test_case(p) for p in json_files]
-    store = FeatureStore.open(resolve_store(Path(args.feats), args.backbone))
-    store.check_backbone(backbone.name, backbone.dim)
-    corpus = np.asarray(store.feats[corpus_rows_without(store, root, cases)])
-    splits = [
-        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, root, progress=not args.quiet)) for tc in cases
-    ]
-    return backbone, splits, corpus
-
-
 def cmd_train_head(args: argparse.Namespace) -> int:
     from .heads import save_heads
-    from .train import HeadTrainingConfig, train_heads
+    from .train import HeadTrainingConfig, train_heads, training_inputs
 
-    _, (train, val), corpus = _training_inputs(args, [args.train, args.val])
-    config = HeadTrainingConfig(
-        temperature=args.temperature,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        negatives=args.negatives,
-        max_epochs=args.epochs,
-        patience=args.patience,
-        seed=args.seed,
-        device=args.device_train,
+    _, (train, val), corpus = training_inputs(
+        args.backbone, args.feats, [args.train, args.val], _root(args), args.weights, args.device, not args.quiet
     )
-    heads, report = train_heads(
-        train,
-        val,
-        corpus,
-        config,
-        progress=not args.quiet,
-        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
-    )
+    heads, report = train_heads(train, val, corpus, _config_from_args(HeadTrainingConfig, args), not args.quiet)
     save_heads(heads, args.out)
     Path(args.out).with_suffix(".log.json").write_text(json.dumps(report.history, indent=1))
     first = report.history[0]
     print(
-        f"{args.out}: best epoch {report.best_epoch}; validation recall@10 {first['val_recall@10']:.4f} -> "
-        f"{report.best['val_recall@10']:.4f}, mAP {first['val_mAP']:.4f} -> {report.best['val_mAP']:.4f}"
+        f"{args.out}: {heads.kind} heads, best epoch {report.best_epoch}; validation recall@10 "
+        f"{first['val_recall@10']:.4f} -> {report.best['val_recall@10']:.4f}, mAP {first['val_mAP']:.4f} -> "
+        f"{report.best['val_mAP']:.4f}"
     )
     return 0
 
@@ -256,12 +256,15 @@ def cmd_train_head(args: argparse.Namespace) -> int:
 def cmd_train_calibrator(args: argparse.Namespace) -> int:
     from .calibration import save_calibrator
     from .heads import identity_heads, load_heads
-    from .train import calibration_scores, fit_calibrator
+    from .train import CalibratorTrainingConfig, calibration_scores, fit_calibrator, training_inputs
 
-    backbone, (val,), corpus = _training_inputs(args, [args.val])
+    backbone, (val,), corpus = training_inputs(
+        args.backbone, args.feats, [args.val], _root(args), args.weights, args.device, not args.quiet
+    )
+    config = _config_from_args(CalibratorTrainingConfig, args)
     heads = load_heads(args.mapper, backbone.dim) if args.mapper else identity_heads(backbone.dim)
-    selected, counts = calibration_scores(heads, val, corpus, top=args.top)
-    calibrator = fit_calibrator(selected, counts, steps=args.steps, lr=args.lr, progress=not args.quiet)
+    selected, counts = calibration_scores(heads, val, corpus, top=config.top)
+    calibrator = fit_calibrator(selected, counts, steps=config.steps, lr=config.lr, progress=not args.quiet)
     save_calibrator(calibrator, args.out)
     print(f"{args.out}: {calibrator.describe()}")
     return 0
@@ -276,47 +279,53 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .index import INDEX_KINDS
+    from .train import CalibratorTrainingConfig, HeadTrainingConfig
+
     parser = argparse.ArgumentParser(
         prog="attribute",
         description="Data attribution for text-to-image models: which training images influenced a generated "
         "image, and how much (calibrated influence).",
+        parents=[_global_options(False)],
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_global_options(argparse.SUPPRESS)]
 
-    p = sub.add_parser("query", help="attribute generated images to the training set")
+    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, parents=common)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("query", "attribute generated images to the training set", cmd_query)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", "-k", type=int, default=10, help="training images to list per query (default 10)")
-    p.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw"], help="index kind (default flat)")
+    p.add_argument("--index", default="flat", choices=INDEX_KINDS, help="index kind (default flat)")
+    p.add_argument("--prompt", help="the text prompt of the generated images (methods that need one)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per query")
     out.add_argument("--csv", action="store_true", help="a CSV table, one row per result")
     _add_space_args(p)
-    p.set_defaults(func=cmd_query)
 
-    p = sub.add_parser("extract", help="embed every image under folders into a feature store (resumable)")
+    p = command("extract", "embed every image under folders into a feature store (resumable)", cmd_extract)
     p.add_argument("--backbone", required=True, help="backbone name (efficientnet_lite0, clip, dino, pixel, ...)")
     p.add_argument("--images", required=True, nargs="+", metavar="DIR", help="image folder(s), searched recursively")
     p.add_argument("--out", required=True, metavar="STORE", help="feature store folder to write")
     p.add_argument("--root", help="folder that stored paths are relative to (default: the folders' common parent)")
     p.add_argument("--batch-size", type=int, default=32)
     _add_backbone_args(p)
-    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file and why")
-    p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("index", help="build a FAISS index over a store's head-mapped features")
+    p = command("index", "build a FAISS index over a store's head-mapped features", cmd_index)
     p.add_argument("store", metavar="STORE")
-    p.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"], help="flat (exact, default), ivf, hnsw")
+    p.add_argument("--kind", default="flat", choices=INDEX_KINDS, help="flat (exact, default), ivf, hnsw")
     p.add_argument("--mapper", help="head checkpoint whose real_mapper maps the store (default: identity)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if an up-to-date index exists")
-    p.set_defaults(func=cmd_index)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the index searches (default cpu)")
 
-    p = sub.add_parser("demo", help="build the offline demo bundle (idempotent) and answer one demo query")
+    p = command("demo", "build the offline demo bundle (idempotent) and answer one demo query", cmd_demo)
     p.add_argument("--no-query", action="store_true", help="only build")
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("evaluate", help="AbC benchmark: Recall@K and mAP of feature spaces on test-case JSON files")
+    p = command("evaluate", "AbC benchmark: Recall@K and mAP of spaces on test-case JSON files", cmd_evaluate)
     p.add_argument(
         "test_cases", nargs="+", metavar="JSON", help="AbC test-case files (e.g. dataset/json/test_demo.json)"
     )
@@ -337,42 +346,37 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also report <type>-influence: mean calibrated influence on the true exemplars",
     )
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train-head", help="train real/synth linear heads contrastively on an AbC training split")
+    p = command(
+        "train-head", "train real/synth heads (linear, mlp or channel) on an AbC training split", cmd_train_head
+    )
     p.add_argument("--train", required=True, metavar="JSON", help="training split (AbC test-case format)")
     p.add_argument("--val", required=True, metavar="JSON", help="validation split (early stopping)")
     _add_training_args(p)
-    p.add_argument("--temperature", type=float, default=0.1, help="contrastive softmax temperature (default 0.1)")
-    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default 3e-4)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--identity-penalty", type=float, default=0.0, help="weight of ‖W − I‖² (stay near the backbone)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--negatives", type=int, default=4096, help="corpus negatives per step (default 4096)")
-    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
-    p.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device-train", default="cpu", help="cpu or cuda for the training itself")
-    p.set_defaults(func=cmd_train_head)
+    _add_config_args(p, HeadTrainingConfig)
 
-    p = sub.add_parser("train-calibrator", help="fit the calibrator (inv_tau, bias) on a validation split")
+    p = command("train-calibrator", "fit the calibrator (inv_tau, bias) on a validation split", cmd_train_calibrator)
     p.add_argument("--val", required=True, metavar="JSON", help="validation split (AbC test-case format)")
     p.add_argument("--mapper", help="the space's heads (default: identity)")
     _add_training_args(p)
-    p.add_argument("--top", type=int, default=1000, help="corpus scores per query in the loss (default 1000)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.set_defaults(func=cmd_train_calibrator)
+    _add_config_args(p, CalibratorTrainingConfig)
 
-    p = sub.add_parser("spaces", help="list feature spaces and whether each is ready")
+    p = command("spaces", "list spaces (every method) and whether each is ready", cmd_spaces)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_spaces)
     return parser
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    for noisy in ("httpx", "urllib3", "PIL", "matplotlib", "filelock"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2; Ctrl-C exits 130 (work so far is kept)."""
     args = build_parser().parse_args(argv)
+    _setup_logging(args.quiet, args.verbose)
     try:
         return args.func(args)
     except AttributionError as exc:

@@ -8,7 +8,6 @@ embedded. When every image is done the shards become the store in one atomic ren
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +20,10 @@ from tqdm.auto import tqdm
 
 from .backbones import Backbone
 from .errors import InputImageError, StoreError
+from .fileio import atomic_save_npy, atomic_write_bytes
 from .images import SkippedFile, common_root, load_rgb, scan_image_files
 from .paths import display_path
+from .progress import CancelFlag, Progress, ProgressCallback, check_cancelled
 from .store import FeatureStore, write_store
 
 
@@ -52,18 +53,6 @@ class ExtractReport:
         )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-
-
 def _read_done(partial: Path) -> tuple[dict[str, tuple[Path, int]], dict[str, str]]:
     """Paths already embedded (-> shard file, row) and files already found unreadable (-> reason)."""
     done: dict[str, tuple[Path, int]] = {}
@@ -89,6 +78,8 @@ def extract_features(
     progress: bool = True,
     workers: int = 4,
     files: Sequence[Path] | None = None,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
 ) -> ExtractReport:
     """Embed every image under ``images`` (folders, searched recursively) into the store ``out``.
 
@@ -99,6 +90,8 @@ def extract_features(
         root: folder the stored paths are relative to (default: the folders' common parent, or the folder).
         workers: threads that decode images while the model runs.
         files: embed exactly these files (under ``root``) instead of scanning the folders.
+        on_progress: called after every batch with images done / total.
+        cancel: checked before every batch; finished shards are kept.
 
     Returns:
         An :class:`ExtractReport`; unreadable files are listed in ``skipped`` with a reason, never raised.
@@ -132,7 +125,7 @@ def extract_features(
                 f"delete that folder or run it with --backbone {meta.get('backbone')}"
             )
     else:
-        _atomic_write_bytes(info, json.dumps({"backbone": backbone.name, "root": str(root)}).encode())
+        atomic_write_bytes(info, json.dumps({"backbone": backbone.name, "root": str(root)}).encode())
 
     done, bad = _read_done(partial)
     prev_rows = {p: i for i, p in enumerate(previous.paths)} if previous is not None else {}
@@ -162,6 +155,7 @@ def extract_features(
             chunk = todo[start : start + shard_size]
             shard_feats, shard_paths = [], []
             for b in range(0, len(chunk), batch_size):
+                check_cancelled(cancel)
                 batch_files = chunk[b : b + batch_size]
                 loaded = list(pool.map(load, batch_files))
                 ok = [(f, t) for f, t in zip(batch_files, loaded, strict=True) if isinstance(t, torch.Tensor)]
@@ -173,13 +167,15 @@ def extract_features(
                     shard_feats.append(backbone.embed(torch.stack([t for _, t in ok])))
                     shard_paths += [rel[f] for f, _ in ok]
                 bar.update(len(batch_files))
+                if on_progress:
+                    on_progress(Progress(f"extract {backbone.name}", bar.n, len(files)))
             if shard_paths:
                 name = f"shard_{shard_no:06d}"
-                _atomic_save_npy(partial / f"{name}.npy", np.concatenate(shard_feats))
-                _atomic_write_bytes(partial / f"{name}.json", json.dumps(shard_paths).encode())
+                atomic_save_npy(partial / f"{name}.npy", np.concatenate(shard_feats))
+                atomic_write_bytes(partial / f"{name}.json", json.dumps(shard_paths).encode())
                 shard_no += 1
                 embedded += len(shard_paths)
-            _atomic_write_bytes(partial / "skipped.json", json.dumps(bad).encode())
+            atomic_write_bytes(partial / "skipped.json", json.dumps(bad).encode())
     bar.close()
 
     done, _ = _read_done(partial)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +20,8 @@ from tqdm.auto import tqdm
 
 from .calibration import Calibrator, influence_normaliser, influence_of
 from .errors import AttributionError
-from .heads import Heads
+from .fileio import atomic_path, atomic_write_json
+from .heads import Heads, identity_heads, load_heads
 from .store import FeatureStore
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
@@ -236,20 +235,15 @@ def build_index(
     """Build and save an index over ``store`` mapped by ``heads.real_head``."""
     if kind not in INDEX_KINDS:
         raise AttributionError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
-    store.check_backbone(store.backbone, heads.dim)
+    store.check_backbone(store.backbone, heads.in_dim)
     params = {**default_params(kind, len(store)), **(params or {})}
     index = build_faiss(mapped_features(store, heads, progress), kind, params, progress)
     meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
     faiss_path, meta_path = index_paths(store, kind, heads)
-    faiss_path.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = faiss_path.with_name(f".{faiss_path.name}.{tag}")
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, faiss_path)
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.{tag}")
-    tmp_meta.write_text(json.dumps({"format": INDEX_FORMAT, **asdict(meta)}, indent=1))
-    os.replace(tmp_meta, meta_path)
-    return AttributionIndex(index, meta, faiss_path)
+    with atomic_path(faiss_path) as tmp:
+        faiss.write_index(index, str(tmp))
+    atomic_write_json(meta_path, {"format": INDEX_FORMAT, **asdict(meta)})
+    return AttributionIndex(index, meta, faiss_path, device)
 
 
 def load_index(
@@ -287,3 +281,17 @@ def load_index(
             if index.ntotal == meta.count and index.d == meta.dim:
                 return AttributionIndex(index, meta, faiss_path, device), False
     return build_index(store, heads, kind, progress=progress, device=device), True
+
+
+def open_index(
+    store_path: Path | str,
+    mapper: Path | str | None = None,
+    kind: str = "flat",
+    rebuild: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+) -> tuple[AttributionIndex, bool]:
+    """``attribute index``: the index of a store folder under a head checkpoint (identity when None)."""
+    store = FeatureStore.open(store_path)
+    heads = load_heads(mapper, store.dim) if mapper else identity_heads(store.dim)
+    return load_index(store, heads, kind, rebuild=rebuild, progress=progress, device=device)

@@ -1,18 +1,20 @@
-"""Feature spaces: a named combination of backbone + heads + calibrator + store, and whether it is ready.
+"""What a space is: a named training set plus the method and parts that attribute to it, and whether it is ready.
 
-Built-in spaces: ``clip`` and ``dino`` (the authors' released weights and 1M LAION features, at their
-conventional locations) and the offline demo spaces (built by ``attribute demo``).
+A *feature space* (method ``feature``) is a backbone + heads + calibrator + feature store. Other methods use
+``options`` for their own parts (an unlearning space names its diffusion model there). The built-in released
+spaces ``clip`` and ``dino`` are defined here; the registry holds every space that can be picked by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .backbones import find_weights, get_backbone_spec
-from .calibration import Calibrator
-from .errors import AttributionError, CheckpointError, SpaceNotReadyError, WeightsNotFoundError
-from .paths import display_path, project_root
+from .calibration import Calibrator, load_calibrator
+from .errors import AttributionError
+from .paths import project_root
+from .store import FeatureStore, resolve_store
 
 #: Calibrator used when a space has no calibrator file: the released CLIP one (mass within ~0.2 cosine of the best).
 DEFAULT_CALIBRATOR = Calibrator(inv_tau=16.1587, bias=-38.5)
@@ -20,12 +22,12 @@ DEFAULT_CALIBRATOR = Calibrator(inv_tau=16.1587, bias=-38.5)
 
 @dataclass(frozen=True)
 class SpaceSpec:
-    """One feature space. Paths are absolute (resolved against the project root)."""
+    """One space. Paths are absolute (resolved against the project root or the declaring file)."""
 
     name: str  # identifier used on the CLI (``--space NAME``)
     label: str  # what people see
-    backbone: str  # registered backbone name
-    store: Path  # store folder, or a released ``{"feats","paths"}`` .pth (converted once)
+    backbone: str = ""  # registered backbone name (feature spaces)
+    store: Path | None = None  # store folder, or a released ``{"feats","paths"}`` .pth (converted once)
     mapper: Path | None = None  # released-format heads; None = identity heads (untuned)
     calibrator: Path | Calibrator = DEFAULT_CALIBRATOR  # calibrator file or fixed values
     image_root: Path | None = None  # where a released store's images live
@@ -34,6 +36,8 @@ class SpaceSpec:
     description: str = ""
     backbone_weights: Path | None = None  # explicit backbone weights file
     corpus_store: Path | None = None  # the distractor corpus for evaluation, when the store holds more (exemplars)
+    method: str = "feature"  # the registered attribution method that answers for this space
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # method-specific settings
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class SpaceStatus:
         return not self.missing
 
 
-def _released_space(name: str, backbone: str) -> SpaceSpec:
+def released_space(name: str, backbone: str) -> SpaceSpec:
+    """A space over the authors' released weights and 1M LAION features, at their conventional locations."""
     root = project_root()
     return SpaceSpec(
         name=name,
@@ -62,19 +67,8 @@ def _released_space(name: str, backbone: str) -> SpaceSpec:
     )
 
 
-def builtin_spaces() -> list[SpaceSpec]:
-    """Every named space this installation knows, ready or not."""
-    from .demo import demo_spaces
-
-    return [_released_space("clip", "clip"), _released_space("dino", "dino"), *demo_spaces()]
-
-
-def get_space(name: str) -> SpaceSpec:
-    for spec in builtin_spaces():
-        if spec.name == name or spec.label == name:
-            return spec
-    known = ", ".join(s.name for s in builtin_spaces())
-    raise AttributionError(f"unknown space {name!r}; known spaces: {known} (see `attribute spaces`)")
+def released_spaces() -> list[SpaceSpec]:
+    return [released_space("clip", "clip"), released_space("dino", "dino")]
 
 
 def custom_space(
@@ -104,34 +98,14 @@ def custom_space(
     return replace(base, **changes) if changes else base
 
 
-def space_status(spec: SpaceSpec) -> SpaceStatus:
-    """Which of the space's files are missing."""
-    missing: list[str] = []
-    store = spec.store
-    if store.suffix == ".pth":
-        if not store.is_file() and not (store.with_suffix(".store") / "meta.json").is_file():
-            missing.append(display_path(store))
-    elif not (store / "meta.json").is_file():
-        missing.append(display_path(store))
-    if spec.mapper is not None and not spec.mapper.is_file():
-        missing.append(display_path(spec.mapper))
-    if isinstance(spec.calibrator, Path) and not spec.calibrator.is_file():
-        missing.append(display_path(spec.calibrator))
-    try:
-        find_weights(get_backbone_spec(spec.backbone), spec.backbone_weights)
-    except (WeightsNotFoundError, CheckpointError):
-        missing.append(f"{spec.backbone} backbone weights")
-    return SpaceStatus(spec, tuple(missing))
+def space_calibrator(spec: SpaceSpec) -> Calibrator:
+    return spec.calibrator if isinstance(spec.calibrator, Calibrator) else load_calibrator(spec.calibrator)
 
 
-def list_spaces() -> list[SpaceStatus]:
-    """Every built-in space with what it still lacks."""
-    return [space_status(s) for s in builtin_spaces()]
-
-
-def require_ready(spec: SpaceSpec) -> None:
-    """Raise a clear error naming the missing files and the command that fetches them."""
-    status = space_status(spec)
-    if not status.ready:
-        hint = f"; run: {spec.make_ready}" if spec.make_ready else ""
-        raise SpaceNotReadyError(f"space {spec.name!r} is not ready: missing {', '.join(status.missing)}{hint}")
+def open_space_store(spec: SpaceSpec, corpus: bool = False) -> FeatureStore:
+    """The space's store (``corpus``: the distractor corpus evaluation uses), a released .pth converted once."""
+    path = (spec.corpus_store or spec.store) if corpus else spec.store
+    if path is None:
+        raise AttributionError(f"space {spec.name!r} names no feature store")
+    image_root = spec.image_root if path.suffix == ".pth" else None
+    return FeatureStore.open(resolve_store(path, spec.backbone, image_root))

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 
 from .checkpoints import load_checkpoint
 from .errors import StoreError
+from .fileio import atomic_write_json, replace_dir, temp_sibling
 from .paths import display_path
 
 STORE_FORMAT = "attribution-store/1"
@@ -144,7 +143,7 @@ def write_store(
     dim = blocks[0].shape[1] if blocks else 0
     if count != len(paths):
         raise ValueError(f"{count} feature rows but {len(paths)} paths")
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(path)
     tmp.mkdir(parents=True)
     try:
         out = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float32, shape=(count, dim))
@@ -160,22 +159,11 @@ def write_store(
         (tmp / "paths.json").write_text(json.dumps(paths))
         meta = StoreMeta(backbone, int(dim), int(count), checksum, str(image_root or ""), source)
         (tmp / "meta.json").write_text(json.dumps({"format": STORE_FORMAT, **meta.__dict__}, indent=1))
-        _replace_dir(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return FeatureStore.open(path)
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put folder ``new`` at ``target``, replacing an older one; at no moment is ``target`` half-written."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 def converted_store_path(pth: Path) -> Path:
@@ -201,7 +189,7 @@ def resolve_store(path: Path | str, backbone: str = "", image_root: Path | str |
     meta_file = out / "meta.json"
     meta = json.loads(meta_file.read_text())
     meta["source_stamp"] = stamp
-    meta_file.write_text(json.dumps(meta, indent=1))
+    atomic_write_json(meta_file, meta)
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -14,7 +13,7 @@ def demo_bundle():
     """The real demo bundle in the project (idempotent: built on the first run, reused after)."""
     from attribution_core.demo import build_demo
 
-    return build_demo(progress=False, log=lambda _: None)
+    return build_demo(progress=False)
 
 
 @pytest.fixture
@@ -31,9 +30,3 @@ def photo_dir(tmp_path: Path) -> Path:
     Image.fromarray(data.rocket()).save(folder / "rocket.jpg")
     Image.fromarray(data.camera()).save(folder / "camera.png")
     return folder
-
-
-def random_unit(n: int, d: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -11,7 +11,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from attribution_core.attribute import FeatureAttributor
+from attribution_core.features import FeatureAttributor
 from attribution_core.paths import project_root
 
 APP = str(project_root() / "streamlit_demo.py")

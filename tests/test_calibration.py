@@ -21,7 +21,7 @@ from attribution_core.heads import identity_heads
 from attribution_core.index import AttributionIndex, IndexMeta, build_faiss, default_params
 from attribution_core.store import write_store
 
-from .conftest import random_unit
+from .helpers import random_unit
 
 
 def reference_influence(scores: np.ndarray, inv_tau: float, bias: float) -> tuple[np.ndarray, np.ndarray]:

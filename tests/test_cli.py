@@ -19,7 +19,7 @@ from attribution_core.calibration import Calibrator, save_calibrator
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
 from attribution_core.paths import project_root
 
-from .test_heads import released_heads
+from .helpers import released_heads
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

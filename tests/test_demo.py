@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import numpy as np
 
-from attribution_core.attribute import FeatureAttributor
+from attribution_core.features import FeatureAttributor
 from attribution_core.demo import QUERY_TYPES, build_demo, demo_dir, demo_json
 from attribution_core.paths import project_root
-from attribution_core.spaces import get_space
+from attribution_core.registry import get_space
 from attribution_core.store import FeatureStore
 
 
@@ -41,7 +42,7 @@ def test_feature_space_matters(demo_bundle) -> None:
     test_case = json.loads(demo_json().read_text())
     hits = {}
     for name in ("demo_efficientnet_lite0", "demo_pixel"):
-        attributor = FeatureAttributor.load(get_space(name), "cpu", progress=False)
+        attributor = FeatureAttributor.load(get_space(name), device="cpu", progress=False)
         found = []
         for entry in test_case:
             queries = [project_root() / p for p in entry["synth"]["object"]]
@@ -52,10 +53,11 @@ def test_feature_space_matters(demo_bundle) -> None:
     assert hits["demo_efficientnet_lite0"] > hits["demo_pixel"] + 0.2, hits
 
 
-def test_second_build_does_no_work(demo_bundle) -> None:
+def test_second_build_does_no_work(demo_bundle, caplog) -> None:
     t0 = time.perf_counter()
-    messages = []
-    build_demo(progress=False, log=messages.append)
+    with caplog.at_level(logging.INFO, logger="attribution_core"):
+        build_demo(progress=False)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("attribution_core")]
     assert messages == ["demo bundle is up to date"] and time.perf_counter() - t0 < 5
 
 

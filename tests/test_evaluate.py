@@ -27,7 +27,7 @@ from attribution_core.evaluate import (
 )
 from attribution_core.paths import project_root
 
-from .conftest import random_unit
+from .helpers import random_unit
 
 RELEASED = Path(__file__).resolve().parents[2] / "shared" / "abc" / "json"
 

@@ -9,13 +9,7 @@ import torch
 from attribution_core.errors import CheckpointError
 from attribution_core.heads import identity_heads, load_heads, save_heads
 
-
-def released_heads(d: int, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "real_mapper": {"weight": torch.randn(d, d, generator=g), "bias": torch.randn(d, generator=g)},
-        "synth_mapper": {"weight": torch.randn(d, d, generator=g), "bias": torch.randn(d, generator=g)},
-    }
+from .helpers import released_heads
 
 
 def test_released_heads_map_like_the_original(tmp_path) -> None:

@@ -12,8 +12,7 @@ from attribution_core.index import build_index, load_index
 from attribution_core.store import write_store
 from attribution_core.synthetic import clustered_features
 
-from .conftest import random_unit
-from .test_heads import released_heads
+from .helpers import random_unit, released_heads
 
 
 def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:

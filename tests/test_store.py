@@ -11,7 +11,7 @@ import torch
 from attribution_core.errors import StoreError
 from attribution_core.store import FeatureStore, import_released_feats, resolve_store, write_store
 
-from .conftest import random_unit
+from .helpers import random_unit
 
 
 def test_round_trip_is_memory_mapped(tmp_path) -> None:

@@ -11,7 +11,7 @@ from attribution_core.heads import load_heads, save_heads
 from attribution_core.synthetic import perturbed
 from attribution_core.train import FeatureSplit, HeadTrainingConfig, fit_calibrator, split_metrics, train_heads
 
-from .conftest import random_unit
+from .helpers import random_unit
 
 
 def rotated_problem(n_models: int, d: int, seed: int) -> tuple[FeatureSplit, np.ndarray]:

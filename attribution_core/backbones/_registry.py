@@ -17,7 +17,7 @@ from ..paths import display_path, project_root
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How an image becomes the backbone's input tensor (REFERENCE §2)."""
+    """How an image becomes the backbone's input tensor (docs/method.md §2)."""
 
     resize: int  # short side after resizing, pixels
     crop: int  # side of the centre crop, pixels (the model's input size)

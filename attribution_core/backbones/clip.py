@@ -7,10 +7,8 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
+from ..constants import CLIP_MEAN, CLIP_STD
 from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class _ImageTower(torch.nn.Module):

@@ -7,11 +7,9 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ._registry import BackboneSpec, Preprocess, register_backbone
 from ._timm_vit import load_vit_state
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_dino(path: Path | None) -> torch.nn.Module:

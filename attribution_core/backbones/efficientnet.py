@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError
 from ..paths import display_path
 from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
-from .dino import IMAGENET_MEAN, IMAGENET_STD
 
 
 def packaged_weights() -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ._registry import BackboneSpec, Preprocess, register_backbone
 from ._timm_vit import load_vit_state
-from .dino import IMAGENET_MEAN, IMAGENET_STD
 
 PREFIX = "module.base_encoder."
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError
 from ..paths import display_path
 from ._registry import BackboneSpec, Preprocess, register_backbone
-from .dino import IMAGENET_MEAN, IMAGENET_STD
 
 
 def load_sscd(path: Path | None) -> torch.nn.Module:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_checkpoint
+from ..constants import HALF_MEAN, HALF_STD
 from ._registry import BackboneSpec, Preprocess, register_backbone
 from ._timm_vit import load_vit_state
 
@@ -19,7 +20,7 @@ register_backbone(
     BackboneSpec(
         name="vit",
         dim=768,
-        preprocess=Preprocess(resize=384, crop=384, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        preprocess=Preprocess(resize=384, crop=384, mean=HALF_MEAN, std=HALF_STD),
         description="ViT-B/16, supervised ImageNet, 384 px (timm vit_base_patch16_384)",
         load=load_vit,
         weights_files=("vit_base_patch16_384.safetensors", "vit_base_patch16_384.pth"),

@@ -1,25 +1,28 @@
-"""Training the tuned heads (contrastively) and the calibrator (REFERENCE §3), from cached features.
+"""Training the tuned heads contrastively from cached features (docs/method.md §3).
 
-The AbC authors never released this part. Heads: every synthesized image should score its own model's exemplars
-above every other candidate (other models' exemplars and corpus images are negatives); a validation split drives
-early stopping. Calibrator: ``inv_tau`` and ``bias`` fitted with the paper's loss on a validation split.
-Everything is seeded and runs on CPU at the demo's scale; pass ``device="cuda"`` at AbC's scale.
+The AbC authors never released this part. Every synthesized image should score its own model's exemplars above
+every other candidate (other models' exemplars and corpus images are negatives); a validation split drives early
+stopping. Seeded; runs on CPU at the demo's scale, ``device="cuda"`` at AbC's scale.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .calibration import Calibrator, calibration_loss
-from .evaluate import TestCase, average_precision, exemplar_ranks, recall_at
-from .heads import Heads, identity_heads
+from ..config import option
+from ..evaluate.metrics import average_precision, recall_at
+from ..evaluate.ranking import exemplar_ranks
+from ..evaluate.testcase import TestCase
+from ..heads import Heads, create_heads, heads_from_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,18 +53,28 @@ class FeatureSplit:
 
 @dataclass(frozen=True)
 class HeadTrainingConfig:
-    """Options of ``attribute train-head``."""
+    """Options of ``attribute train-head`` (the CLI's flags are generated from these fields)."""
 
-    temperature: float = 0.1  # softmax temperature of the contrastive loss (on cosine similarities)
-    lr: float = 3e-4  # Adam learning rate
-    weight_decay: float = 0.0  # Adam weight decay
-    identity_penalty: float = 0.0  # λ·(‖W_real − I‖² + ‖W_synth − I‖²): stay near the pretrained space
-    batch_size: int = 32  # synthesized images per step
-    negatives: int = 4096  # corpus images drawn as negatives per step
-    max_epochs: int = 60
-    patience: int = 8  # epochs without a better validation mAP before stopping
-    seed: int = 0
-    device: str = "cpu"
+    head: str = option("linear", "head type: linear, mlp or channel (docs/method.md §3)")
+    mlp_hidden: int = option(512, "mlp heads: hidden width")
+    mlp_out: int = option(256, "mlp heads: output dimension (the attribution space)")
+    mlp_layers: int = option(2, "mlp heads: number of Linear layers")
+    mlp_dropout: float = option(0.0, "mlp heads: dropout after each hidden layer")
+    temperature: float = option(0.1, "softmax temperature of the contrastive loss (on cosine similarities)")
+    lr: float = option(3e-4, "Adam learning rate")
+    weight_decay: float = option(0.0, "Adam weight decay")
+    identity_penalty: float = option(0.0, "weight of the distance from identity (linear: ‖W − I‖², channel: ‖w − 1‖²)")
+    batch_size: int = option(32, "synthesized images per step")
+    negatives: int = option(4096, "corpus images drawn as negatives per step")
+    max_epochs: int = option(60, "maximum epochs", flag="--epochs")
+    patience: int = option(8, "epochs without a better validation mAP before stopping")
+    seed: int = option(0, "random seed (same seed, same heads)")
+    device: str = option("cpu", "cpu or cuda for the training itself", flag="--device-train")
+
+    def head_options(self) -> dict:
+        if self.head != "mlp":
+            return {}
+        return {"hidden": self.mlp_hidden, "out": self.mlp_out, "layers": self.mlp_layers, "dropout": self.mlp_dropout}
 
 
 @dataclass
@@ -108,9 +121,9 @@ def train_heads(
     corpus: np.ndarray,
     config: HeadTrainingConfig = HeadTrainingConfig(),
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
 ) -> tuple[Heads, TrainingReport]:
-    """Train ``real_head`` and ``synth_head`` from identity; keep the epoch with the best validation mAP.
+    """Train ``real_head`` and ``synth_head`` (from identity where the head type has one); keep the epoch with the
+    best validation mAP. Each epoch's validation metrics are logged (``logging``, INFO).
 
     Args:
         train, val: features of the training and validation splits (disjoint exemplars).
@@ -120,7 +133,7 @@ def train_heads(
     rng = np.random.default_rng(config.seed)
     dev = torch.device(config.device)
     d = train.queries.shape[1]
-    heads = identity_heads(d)
+    heads = create_heads(config.head, d, **config.head_options())
     heads.real_head.to(dev).train()
     heads.synth_head.to(dev).train()
     params = [*heads.real_head.parameters(), *heads.synth_head.parameters()]
@@ -140,11 +153,9 @@ def train_heads(
         heads.real_head.to(dev).train()
         heads.synth_head.to(dev).train()
         report.history.append({"epoch": epoch, "loss": loss, **{f"val_{k}": v for k, v in metrics.items()}})
-        if log:
-            log(
-                f"epoch {epoch:3d}  loss {loss:.4f}  val recall@10 {metrics['recall@10']:.4f}  "
-                f"val mAP {metrics['mAP']:.4f}"
-            )
+        log.info(
+            "epoch %3d  loss %.4f  val recall@10 %.4f  val mAP %.4f", epoch, loss, metrics["recall@10"], metrics["mAP"]
+        )
         return metrics["mAP"]
 
     best_map = evaluate(0, float("nan"))
@@ -162,8 +173,7 @@ def train_heads(
             positive = torch.cat([positive_all[idx], torch.zeros(len(idx), n_neg, dtype=torch.bool, device=dev)], 1)
             loss = contrastive_loss(xq, xc, positive, config.temperature)
             if config.identity_penalty:
-                eye = torch.eye(d, device=dev)
-                drift = sum(((h.mapper.weight - eye) ** 2).sum() for h in (heads.real_head, heads.synth_head))
+                drift = heads.real_head.identity_drift() + heads.synth_head.identity_drift()
                 loss = loss + config.identity_penalty * drift
             opt.zero_grad()
             loss.backward()
@@ -177,56 +187,6 @@ def train_heads(
         elif epoch - report.best_epoch >= config.patience:
             break
     bar.close()
-    best = identity_heads(d)
-    best.real_head.mapper.load_state_dict({k: v.cpu() for k, v in best_state["real_mapper"].items()})
-    best.synth_head.mapper.load_state_dict({k: v.cpu() for k, v in best_state["synth_mapper"].items()})
-    return Heads(best.real_head.eval(), best.synth_head.eval(), "trained"), report
-
-
-@torch.inference_mode()
-def calibration_scores(heads: Heads, split: FeatureSplit, corpus: np.ndarray, top: int = 1000):
-    """Per query: its exemplars' scores first, then the highest corpus scores (the loss's "selected scores").
-
-    Returns:
-        (selected [nq, L] float32, count_gt [nq]): every row has the same length L = max exemplars + top.
-    """
-    xb = heads.real_head.map_numpy(corpus)
-    xq = heads.synth_head(torch.from_numpy(split.queries)).numpy()
-    ex = heads.real_head.map_numpy(split.exemplars)
-    counts = np.array([int((split.exemplar_model == m).sum()) for m in split.query_model])
-    width = int(counts.max()) + min(top, xb.shape[0] - int(counts.max()))
-    rows = []
-    for q, m, c in zip(xq, split.query_model, counts, strict=True):
-        s = xb @ q
-        n_corpus = width - c
-        best = np.argpartition(-s, n_corpus - 1)[:n_corpus] if n_corpus < s.shape[0] else np.arange(s.shape[0])
-        rows.append(np.concatenate([ex[split.exemplar_model == m] @ q, np.sort(s[best])[::-1]]))
-    return np.stack(rows).astype(np.float32), counts
-
-
-def fit_calibrator(
-    selected: np.ndarray,
-    count_gt: np.ndarray,
-    steps: int = 2000,
-    lr: float = 0.05,
-    init: Calibrator = Calibrator(),  # noqa: B008
-    progress: bool = True,
-) -> Calibrator:
-    """Fit ``inv_tau`` (through its logarithm, so it stays positive) and ``bias`` by Adam on the calibration loss.
-
-    Args:
-        selected: [B, L] scores per query, its ``count_gt[i]`` exemplars first.
-    """
-    s = torch.from_numpy(np.asarray(selected, dtype=np.float32)).double()
-    c = torch.from_numpy(np.asarray(count_gt)).double()
-    log_inv_tau = torch.tensor(math.log(init.inv_tau), dtype=torch.float64, requires_grad=True)
-    bias = torch.tensor(float(init.bias), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([log_inv_tau, bias], lr=lr)
-    for _ in tqdm(range(steps), desc="fit calibrator", unit="step", disable=not progress):
-        loss = calibration_loss(s, c, log_inv_tau.exp(), bias)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            bias.clamp_(max=1e6, min=-999.0)  # b = 0.001 * bias must stay > -1
-    return Calibrator(log_inv_tau.exp().item(), bias.item())
+    best = heads_from_state(best_state, d, "trained heads")
+    best.source = "trained"
+    return best, report

@@ -1,0 +1,132 @@
+"""Building the demo bundle: images, feature stores and indexes per demo backbone, and the tuned space.
+
+Idempotent and resumable: finished images, shards and stores are kept; a stamp marks a complete bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from ..backbones import Backbone, create_backbone
+from ..calibration import save_calibrator
+from ..evaluate.features import test_case_features
+from ..evaluate.testcase import read_test_case
+from ..extract import extract_features
+from ..fileio import atomic_write_text
+from ..heads import identity_heads, save_heads
+from ..index import load_index
+from ..paths import project_root
+from ..progress import Progress, ProgressCallback
+from ..spaces import SpaceSpec
+from ..store import FeatureStore, write_store
+from ..train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
+from .images import make_demo_images
+from .layout import (
+    DEMO_BACKBONES,
+    DEMO_VERSION,
+    TUNED_BACKBONE,
+    demo_corpus_store,
+    demo_dir,
+    demo_split_json,
+    demo_store,
+    tuned_calibrator_path,
+    tuned_heads_path,
+)
+from .spaces import demo_spaces
+
+log = logging.getLogger(__name__)
+
+
+def train_tuned_space(device: str = "auto", progress: bool = True, backbone: Backbone | None = None) -> None:
+    """Train the demo's tuned heads (train split, early stopping on val) and calibrator (val split).
+
+    ``backbone``: the already loaded ``efficientnet_lite0``, if the caller has one."""
+    backbone = backbone or create_backbone(TUNED_BACKBONE, device=device)
+    store = FeatureStore.open(demo_store(TUNED_BACKBONE))
+    corpus = np.asarray(FeatureStore.open(demo_corpus_store(TUNED_BACKBONE)).feats)  # negatives: no exemplars
+    train, val = (
+        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, project_root(), progress=progress))
+        for tc in (read_test_case(demo_split_json("train")), read_test_case(demo_split_json("val")))
+    )
+    heads, report = train_heads(train, val, corpus, progress=progress)
+    save_heads(heads, tuned_heads_path())
+    calibrator = fit_calibrator(*calibration_scores(heads, val, corpus), progress=progress)
+    save_calibrator(calibrator, tuned_calibrator_path())
+    load_index(store, heads, "flat", progress=progress)
+    first, best = report.history[0], report.best
+    log.info(
+        "tuned heads: validation mAP %.3f -> %.3f (epoch %d); calibrator %s",
+        first["val_mAP"],
+        best["val_mAP"],
+        report.best_epoch,
+        calibrator.describe(),
+    )
+
+
+def build_demo(
+    progress: bool = True, device: str = "auto", on_progress: ProgressCallback | None = None
+) -> list[SpaceSpec]:
+    """Build (or finish, or confirm) the whole demo bundle. Idempotent: a second run does no work.
+
+    Args:
+        progress: tqdm bars on the terminal.
+        on_progress: called as each stage advances (images, extraction per backbone, tuned space).
+
+    Returns:
+        The demo spaces, ready.
+    """
+    out = demo_dir()
+    stamp = out / ".complete"
+    want = json.dumps({"version": DEMO_VERSION, "backbones": list(DEMO_BACKBONES)})
+    stores_ready = all((demo_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
+    stores_ready = stores_ready and all((demo_corpus_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
+    stores_ready = stores_ready and tuned_heads_path().is_file() and tuned_calibrator_path().is_file()
+    if stamp.is_file() and stamp.read_text() == want and stores_ready:
+        log.info("demo bundle is up to date")
+        return demo_spaces()
+    images = make_demo_images(out, progress, on_progress)
+    n_ex = sum(len(e["exemplar"]) for e in images.test_case)
+    n_q = sum(len(v) for e in images.test_case for v in e["synth"].values())
+    log.info(
+        "demo images: %d corpus, %d exemplars, %d queries in %d models",
+        len(images.corpus),
+        n_ex,
+        n_q,
+        len(images.test_case),
+    )
+    loaded = {}
+    for name in DEMO_BACKBONES:
+        backbone = loaded[name] = create_backbone(name, device=device)
+        report = extract_features(
+            [out / "corpus", out / "exemplar"],
+            demo_store(name),
+            backbone,
+            root=out,
+            progress=progress,
+            on_progress=on_progress,
+        )
+        log.info(report.summary())
+
+        store = FeatureStore.open(demo_store(name))
+        load_index(store, identity_heads(backbone.dim), "flat", progress=progress)
+        rows = [i for i, p in enumerate(store.paths) if p.startswith("corpus/")]
+        corpus = demo_corpus_store(name)
+        if not (corpus / "meta.json").is_file() or FeatureStore.open(corpus).paths != [store.paths[i] for i in rows]:
+            write_store(
+                corpus,
+                np.asarray(store.feats[rows]),
+                [store.paths[i] for i in rows],
+                name,
+                store.meta.image_root,
+                source=f"corpus rows of {store.path}",
+            )
+    if on_progress:
+        on_progress(Progress("train the tuned space", 0, 1))
+    train_tuned_space(device, progress, backbone=loaded.get(TUNED_BACKBONE))
+    if on_progress:
+        on_progress(Progress("train the tuned space", 1, 1))
+    atomic_write_text(stamp, want)
+    return demo_spaces()

@@ -1,0 +1,48 @@
+"""Where the demo bundle lives and its fixed sizes (one source of truth for every demo module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..paths import project_root
+
+DEMO_VERSION = 3
+DEMO_BACKBONES = ("efficientnet_lite0", "pixel")
+VIEWS_PER_PHOTO = 60
+SIDE = 256  # every generated image is SIDE x SIDE pixels
+QUERIES_PER_TYPE = 4
+QUERY_TYPES = ("object", "style")
+#: Which quadrant's model goes to which split: held-out exemplars are never seen in training or validation.
+SPLITS = {"train": (0, 1), "val": (2,), "heldout": (3,)}
+TUNED_BACKBONE = "efficientnet_lite0"
+EXAMPLE_QUERIES = ("synth/chelsea_q0/object_00.jpg", "synth/astronaut_q1/object_01.jpg", "synth/coffee_q2/style_00.jpg")
+
+
+def demo_dir() -> Path:
+    return project_root() / "dataset" / "demo"
+
+
+def demo_json() -> Path:
+    return project_root() / "dataset" / "json" / "test_demo.json"
+
+
+def demo_store(backbone: str) -> Path:
+    return project_root() / "feats" / "demo" / backbone / "train"
+
+
+def demo_corpus_store(backbone: str) -> Path:
+    """The corpus alone (no exemplars): the distractors that evaluation appends exemplars to (AbC semantics)."""
+    return project_root() / "feats" / "demo" / backbone / "corpus"
+
+
+def demo_split_json(split: str) -> Path:
+    """``dataset/json/{train,val,heldout}_demo.json``: the demo test case split by model (disjoint exemplars)."""
+    return project_root() / "dataset" / "json" / f"{split}_demo.json"
+
+
+def tuned_heads_path() -> Path:
+    return project_root() / "feats" / "demo" / TUNED_BACKBONE / "tuned_heads.pth"
+
+
+def tuned_calibrator_path() -> Path:
+    return project_root() / "feats" / "demo" / TUNED_BACKBONE / "tuned_calibrator.pth"

@@ -1,0 +1,38 @@
+"""Heads: ``real_head`` for training images, ``synth_head`` for generated queries; linear | mlp | channel."""
+
+from . import channel, linear, mlp  # noqa: F401  (each registers itself)
+from ._base import (
+    HEAD_KEYS,
+    Head,
+    Heads,
+    create_heads,
+    detect_head_kind,
+    head_type,
+    heads_from_state,
+    identity_heads,
+    list_head_types,
+    load_heads,
+    register_head,
+    save_heads,
+)
+from .channel import ChannelHead
+from .linear import LinearHead
+from .mlp import MLPHead
+
+__all__ = [
+    "HEAD_KEYS",
+    "ChannelHead",
+    "Head",
+    "Heads",
+    "LinearHead",
+    "MLPHead",
+    "create_heads",
+    "detect_head_kind",
+    "head_type",
+    "heads_from_state",
+    "identity_heads",
+    "list_head_types",
+    "load_heads",
+    "register_head",
+    "save_heads",
+]

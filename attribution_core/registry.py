@@ -1,0 +1,218 @@
+"""The one plug-in point: registered spaces and attribution methods, and ``create_attributor``.
+
+In the style of timm's model registry: a method is an :class:`~attribution_core.attribute.Attributor` subclass
+registered under its name (``register_method``); a space is a :class:`~attribution_core.spaces.SpaceSpec`
+registered under its name (``register_space``) and answered by one method. The CLI, the explorer and
+``attribute evaluate`` only ever go through :func:`get_space`, :func:`list_spaces` and :func:`create_attributor`.
+
+Spaces come from three places: the library (``clip``/``dino`` here, the demo spaces from ``demo``), files users
+write (``spaces.toml`` or ``spaces.json`` in the project root, and every file in ``$ATTRIBUTION_SPACES``), and
+plug-ins: modules named in ``$ATTRIBUTION_PLUGINS`` (comma-separated) or installed with an
+``attribution_core.plugins`` entry point, imported once, which call ``register_method``/``register_space``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import tomllib
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from .attribute import Attributor
+from .calibration import Calibrator
+from .errors import AttributionError, SpaceNotReadyError
+from .paths import display_path, project_root
+from .spaces import SpaceSpec, SpaceStatus, released_spaces
+
+log = logging.getLogger(__name__)
+
+SPACES_ENV = "ATTRIBUTION_SPACES"
+PLUGINS_ENV = "ATTRIBUTION_PLUGINS"
+ENTRY_POINT_GROUP = "attribution_core.plugins"
+
+_METHODS: dict[str, type[Attributor]] = {}
+_SPACES: dict[str, SpaceSpec] = {}
+#: Functions that list spaces whose paths depend on the project root at call time (it can change at run time).
+_PROVIDERS: list[Callable[[], Iterable[SpaceSpec]]] = [released_spaces]
+_plugins_loaded: set[str] = set()
+
+
+def register_method(cls: type[Attributor]) -> type[Attributor]:
+    """Register an attribution method under ``cls.method`` (usable as a class decorator)."""
+    if not cls.method:
+        raise ValueError(f"{cls.__name__} must set the class attribute 'method' to register")
+    _METHODS[cls.method] = cls
+    return cls
+
+
+def register_space(spec: SpaceSpec) -> SpaceSpec:
+    """Register (or replace) a space under ``spec.name``."""
+    _SPACES[spec.name] = spec
+    return spec
+
+
+def register_space_provider(provider: Callable[[], Iterable[SpaceSpec]]) -> Callable[[], Iterable[SpaceSpec]]:
+    """Register a function that lists spaces (called on every look-up, so its paths follow the project root)."""
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+    return provider
+
+
+def list_methods() -> list[str]:
+    _load_plugins()
+    return sorted(_METHODS)
+
+
+def method_class(name: str) -> type[Attributor]:
+    """The Attributor class registered as ``name``."""
+    _load_plugins()
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise AttributionError(
+            f"unknown attribution method {name!r}; known methods: {', '.join(sorted(_METHODS))}"
+        ) from None
+
+
+def all_spaces() -> list[SpaceSpec]:
+    """Every space this installation knows, ready or not: built-in, registered, then user-declared."""
+    _load_plugins()
+    specs = {s.name: s for provider in _PROVIDERS for s in provider()}
+    specs.update(_SPACES)
+    for spec in user_spaces():
+        specs[spec.name] = spec
+    return list(specs.values())
+
+
+def get_space(name: str) -> SpaceSpec:
+    """The space called ``name`` (or labelled so)."""
+    specs = all_spaces()
+    for spec in specs:
+        if spec.name == name or spec.label == name:
+            return spec
+    known = ", ".join(s.name for s in specs)
+    raise AttributionError(f"unknown space {name!r}; known spaces: {known} (see `attribute spaces`)")
+
+
+def space_status(spec: SpaceSpec) -> SpaceStatus:
+    """Which of the space's parts are missing, as its method judges."""
+    return SpaceStatus(spec, tuple(method_class(spec.method).missing(spec)))
+
+
+def list_spaces() -> list[SpaceStatus]:
+    """Every space with what it still lacks."""
+    return [space_status(s) for s in all_spaces()]
+
+
+def require_ready(spec: SpaceSpec) -> None:
+    """Raise a clear error naming the missing parts and the command that makes the space ready."""
+    status = space_status(spec)
+    if not status.ready:
+        hint = f"; run: {spec.make_ready}" if spec.make_ready else ""
+        raise SpaceNotReadyError(f"space {spec.name!r} is not ready: missing {', '.join(status.missing)}{hint}")
+
+
+def create_attributor(space: str | SpaceSpec, **options: Any) -> Attributor:
+    """The loaded Attributor for a space (by name or spec): checks readiness, then ``method.load(spec, ...)``.
+
+    Args:
+        options: passed to the method's ``load`` (``device``, ``progress``, ``index_kind``, …); methods ignore
+            what they do not use.
+    """
+    spec = get_space(space) if isinstance(space, str) else space
+    require_ready(spec)
+    return method_class(spec.method).load(spec, **options)
+
+
+# --- user-declared spaces ---------------------------------------------------------------------------------
+
+
+def user_space_files() -> list[Path]:
+    """``spaces.toml``/``spaces.json`` in the project root, then every file in ``$ATTRIBUTION_SPACES``."""
+    root = project_root()
+    files = [p for p in (root / "spaces.toml", root / "spaces.json") if p.is_file()]
+    files += [Path(p).expanduser() for p in os.environ.get(SPACES_ENV, "").split(os.pathsep) if p]
+    return files
+
+
+def user_spaces() -> list[SpaceSpec]:
+    return [spec for path in user_space_files() for spec in load_spaces_file(path)]
+
+
+_PATH_FIELDS = ("store", "mapper", "image_root", "backbone_weights", "corpus_store")
+
+
+def load_spaces_file(path: Path | str) -> list[SpaceSpec]:
+    """Spaces declared in a TOML (``[[spaces]]`` tables) or JSON (``{"spaces": [...]}`` or a list) file.
+
+    Relative paths are resolved against the file's folder. ``calibrator`` is a file or ``{inv_tau, bias}``.
+
+    Raises:
+        AttributionError: unreadable file or an entry without the needed fields, naming the file and entry.
+    """
+    path = Path(path)
+    shown = display_path(path)
+    try:
+        text = path.read_text()
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise AttributionError(f"{shown}: spaces file not found (named in ${SPACES_ENV}?)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AttributionError(f"{shown}: not a valid {path.suffix.lstrip('.') or 'spaces'} file ({exc})") from None
+    entries = raw.get("spaces", raw.get("space", [])) if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        raise AttributionError(f"{shown}: expected a list of spaces ([[spaces]] tables or a JSON list)")
+    return [_spec_from_entry(entry, i, path.parent.resolve(), shown) for i, entry in enumerate(entries)]
+
+
+def _spec_from_entry(entry: object, i: int, base: Path, shown: str) -> SpaceSpec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise AttributionError(f"{shown}: space {i} needs a 'name'")
+    fields = set(SpaceSpec.__dataclass_fields__)
+    unknown = sorted(set(entry) - fields)
+    if unknown:
+        raise AttributionError(
+            f"{shown}: space {entry['name']!r} has unknown fields {unknown}; known: {sorted(fields)}"
+        )
+    values: dict[str, Any] = dict(entry)
+    values.setdefault("label", entry["name"])
+    values.setdefault("description", f"declared in {shown}")
+    for key in _PATH_FIELDS:
+        if values.get(key) is not None:
+            values[key] = (base / Path(values[key]).expanduser()).resolve()
+    cal = values.get("calibrator")
+    try:
+        if isinstance(cal, dict):
+            values["calibrator"] = Calibrator(float(cal["inv_tau"]), float(cal.get("bias", 0.0)))
+        elif isinstance(cal, str):
+            values["calibrator"] = (base / cal).resolve()
+        return SpaceSpec(**values)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AttributionError(f"{shown}: space {entry['name']!r}: {exc}") from None
+
+
+# --- plug-ins -------------------------------------------------------------------------------------------------
+
+
+def _load_plugins() -> None:
+    """Import plug-in modules once: ``$ATTRIBUTION_PLUGINS`` and ``attribution_core.plugins`` entry points."""
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in names:
+        if name not in _plugins_loaded:
+            _plugins_loaded.add(name)
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise AttributionError(f"plug-in {name!r} (from ${PLUGINS_ENV}) cannot be imported: {exc}") from None
+    if "<entry points>" not in _plugins_loaded:
+        _plugins_loaded.add("<entry points>")
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception as exc:  # a broken third-party plug-in must not take the tool down
+                log.warning("plug-in %s failed to load: %s", ep.name, exc)
