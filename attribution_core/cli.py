@@ -54,19 +54,17 @@ def _add_space_args(p: argparse.ArgumentParser) -> None:
     _add_backbone_args(g)
 
 
-def _add_config_args(p: argparse.ArgumentParser, config: type, skip: Sequence[str] = ()) -> None:
+def _add_config_args(p: argparse.ArgumentParser, config: type) -> None:
     """One flag per field of a config dataclass: its type, default and help come from the dataclass."""
     for f in dataclasses.fields(config):
-        if f.name in skip:
-            continue
         kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
-        p.add_argument(
-            flag_of(f), dest=f.name, type=kind, default=f.default, help=f"{f.metadata['help']} (default {f.default})"
-        )
+        help_text = f"{f.metadata['help']} (default {f.default})"
+        p.add_argument(flag_of(f), dest=f"config_{f.name}", type=kind, default=f.default, help=help_text)
 
 
 def _config_from_args(config: type, args: argparse.Namespace) -> Any:
-    return config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config) if hasattr(args, f.name)})
+    """The config dataclass filled from the flags :func:`_add_config_args` made."""
+    return config(**{f.name: getattr(args, f"config_{f.name}") for f in dataclasses.fields(config)})
 
 
 def _resolve_space(args: argparse.Namespace):

@@ -72,6 +72,8 @@ class AttributionIndex:
         self.path = path
         self._xb: np.ndarray | None = None
         self._xb_gpu = None
+        if device == "cuda" and not _cuda_available():
+            raise AttributionError("--device cuda: no CUDA GPU is visible to torch on this machine; use --device cpu")
         use_gpu = device == "cuda" or (device == "auto" and _cuda_available())
         if meta.kind == "flat":
             # zero-copy view of the vectors: one BLAS pass gives every score exactly

@@ -30,3 +30,10 @@ def photo_dir(tmp_path: Path) -> Path:
     Image.fromarray(data.rocket()).save(folder / "rocket.jpg")
     Image.fromarray(data.camera()).save(folder / "camera.png")
     return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the demo bundle (about 90 s to build once) is ``slow``: ``-m "not slow"`` skips them."""
+    for item in items:
+        if "demo_bundle" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from attribution_core.features import FeatureAttributor
 from attribution_core.demo import QUERY_TYPES, build_demo, demo_dir, demo_json
+from attribution_core.features import FeatureAttributor
 from attribution_core.paths import project_root
 from attribution_core.registry import get_space
 from attribution_core.store import FeatureStore

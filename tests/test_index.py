@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from attribution_core.calibration import Calibrator
+from attribution_core.errors import AttributionError
 from attribution_core.heads import identity_heads, load_heads
 from attribution_core.index import build_index, load_index
 from attribution_core.store import write_store
@@ -79,3 +80,13 @@ def test_flat_on_gpu_matches_cpu(tmp_path) -> None:
         a, b = cpu.search(q, 100, cal), gpu.search(q, 100, cal)
         assert len(set(a.I) & set(b.I)) >= 99
         np.testing.assert_allclose(a.influence.sum(), b.influence.sum(), atol=1e-5)
+
+
+def test_a_freshly_built_index_uses_the_requested_device(tmp_path) -> None:
+    """``build_index(device=...)`` reaches the index: CUDA scoring when a GPU is visible, a one-line error when not."""
+    store = write_store(tmp_path / "s", random_unit(50, 8), [str(i) for i in range(50)], "test")
+    if torch.cuda.is_available():
+        assert build_index(store, identity_heads(8), "flat", device="cuda")._xb_gpu is not None
+    else:
+        with pytest.raises(AttributionError, match="no CUDA GPU is visible"):
+            build_index(store, identity_heads(8), "flat", device="cuda")

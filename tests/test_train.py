@@ -152,3 +152,22 @@ def test_train_commands_on_the_demo(demo_bundle, tmp_path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert load_calibrator(tmp_path / "cal.pth").inv_tau > 1.0
+
+
+@pytest.mark.parametrize("head", ["mlp", "channel"])
+def test_other_head_types_train_and_improve(head: str) -> None:
+    """train-head --head mlp|channel: the same loop trains the authors' other head types."""
+    scale = np.exp(np.random.default_rng(5).uniform(-2, 2, 32)).astype(np.float32)  # a per-channel distortion
+
+    def make_split(seed: int) -> FeatureSplit:
+        split, _ = rotated_problem(12, 32, seed)
+        ex = split.exemplars[[int(np.flatnonzero(split.exemplar_model == m)[0]) for m in split.query_model]]
+        split.queries = (ex * scale + 0.02 * random_unit(len(ex), 32, seed=seed + 50)).astype(np.float32)
+        return split
+
+    train, val = make_split(0), make_split(1)
+    corpus = random_unit(2000, 32, seed=3)
+    config = HeadTrainingConfig(head=head, mlp_hidden=64, mlp_out=32, max_epochs=15, lr=3e-3, seed=0)
+    heads, report = train_heads(train, val, corpus, config, progress=False)
+    assert heads.kind == head and heads.dim == 32
+    assert report.best["val_mAP"] > report.history[0]["val_mAP"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..constants import HALF_MEAN, HALF_STD
 from ._registry import BackboneSpec, Preprocess, register_backbone
 
 PIXEL_SIDE = 16  # images are reduced to 16 x 16 RGB -> 768 numbers
@@ -20,7 +21,7 @@ register_backbone(
         name="pixel",
         dim=3 * PIXEL_SIDE * PIXEL_SIDE,
         preprocess=Preprocess(
-            resize=PIXEL_SIDE, crop=PIXEL_SIDE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear"
+            resize=PIXEL_SIDE, crop=PIXEL_SIDE, mean=HALF_MEAN, std=HALF_STD, interpolation="bilinear"
         ),
         description="Downsampled RGB pixels (16 x 16), a no-learning baseline",
         load=load_pixel,

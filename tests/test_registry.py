@@ -1,0 +1,134 @@
+"""The plug-in point: user-declared spaces and a third-party method reach the CLI, the explorer and evaluation
+without any change to their code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from attribution_core.cli import build_parser, main
+from attribution_core.errors import AttributionError
+from attribution_core.paths import project_root
+from attribution_core.registry import get_space, list_methods, load_spaces_file
+
+APP = str(project_root() / "streamlit_demo.py")
+PLUGIN = "tests.plugin_thumbnail"
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "attribution_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=project_root(),
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def user_spaces_file(tmp_path: Path) -> Path:
+    """A user's spaces.toml: the demo's pixel features under their own name, paths relative to the file."""
+    root = project_root()
+    (tmp_path / "spaces.toml").write_text(
+        f"""
+[[spaces]]
+name = "my_pixels"
+label = "My pixel space"
+backbone = "pixel"
+store = "{root / "feats/demo/pixel/train"}"
+corpus_store = "{root / "feats/demo/pixel/corpus"}"
+calibrator = {{ inv_tau = 20.0, bias = -20.0 }}
+description = "pixels over my own store"
+"""
+    )
+    return tmp_path / "spaces.toml"
+
+
+def test_spaces_file_parses_paths_and_calibrators(tmp_path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps({"spaces": [{"name": "a", "backbone": "pixel", "store": "feats/x"}]}))
+    (spec,) = load_spaces_file(tmp_path / "s.json")
+    assert spec.store == (tmp_path / "feats" / "x").resolve() and spec.method == "feature" and spec.label == "a"
+    (tmp_path / "bad.toml").write_text('[[spaces]]\nname = "b"\nstor = "typo"\n')
+    with pytest.raises(AttributionError, match=r"bad.toml: space 'b' has unknown fields \['stor'\]"):
+        load_spaces_file(tmp_path / "bad.toml")
+
+
+def test_user_space_in_spaces_and_evaluate(demo_bundle, tmp_path) -> None:
+    env = {"ATTRIBUTION_SPACES": str(user_spaces_file(tmp_path))}
+    listed = {s["name"]: s for s in json.loads(run("spaces", "--json", env=env).stdout)}
+    assert listed["my_pixels"]["ready"] and listed["my_pixels"]["label"] == "My pixel space"
+    out = run("evaluate", "dataset/json/test_demo.json", "--space", "my_pixels", "-q", env=env)
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| my_pixels |"))
+    assert len(row.split("|")) > 8  # a metrics row, not an error
+
+
+def test_third_party_method_through_the_cli(demo_bundle) -> None:
+    env = {"ATTRIBUTION_PLUGINS": PLUGIN}
+    listed = {s["name"]: s for s in json.loads(run("spaces", "--json", env=env).stdout)}
+    assert listed["thumbnails"]["method"] == "thumbnail" and listed["thumbnails"]["ready"]
+    query = project_root() / "assets" / "chelsea_q0_object_00.jpg"
+    out = run("query", str(query), "--space", "thumbnails", "-k", "2", "--json", "-q", env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["method"] == "thumbnail" and result["score_kind"] == "neg_thumbnail_distance"
+    assert result["results"][0]["path"] == str(query) and result["results"][0]["score"] == 0.0  # itself, first
+    assert sum(r["influence"] for r in result["results"]) + result["remaining_influence"] == pytest.approx(1.0)
+
+
+def test_third_party_method_and_user_space_in_the_explorer(demo_bundle, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ATTRIBUTION_PLUGINS", PLUGIN)
+    monkeypatch.setenv("ATTRIBUTION_SPACES", str(user_spaces_file(tmp_path)))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert {"Thumbnails (plug-in)", "My pixel space"} <= set(at.sidebar.multiselect[0].options)
+    at.sidebar.multiselect[0].set_value(["thumbnails", "my_pixels"]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.subheader][1:3] == ["Thumbnails (plug-in)", "My pixel space"]
+    assert sum(m.value.startswith("Remaining influence:") for m in at.markdown) == 2
+    assert any("thumbnail; score = neg_thumbnail_distance" in c.value for c in at.caption)
+
+
+def test_methods_registry_lists_the_feature_method() -> None:
+    assert "feature" in list_methods()
+    assert get_space("demo_pixel").method == "feature"
+
+
+def test_global_options_after_the_subcommand_and_config_flags(capsys) -> None:
+    args = build_parser().parse_args(
+        [
+            "train-head",
+            "--train",
+            "t",
+            "--val",
+            "v",
+            "--backbone",
+            "pixel",
+            "--feats",
+            "f",
+            "--out",
+            "o",
+            "--identity-penalty",
+            "0.5",
+            "--head",
+            "channel",
+            "-q",
+        ]
+    )
+    from attribution_core.cli import _config_from_args
+    from attribution_core.train import HeadTrainingConfig
+
+    config = _config_from_args(HeadTrainingConfig, args)
+    assert args.quiet and config.identity_penalty == 0.5 and config.head == "channel"
+    assert config.max_epochs == HeadTrainingConfig().max_epochs  # one default, in the dataclass
+    assert main(["query", "x.png", "--top-k", "0"]) == 2
+    assert "--top-k must be at least 1" in capsys.readouterr().err
