@@ -15,7 +15,7 @@ from PIL import Image
 
 from attribution_core.attribute import AttributionResult, results_to_csv, results_to_jsonl
 from attribution_core.errors import AttributionError, InputImageError
-from attribution_core.images import load_rgb
+from attribution_core.images import QUERY_MAX_SIDE, load_rgb, release_memory
 from attribution_core.paths import display_path, project_root
 from attribution_core.spaces import SpaceStatus
 
@@ -89,10 +89,12 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
     if upload is not None:
         data = upload.getvalue()
         try:
-            image = load_rgb(data, upload.name)
+            image = load_rgb(data, upload.name, max_side=QUERY_MAX_SIDE)
         except InputImageError as exc:
             st.error(f"Could not use this upload: {exc}")
             return settings, None
+        finally:
+            release_memory()  # a large upload's decoding buffers go back to the system, not to this process's heap
         return settings, Query(upload.name, hashlib.sha256(data).hexdigest(), image)
     if example is None:
         return settings, None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import sys
@@ -99,11 +100,11 @@ def _print_ranking(result: AttributionResult) -> None:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from .attribute import check_k
-    from .images import load_rgb
+    from .images import QUERY_MAX_SIDE, load_rgb
     from .registry import create_attributor
 
     k = check_k(args.top_k)
-    images = [load_rgb(Path(p), p) for p in args.images]  # every query checked before any model loads
+    images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]  # all checked before any model loads
     attributor = create_attributor(
         _resolve_space(args),
         device=args.device,
@@ -385,6 +386,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the machine, not the code: disk full, read-only folder, permissions
+        where = f"{exc.filename}: " if exc.filename else ""
+        hint = (
+            " (free some space, then run the same command again: finished work is kept)"
+            if exc.errno
+            in (
+                errno.ENOSPC,
+                errno.EDQUOT,
+            )
+            else ""
+        )
+        print(f"error: {where}{exc.strerror or exc}{hint}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Images in folders -> a feature store: batched, with a progress bar, resumable, and tolerant of odd files.
 
-Work is written as numbered shards inside ``STORE.partial/`` (each shard's features first, then its path list,
-which is the shard's commit mark). Interrupt it and run it again: finished shards are kept and only the rest is
-embedded. When every image is done the shards become the store in one atomic rename.
+Work is written as numbered shards inside ``STORE.partial/`` (each shard's features first, then its list of
+paths and file stamps, which is the shard's commit mark). Interrupt it and run it again: finished shards are kept
+and only the rest is embedded; shards start small (one batch) and double, so even a short run keeps its work.
+When every image is done the shards become the store in one atomic rename. Images replaced under the same name
+(a different size or modification time) are embedded again. One extraction per store at a time (a lock file).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +23,8 @@ from tqdm.auto import tqdm
 
 from .backbones import Backbone
 from .errors import InputImageError, StoreError
-from .fileio import atomic_save_npy, atomic_write_bytes
-from .images import SkippedFile, common_root, load_rgb, scan_image_files
+from .fileio import FileLock, atomic_save_npy, atomic_write_bytes, clean_stale_temps
+from .images import SkippedFile, common_root, file_stamp, load_rgb, relative_name, scan_image_files
 from .paths import display_path
 from .progress import CancelFlag, Progress, ProgressCallback, check_cancelled
 from .store import FeatureStore, write_store
@@ -35,6 +38,7 @@ class ExtractReport:
     embedded: int  # images embedded in this run
     reused: int  # images whose features were already done (earlier run or existing store)
     skipped: list[SkippedFile] = field(default_factory=list)
+    changed: int = 0  # images already in the store but replaced since: embedded again (counted in ``embedded``)
 
     @property
     def total(self) -> int:
@@ -47,25 +51,40 @@ class ExtractReport:
             reasons[key] = reasons.get(key, 0) + 1
         why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
         skipped = f"; skipped {len(self.skipped)} files ({why})" if self.skipped else ""
+        changed = f", {self.changed} changed" if self.changed else ""
         return (
-            f"{display_path(self.store)}: {self.total} images ({self.embedded} embedded now, {self.reused} already "
-            f"done){skipped}"
+            f"{display_path(self.store)}: {self.total} images ({self.embedded} embedded now{changed}, {self.reused} "
+            f"already done){skipped}"
         )
 
 
-def _read_done(partial: Path) -> tuple[dict[str, tuple[Path, int]], dict[str, str]]:
-    """Paths already embedded (-> shard file, row) and files already found unreadable (-> reason)."""
-    done: dict[str, tuple[Path, int]] = {}
+def _read_done(partial: Path) -> tuple[dict[str, tuple[Path, int, str]], dict[str, str]]:
+    """Paths already embedded (-> shard file, row, stamp) and files already found unreadable (-> reason)."""
+    done: dict[str, tuple[Path, int, str]] = {}
     for marker in sorted(partial.glob("shard_*.json")):
         npy = marker.with_suffix(".npy")
         if not npy.is_file():
             continue
-        for row, rel in enumerate(json.loads(marker.read_text())):
-            done[rel] = (npy, row)
+        for row, entry in enumerate(json.loads(marker.read_text())):
+            rel, stamp = (entry, "") if isinstance(entry, str) else (entry[0], entry[1])
+            done[rel] = (npy, row, stamp)
     bad: dict[str, str] = {}
     if (partial / "skipped.json").is_file():
         bad = json.loads((partial / "skipped.json").read_text())
     return done, bad
+
+
+def _still_current(done: dict[str, tuple[Path, int, str]], current: dict[str, str]) -> dict[str, tuple[Path, int, str]]:
+    """Finished shard rows whose file has not changed since it was embedded (a replaced image is embedded again)."""
+    return {p: v for p, v in done.items() if not v[2] or p not in current or v[2] == current[p]}
+
+
+def _shard_sizes(first: int, largest: int):
+    """first, 2·first, 4·first, … up to ``largest``, then ``largest`` for ever."""
+    size = max(1, min(first, largest))
+    while True:
+        yield size
+        size = min(largest, size * 2)
 
 
 def extract_features(
@@ -85,8 +104,9 @@ def extract_features(
 
     Args:
         images: one or more folders.
-        out: the store folder to create (or update: images already in it are not embedded again).
+        out: the store folder to create (or update: images already in it, unchanged, are not embedded again).
         backbone: the loaded backbone.
+        shard_size: the largest shard, in images (shards start at one batch and double).
         root: folder the stored paths are relative to (default: the folders' common parent, or the folder).
         workers: threads that decode images while the model runs.
         files: embed exactly these files (under ``root``) instead of scanning the folders.
@@ -95,6 +115,9 @@ def extract_features(
 
     Returns:
         An :class:`ExtractReport`; unreadable files are listed in ``skipped`` with a reason, never raised.
+
+    Raises:
+        LockedError: another extraction into ``out`` is running.
     """
     folders = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
     out = Path(out)
@@ -102,96 +125,126 @@ def extract_features(
     if files is None:
         files, skipped = scan_image_files(folders, root)
     else:
-        files, skipped = [Path(f).resolve() for f in files], []
-    rel = {f: f.resolve().relative_to(root).as_posix() for f in files}
-
-    previous: FeatureStore | None = None
-    if (out / "meta.json").is_file():
-        previous = FeatureStore.open(out)
-        previous.check_backbone(backbone.name, backbone.dim)
-        if Path(previous.meta.image_root).resolve() != root:
-            raise StoreError(
-                f"{display_path(out)}: store holds images relative to {previous.meta.image_root}, not {root}; "
-                "choose another --out"
-            )
-    partial = Path(str(out) + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
-    info = partial / "info.json"
-    if info.is_file():
-        meta = json.loads(info.read_text())
-        if meta.get("backbone") != backbone.name:
-            raise StoreError(
-                f"{display_path(partial)}: unfinished extraction with backbone {meta.get('backbone')!r}; "
-                f"delete that folder or run it with --backbone {meta.get('backbone')}"
-            )
-    else:
-        atomic_write_bytes(info, json.dumps({"backbone": backbone.name, "root": str(root)}).encode())
-
-    done, bad = _read_done(partial)
-    prev_rows = {p: i for i, p in enumerate(previous.paths)} if previous is not None else {}
-    todo = [f for f in files if rel[f] not in done and rel[f] not in prev_rows and rel[f] not in bad]
-    reused = sum(1 for f in files if rel[f] in done or rel[f] in prev_rows)
-    skipped += [SkippedFile(rel[f], bad[rel[f]]) for f in files if rel[f] in bad]
-
-    shard_no = len(list(partial.glob("shard_*.json")))
-    embedded = 0
-    bar = tqdm(
-        total=len(files),
-        initial=len(files) - len(todo),
-        desc=f"extract {backbone.name}",
-        unit="img",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-
-    def load(f: Path) -> torch.Tensor | SkippedFile:
-        try:
-            return backbone.preprocess(load_rgb(f, rel[f]))
-        except InputImageError as exc:
-            return SkippedFile(rel[f], str(exc).split(": ", 1)[-1])
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(todo), shard_size):
-            chunk = todo[start : start + shard_size]
-            shard_feats, shard_paths = [], []
-            for b in range(0, len(chunk), batch_size):
-                check_cancelled(cancel)
-                batch_files = chunk[b : b + batch_size]
-                loaded = list(pool.map(load, batch_files))
-                ok = [(f, t) for f, t in zip(batch_files, loaded, strict=True) if isinstance(t, torch.Tensor)]
-                for item in loaded:
-                    if isinstance(item, SkippedFile):
-                        skipped.append(item)
-                        bad[item.path] = item.reason
-                if ok:
-                    shard_feats.append(backbone.embed(torch.stack([t for _, t in ok])))
-                    shard_paths += [rel[f] for f, _ in ok]
-                bar.update(len(batch_files))
-                if on_progress:
-                    on_progress(Progress(f"extract {backbone.name}", bar.n, len(files)))
-            if shard_paths:
-                name = f"shard_{shard_no:06d}"
-                atomic_save_npy(partial / f"{name}.npy", np.concatenate(shard_feats))
-                atomic_write_bytes(partial / f"{name}.json", json.dumps(shard_paths).encode())
-                shard_no += 1
-                embedded += len(shard_paths)
-            atomic_write_bytes(partial / "skipped.json", json.dumps(bad).encode())
-    bar.close()
-
-    done, _ = _read_done(partial)
-    order = [rel[f] for f in files if rel[f] in done or rel[f] in prev_rows]
-    if previous is not None and embedded == 0 and order == previous.paths:
-        shutil.rmtree(partial, ignore_errors=True)
-        return ExtractReport(out, 0, reused, skipped)
-    shards = {npy: np.load(npy, mmap_mode="r") for npy in {v[0] for v in done.values()}}
-    feats = np.empty((len(order), backbone.dim), dtype=np.float32)
-    for i, p in enumerate(order):
-        if p in done:
-            npy, row = done[p]
-            feats[i] = shards[npy][row]
+        files, skipped = [Path(os.path.abspath(f)) for f in files], []
+    rel = {f: relative_name(f, root) for f in files}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out.with_name(f".{out.name}.lock"), f"another extraction into {display_path(out)}"):
+        clean_stale_temps(out.parent)
+        previous: FeatureStore | None = None
+        if (out / "meta.json").is_file():
+            previous = FeatureStore.open(out)
+            previous.check_backbone(backbone.name, backbone.dim)
+            if Path(previous.meta.image_root).resolve() != root:
+                raise StoreError(
+                    f"{display_path(out)}: store holds images relative to {previous.meta.image_root}, not {root}; "
+                    "choose another --out"
+                )
+        partial = Path(str(out) + ".partial")
+        partial.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(partial)
+        info = partial / "info.json"
+        if info.is_file():
+            meta = json.loads(info.read_text())
+            if meta.get("backbone") != backbone.name:
+                raise StoreError(
+                    f"{display_path(partial)}: unfinished extraction with backbone {meta.get('backbone')!r}; "
+                    f"delete that folder or run it with --backbone {meta.get('backbone')}"
+                )
         else:
-            feats[i] = previous.feats[prev_rows[p]]
-    write_store(out, feats, order, backbone.name, image_root=root, source=", ".join(str(f) for f in folders))
-    del shards
-    shutil.rmtree(partial, ignore_errors=True)
-    return ExtractReport(out, embedded, reused, skipped)
+            atomic_write_bytes(info, json.dumps({"backbone": backbone.name, "root": str(root)}).encode())
+
+        stamp = {f: file_stamp(f) for f in files}
+        current = {rel[f]: stamp[f] for f in files}
+        done, bad = _read_done(partial)
+        done = _still_current(done, current)
+        prev_rows = {p: i for i, p in enumerate(previous.paths)} if previous is not None else {}
+        prev_stamps = previous.stamps if previous is not None else {}
+        changed = {p for p, st in current.items() if p in prev_rows and prev_stamps.get(p, st) != st}
+        fresh = {p for p in prev_rows if p not in changed}
+        todo = [f for f in files if rel[f] not in done and rel[f] not in fresh and rel[f] not in bad]
+        reused = sum(1 for f in files if rel[f] in done or rel[f] in fresh)
+        skipped += [SkippedFile(rel[f], bad[rel[f]]) for f in files if rel[f] in bad]
+
+        shard_no = len(list(partial.glob("shard_*.json")))
+        embedded = 0
+        bar = tqdm(
+            total=len(files),
+            initial=len(files) - len(todo),
+            desc=f"extract {backbone.name}",
+            unit="img",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+
+        def load(f: Path) -> torch.Tensor | SkippedFile:
+            try:
+                return backbone.preprocess(load_rgb(f, rel[f]))
+            except InputImageError as exc:
+                return SkippedFile(rel[f], str(exc).split(": ", 1)[-1])
+
+        sizes = _shard_sizes(batch_size, shard_size)
+        start = 0
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            while start < len(todo):
+                chunk = todo[start : start + next(sizes)]
+                start += len(chunk)
+                shard_feats, shard_paths = [], []
+                for b in range(0, len(chunk), batch_size):
+                    check_cancelled(cancel)
+                    batch_files = chunk[b : b + batch_size]
+                    loaded = list(pool.map(load, batch_files))
+                    ok = [(f, t) for f, t in zip(batch_files, loaded, strict=True) if isinstance(t, torch.Tensor)]
+                    for item in loaded:
+                        if isinstance(item, SkippedFile):
+                            skipped.append(item)
+                            bad[item.path] = item.reason
+                    if ok:
+                        feats = backbone.embed(torch.stack([t for _, t in ok]))
+                        finite = np.isfinite(feats).all(axis=1)
+                        for (f, _), good in zip(ok, finite, strict=True):
+                            if not good:
+                                skipped.append(SkippedFile(rel[f], "the backbone produced NaN/inf features for it"))
+                                bad[rel[f]] = skipped[-1].reason
+                        shard_feats.append(feats[finite])
+                        shard_paths += [[rel[f], stamp[f]] for (f, _), good in zip(ok, finite, strict=True) if good]
+                    bar.update(len(batch_files))
+                    if on_progress:
+                        on_progress(Progress(f"extract {backbone.name}", bar.n, len(files)))
+                if shard_paths:
+                    name = f"shard_{shard_no:06d}"
+                    atomic_save_npy(partial / f"{name}.npy", np.concatenate(shard_feats))
+                    atomic_write_bytes(partial / f"{name}.json", json.dumps(shard_paths).encode())
+                    shard_no += 1
+                    embedded += len(shard_paths)
+                atomic_write_bytes(partial / "skipped.json", json.dumps(bad).encode())
+        bar.close()
+
+        done, _ = _read_done(partial)
+        done = _still_current(done, current)
+        order = [rel[f] for f in files if rel[f] in done or rel[f] in fresh]
+        if previous is not None and embedded == 0 and not changed and order == previous.paths:
+            shutil.rmtree(partial, ignore_errors=True)
+            return ExtractReport(out, 0, reused, skipped)
+        shards = {npy: np.load(npy, mmap_mode="r") for npy in {v[0] for v in done.values()}}
+        feats = np.empty((len(order), backbone.dim), dtype=np.float32)
+        stamps: dict[str, str] = {}
+        for i, p in enumerate(order):
+            if p in done:
+                npy, row, st = done[p]
+                feats[i] = shards[npy][row]
+                stamps[p] = st
+            else:
+                feats[i] = previous.feats[prev_rows[p]]
+                stamps[p] = prev_stamps.get(p, "")
+        write_store(
+            out,
+            feats,
+            order,
+            backbone.name,
+            image_root=root,
+            source=", ".join(str(f) for f in folders),
+            stamps={p: s for p, s in stamps.items() if s},
+        )
+        del shards
+        shutil.rmtree(partial, ignore_errors=True)
+        return ExtractReport(out, embedded, reused, skipped, changed=len(changed))

@@ -23,11 +23,11 @@ from .evaluate.features import evaluate_feature_space
 from .evaluate.metrics import SpaceResult
 from .evaluate.testcase import TestCase
 from .heads import Heads, identity_heads, load_heads
-from .images import load_rgb
+from .images import QUERY_MAX_SIDE, load_rgb
 from .index import AttributionIndex, load_index
 from .paths import display_path
 from .progress import CancelFlag, ProgressCallback, check_cancelled
-from .registry import register_method
+from .registry import all_spaces, register_method
 from .spaces import SpaceSpec, open_space_store, space_calibrator
 from .store import FeatureStore
 
@@ -96,7 +96,8 @@ class FeatureAttributor(Attributor):
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
         store = open_space_store(spec)
         store.check_backbone(backbone.name, backbone.dim)
-        index, _ = load_index(store, heads, index_kind, progress=progress, device=device)
+        cached = spec.mapper is not None and spec.mapper != _registered_mapper(spec.name)  # ad-hoc heads
+        index, _ = load_index(store, heads, index_kind, progress=progress, device=device, cached=cached)
         return cls(spec, backbone, heads, space_calibrator(spec), store, index)
 
     @classmethod
@@ -151,7 +152,7 @@ class FeatureAttributor(Attributor):
     ) -> list[AttributionResult]:
         k = check_k(k)
         names = query_names(images, names)
-        loaded = [im if isinstance(im, Image.Image) else load_rgb(im) for im in images]
+        loaded = [im if isinstance(im, Image.Image) else load_rgb(im, max_side=QUERY_MAX_SIDE) for im in images]
         t0 = time.perf_counter()
         xq = self.embed_queries(loaded)
         embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(loaded))
@@ -159,3 +160,8 @@ class FeatureAttributor(Attributor):
         for r in results:
             r.timings_ms = {"embed": embed_ms, **r.timings_ms}
         return results
+
+
+def _registered_mapper(name: str) -> Path | None:
+    """The heads the registered space ``name`` declares (None for identity or an unregistered name)."""
+    return next((s.mapper for s in all_spaces() if s.name == name), None)

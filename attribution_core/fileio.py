@@ -10,12 +10,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .errors import AttributionError
+
+
+class LockedError(AttributionError):
+    """Another process holds the lock for the same work."""
 
 
 def temp_sibling(path: Path | str, suffix: str = "") -> Path:
@@ -69,3 +76,78 @@ def replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, target)
+
+
+#: Temporaries older than this are left-overs of an interrupted run (a live writer keeps touching its file).
+STALE_AFTER_S = 600.0
+
+
+def clean_stale_temps(folder: Path | str, older_than_s: float = STALE_AFTER_S) -> int:
+    """Remove left-over ``.*.tmp-*`` / ``.*.old-*`` files and folders of interrupted runs in ``folder``.
+
+    Returns:
+        How many were removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for entry in folder.iterdir():
+        if not entry.name.startswith(".") or not (".tmp-" in entry.name or ".old-" in entry.name):
+            continue
+        try:
+            if now - entry.lstat().st_mtime < older_than_s:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def is_writable_dir(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (or, if it does not exist yet, in its nearest existing parent)."""
+    while not folder.exists():
+        if folder.parent == folder:
+            return False
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+class FileLock:
+    """An exclusive, non-blocking lock on a file (``fcntl.flock``): held while the ``with`` block runs.
+
+    The lock goes away with the process, so a killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, path: Path | str, what: str):
+        self.path = Path(path)
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> FileLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"{self.what} is already running (lock {self.path}); wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,8 +20,15 @@ from .paths import display_path
 #: Suffixes considered images when scanning a folder (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
-#: Largest image accepted, in pixels (about 16k x 16k); larger files are refused as decompression bombs.
-MAX_IMAGE_PIXELS = 268_435_456
+#: Largest image accepted, in pixels (40 megapixels, e.g. 8000 x 5000; Pillow's own limit is 89 MP). Larger files
+#: are refused before they are decoded, as possible decompression bombs: a generated image is far smaller.
+MAX_IMAGE_PIXELS = 40_000_000
+
+#: Side beyond which a *query* is reduced while it is decoded (JPEG draft mode, else an integer-factor reduce):
+#: backbones embed at 224–384 px, so nothing of use is lost, and a large upload costs a fraction of the memory.
+QUERY_MAX_SIDE = 2048
+
+_ROWS = 1024  # rows converted at a time for 16-bit and float images (bounded temporary memory)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -32,18 +41,29 @@ class SkippedFile:
     reason: str
 
 
+def _to_gray8(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer or float single-channel images -> 8-bit grey, a block of rows at a time (never a
+    float64 copy of the whole image)."""
+    arr = np.asarray(img)
+    out = np.empty(arr.shape, dtype=np.uint8)
+    if img.mode == "F":
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        for r in range(0, arr.shape[0], _ROWS):
+            block = (arr[r : r + _ROWS].astype(np.float32) - lo) * scale + 0.5
+            out[r : r + _ROWS] = np.clip(np.nan_to_num(block), 0, 255).astype(np.uint8)
+    else:
+        hi = 65535 if img.mode.startswith("I;16") or int(arr.max()) > 255 else 255
+        for r in range(0, arr.shape[0], _ROWS):
+            block = np.clip(arr[r : r + _ROWS].astype(np.int64), 0, hi)
+            out[r : r + _ROWS] = ((block * 255 + hi // 2) // hi).astype(np.uint8)
+    return Image.fromarray(out, mode="L")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode (CMYK, 16-bit, palette, alpha, ...) to 8-bit RGB; transparency goes onto white."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, mode="L").convert("RGB")
-    if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        return Image.fromarray((arr * 255 + 0.5).astype(np.uint8), mode="L").convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _to_gray8(img).convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -55,12 +75,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def load_rgb(source: Path | str | bytes | BinaryIO, name: str | None = None) -> Image.Image:
+def load_rgb(
+    source: Path | str | bytes | BinaryIO, name: str | None = None, max_side: int | None = None
+) -> Image.Image:
     """Open an image as 8-bit RGB, upright (EXIF orientation applied), first frame of an animation.
 
     Args:
         source: a path, the file's bytes, or an open binary file (an upload).
         name: how to name the file in errors (defaults to the path).
+        max_side: reduce images larger than twice this while decoding (JPEG draft, else an integer-factor
+            reduce), keeping at least ``max_side`` on the short side; None keeps every pixel (extraction).
 
     Raises:
         InputImageError: missing, not an image, truncated, or larger than ``MAX_IMAGE_PIXELS``.
@@ -89,12 +113,16 @@ def load_rgb(source: Path | str | bytes | BinaryIO, name: str | None = None) -> 
                     raise Image.DecompressionBombError("too many pixels")
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
+                if max_side and img.format == "JPEG" and min(img.size) >= 2 * max_side:
+                    img.draft(img.mode, (max_side, max_side))  # DCT-domain scaling: decodes 1/2, 1/4 or 1/8
                 img.load()
+                if max_side and min(img.size) >= 2 * max_side:
+                    img = img.reduce(min(img.size) // max_side)
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img).copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputImageError(
-            f"{name}: image is too large (over {MAX_IMAGE_PIXELS:,} pixels); refused as a possible "
+            f"{name}: image is too large (over the limit of {MAX_IMAGE_PIXELS:,} pixels); refused as a possible "
             "decompression bomb. Downscale it first."
         ) from None
     except UnidentifiedImageError:
@@ -109,30 +137,50 @@ def load_rgb(source: Path | str | bytes | BinaryIO, name: str | None = None) -> 
 
 
 def scan_image_files(folders: Sequence[Path], root: Path) -> tuple[list[Path], list[SkippedFile]]:
-    """List image files under ``folders`` (recursively, sorted), and the other files with a reason.
+    """List image files under ``folders`` (recursively, sorted), and everything else with a reason.
 
-    Hidden files and folders (``.name``) are ignored silently.
+    Hidden files and folders (``.name``) are ignored silently. Symlinks to files are followed (the stored path
+    is the link's); symlinks to folders are not followed (no loops, no escaping the folder) and are reported,
+    as are broken links, unreadable folders and non-image files. Paths are absolute, not resolved.
     """
     found: list[Path] = []
     skipped: list[SkippedFile] = []
     for folder in folders:
-        folder = Path(folder)
+        folder = Path(os.path.abspath(folder))
         if not folder.is_dir():
             raise InputImageError(f"{display_path(folder)}: folder not found")
-        for path in sorted(_walk(folder)):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+        for path, reason in _walk(folder):
+            if reason is not None:
+                skipped.append(SkippedFile(_rel(path, root), reason))
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
                 found.append(path)
             else:
                 skipped.append(SkippedFile(_rel(path, root), f"not an image file type ({path.suffix or 'no suffix'})"))
+    found.sort()
     return found, skipped
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for path in folder.rglob("*"):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        if path.is_file():
-            yield path
+def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """(file, None) for every file under ``folder``, and (path, reason) for what cannot or will not be read."""
+    unreadable: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable.append, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in list(dirnames):
+            if (here / d).is_symlink():
+                dirnames.remove(d)
+                yield here / d, "symlink to a folder: not followed (copy or link the files themselves)"
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = here / name
+            if path.is_symlink() and not path.exists():
+                yield path, "broken symlink"
+            elif path.is_file():
+                yield path, None
+        while unreadable:
+            exc = unreadable.pop()
+            yield Path(exc.filename or dirpath), f"cannot read folder ({exc.strerror or type(exc).__name__})"
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -140,6 +188,29 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """The name a store records for ``path``: relative to ``root``, without resolving symlinks.
+
+    Raises:
+        InputImageError: ``path`` is not inside ``root``.
+    """
+    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+        try:
+            return candidate.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    raise InputImageError(f"{display_path(path)}: not inside {display_path(root)} (the folder paths are relative to)")
+
+
+def file_stamp(path: Path) -> str:
+    """``"size:mtime_ns"`` of a file: changes when the file is replaced or rewritten."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def common_root(folders: Iterable[Path]) -> Path:
@@ -153,3 +224,12 @@ def common_root(folders: Iterable[Path]) -> Path:
             break
         common.append(segs[0])
     return Path(*common) if common else Path("/")
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the operating system (glibc ``malloc_trim``), e.g. after a large upload
+    was decoded and reduced, so a long-running server's resident memory comes back down. A no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -28,3 +28,13 @@ def display_path(path: Path | str, root: Path | None = None) -> str:
         return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
+
+
+#: Environment variable that points at the cache folder (indexes for ad-hoc heads, conversions of read-only files).
+CACHE_ENV = "ATTRIBUTION_CACHE"
+
+
+def cache_dir() -> Path:
+    """``$ATTRIBUTION_CACHE``, else ``~/.cache/attribution``: derived files that need not sit beside their source."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "attribution"

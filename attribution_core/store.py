@@ -13,8 +13,10 @@ The released AbC ``{"feats", "paths"}`` ``.pth`` files are converted once into t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +25,15 @@ import numpy as np
 
 from .checkpoints import load_checkpoint
 from .errors import StoreError
-from .fileio import atomic_write_json, replace_dir, temp_sibling
-from .paths import display_path
+from .fileio import atomic_write_json, clean_stale_temps, is_writable_dir, replace_dir, temp_sibling
+from .paths import cache_dir, display_path, project_root
 
 STORE_FORMAT = "attribution-store/1"
+#: Bumped when the conversion of released .pth files changes, so older conversions are redone.
+CONVERTER_VERSION = 2
 _CHUNK = 65536
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,14 @@ class StoreMeta:
 class FeatureStore:
     """An opened store: ``feats`` is a read-only memory map [N, d]; ``paths`` the N image paths."""
 
-    def __init__(self, path: Path, meta: StoreMeta, feats: np.ndarray, paths: list[str]):
+    def __init__(
+        self, path: Path, meta: StoreMeta, feats: np.ndarray, paths: list[str], stamps: dict[str, str] | None = None
+    ):
         self.path = path
         self.meta = meta
         self.feats = feats
         self.paths = paths
+        self.stamps = stamps or {}  # path -> "size:mtime_ns" of the image when it was embedded (extracted stores)
 
     def __len__(self) -> int:
         return self.meta.count
@@ -89,6 +98,8 @@ class FeatureStore:
             raise StoreError(f"{shown}: no feature store here (make one with `attribute extract`)")
         try:
             raw = json.loads(meta_file.read_text())
+            if not isinstance(raw, dict):
+                raise ValueError(f"meta.json holds a {type(raw).__name__}, not an object")
             if raw.get("format") != STORE_FORMAT:
                 raise ValueError(f"unknown format {raw.get('format')!r}")
             meta = StoreMeta(**{k: raw[k] for k in StoreMeta.__dataclass_fields__ if k in raw})
@@ -101,7 +112,9 @@ class FeatureStore:
                 f"{shown}: damaged feature store: meta says {meta.count} x {meta.dim}, feats.npy is "
                 f"{tuple(feats.shape)} {feats.dtype}, {len(paths)} paths; delete it and extract again"
             )
-        return cls(path, meta, feats, paths)
+        meta = _verified(path, raw, meta, feats, paths)
+        stamps = _read_stamps(path)
+        return cls(path, meta, feats, paths, stamps)
 
     def check_backbone(self, backbone: str, dim: int) -> None:
         """Refuse to mix features of different backbones."""
@@ -111,6 +124,48 @@ class FeatureStore:
                 f"{self.meta.backbone!r}, but backbone {backbone!r} makes {dim}-d features; "
                 "extract the images again with this backbone or pick the store's backbone"
             )
+
+
+def data_stamp(path: Path) -> str:
+    """Size and modification time of a store's data files: cheap to read, changes whenever the data is rewritten."""
+    parts = []
+    for name in ("feats.npy", "paths.json"):
+        st = (path / name).stat()
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    return "/".join(parts)
+
+
+def _verified(path: Path, raw: dict, meta: StoreMeta, feats: np.ndarray, paths: list[str]) -> StoreMeta:
+    """The store's checksum, re-computed when its data files changed since it was written (stamp differs).
+
+    What is checked on open: the stamp (size + mtime of ``feats.npy`` and ``paths.json``) against the one recorded
+    in ``meta.json``; only when it differs are the data hashed again. A changed checksum is recorded (when the
+    folder is writable), so every index built over the old data is seen as stale and rebuilt.
+    """
+    stamp = data_stamp(path)
+    if raw.get("data_stamp") == stamp:
+        return meta
+    if "data_stamp" in raw:  # written by this library, then changed behind its back
+        checksum = checksum_of(feats, paths)
+        if checksum != meta.checksum:
+            log.warning("%s: the store's data changed since it was written; indexes over it will be rebuilt", path)
+            meta = dataclasses.replace(meta, checksum=checksum)
+    try:
+        atomic_write_json(path / "meta.json", {**raw, **meta.__dict__, "data_stamp": stamp})
+    except OSError:
+        pass  # a read-only store: verified in memory, each time it is opened
+    return meta
+
+
+def _read_stamps(path: Path) -> dict[str, str]:
+    file = path / "stamps.json"
+    if not file.is_file():
+        return {}
+    try:
+        stamps = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
 
 
 def checksum_of(feats: np.ndarray, paths: list[str]) -> str:
@@ -130,12 +185,17 @@ def write_store(
     backbone: str,
     image_root: Path | str | None = None,
     source: str = "",
+    stamps: dict[str, str] | None = None,
 ) -> FeatureStore:
     """Write a store atomically (a temporary folder renamed into place) and return it opened.
 
     Args:
         feats: float32 [N, d], or a list of such blocks written one after another (constant memory).
         paths: N image paths, relative to ``image_root``.
+        stamps: "size:mtime_ns" per path, when the images are files (extraction re-embeds what changed).
+
+    Raises:
+        StoreError: a feature row holds NaN or inf (nothing is written).
     """
     path = Path(path)
     blocks = feats if isinstance(feats, list) else [feats]
@@ -151,14 +211,24 @@ def write_store(
         for block in blocks:
             for i in range(0, block.shape[0], _CHUNK):
                 part = np.asarray(block[i : i + _CHUNK], dtype=np.float32)
+                if not np.isfinite(part).all():
+                    bad = row + int(np.flatnonzero(~np.isfinite(part).all(axis=1))[0])
+                    raise StoreError(
+                        f"{source or display_path(path)}: feature row {bad} ({paths[bad]}) holds NaN or inf; "
+                        "the features are broken (re-extract them)"
+                    )
                 out[row : row + part.shape[0]] = part
                 row += part.shape[0]
         out.flush()
         checksum = checksum_of(out, paths)
         del out
         (tmp / "paths.json").write_text(json.dumps(paths))
+        if stamps:
+            (tmp / "stamps.json").write_text(json.dumps(stamps))
         meta = StoreMeta(backbone, int(dim), int(count), checksum, str(image_root or ""), source)
-        (tmp / "meta.json").write_text(json.dumps({"format": STORE_FORMAT, **meta.__dict__}, indent=1))
+        record = {"format": STORE_FORMAT, **meta.__dict__, "data_stamp": data_stamp(tmp)}
+        (tmp / "meta.json").write_text(json.dumps(record, indent=1))
+        clean_stale_temps(path.parent)
         replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -167,8 +237,13 @@ def write_store(
 
 
 def converted_store_path(pth: Path) -> Path:
-    """Where a released ``.pth`` is converted to: ``feats/clip/laion_subset.pth`` -> ``....store``."""
-    return pth.with_suffix(".store")
+    """Where a released ``.pth`` is converted to: ``feats/clip/laion_subset.pth`` -> ``....store`` beside it, or,
+    when that folder is read-only, a folder in the cache named after the file's absolute path."""
+    beside = pth.with_suffix(".store")
+    if (beside / "meta.json").is_file() or is_writable_dir(pth.parent):
+        return beside
+    key = hashlib.sha256(str(pth.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "stores" / f"{pth.stem}-{key}.store"
 
 
 def resolve_store(path: Path | str, backbone: str = "", image_root: Path | str | None = None) -> Path:
@@ -178,7 +253,7 @@ def resolve_store(path: Path | str, backbone: str = "", image_root: Path | str |
     if path.suffix != ".pth":
         return path
     out = converted_store_path(path)
-    stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}" if path.is_file() else ""
+    stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}:v{CONVERTER_VERSION}" if path.is_file() else ""
     if (out / "meta.json").is_file():
         meta = json.loads((out / "meta.json").read_text())
         if meta.get("source_stamp") == stamp or not path.is_file():
@@ -190,6 +265,7 @@ def resolve_store(path: Path | str, backbone: str = "", image_root: Path | str |
     meta = json.loads(meta_file.read_text())
     meta["source_stamp"] = stamp
     atomic_write_json(meta_file, meta)
+    log.info("%s: converted once into the store %s", display_path(path), display_path(out))
     return out
 
 
@@ -212,14 +288,32 @@ def import_released_feats(
         raise StoreError(f"{shown}: 'feats' must be a 2-d tensor [N, d]")
     if len(paths) != feats.shape[0]:
         raise StoreError(f"{shown}: {feats.shape[0]} feature rows but {len(paths)} paths")
+    if feats.shape[0] == 0:
+        raise StoreError(f"{shown}: the features file has no rows (an empty or truncated download?)")
     if image_root is None:
-        from .paths import project_root
-
         image_root = project_root() / "dataset" / "laion_subset_jpeg"
-        paths = [_png_to_jpg(str(p)) for p in paths]
+    paths = names_in_image_folder([str(p) for p in paths], Path(image_root))
     arr = feats.float().numpy() if hasattr(feats, "numpy") else np.asarray(feats, dtype=np.float32)
     return write_store(out, arr, [str(p) for p in paths], backbone, image_root, source=str(pth))
 
 
+def names_in_image_folder(names: list[str], image_root: Path, probe: int = 16) -> list[str]:
+    """The released names as they are in ``image_root``: the features name PNGs (``dataset/laion_subset``), while
+    the JPEG folder (``dataset/laion_subset_jpeg``) holds the same names with ``.jpg``.
+
+    The names become ``.jpg`` when the folder holds the ``.jpg`` files and not the ``.png`` ones (probed on a few
+    names), or, before the images are downloaded, when the folder is named as a JPEG folder.
+    """
+    pngs = [n for n in names if n.lower().endswith(".png")]
+    if not pngs:
+        return names
+    step = max(1, len(pngs) // probe)
+    sample = pngs[::step][:probe]
+    as_png = sum((image_root / n).is_file() for n in sample)
+    as_jpg = sum((image_root / _png_to_jpg(n)).is_file() for n in sample)
+    jpeg_folder = as_jpg > as_png or (as_jpg == as_png == 0 and "jp" in image_root.name.lower())
+    return [_png_to_jpg(n) for n in names] if jpeg_folder else names
+
+
 def _png_to_jpg(name: str) -> str:
-    return name[: -len(".png")] + ".jpg" if name.endswith(".png") else name
+    return name[: -len(".png")] + ".jpg" if name.lower().endswith(".png") else name

@@ -3,6 +3,8 @@ the test case's exemplars, and the protocol per test case."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,23 @@ def test_case_features(
     tc: TestCase, backbone: Backbone, root: Path, cache_root: Path | None = None, progress: bool = True
 ) -> dict[str, np.ndarray]:
     """Raw backbone features of every image the test case names, extracted once and cached as a store
-    (``feats/eval/<backbone>/<test case>``, resumable like any extraction).
+    (``feats/eval/<backbone>/<test case>-<root key>``, resumable like any extraction; images replaced since are
+    embedded again). The cache is keyed by the test case's name and the folder its paths are relative to, so the
+    same file evaluated under another ``--root`` gets its own features.
 
     Raises:
-        AttributionError: images are missing (all reported at once, with their count) or unreadable.
+        AttributionError: images are missing (all reported at once, with their count), unreadable, or outside
+            ``root``.
     """
     names = tc.image_paths()
+    root = Path(root).resolve()
+    outside = [p for p in names if Path(p).is_absolute() or not (root / p).resolve().is_relative_to(root)]
+    outside = [p for p in outside if not (Path(os.path.abspath(root / p))).is_relative_to(root)]
+    if outside:
+        raise AttributionError(
+            f"{display_path(tc.path)}: {len(outside)} image paths lead outside {display_path(root)} (e.g. "
+            f"{outside[0]}); test-case paths are relative to --root"
+        )
     missing = [p for p in names if not (root / p).is_file()]
     if missing:
         shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
@@ -40,7 +53,8 @@ def test_case_features(
             f"{display_path(root)} (e.g. {shown}); get them with `bash dataset/download_dataset.sh exemplar` and "
             "`bash dataset/download_dataset.sh testset`, or pass --root"
         )
-    out = (cache_root or project_root() / "feats" / "eval") / backbone.name / tc.name
+    root_key = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    out = (cache_root or project_root() / "feats" / "eval") / backbone.name / f"{tc.name}-{root_key}"
     report = extract_features([root], out, backbone, root=root, files=[root / p for p in names], progress=progress)
     if report.skipped:
         bad = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])

@@ -164,6 +164,9 @@ def heads_from_state(state: dict, in_dim: int, shown: str = "heads") -> Heads:
         part = state[key]
         if not isinstance(part, dict) or not part or not all(isinstance(v, torch.Tensor) for v in part.values()):
             raise CheckpointError(f"{shown}: {key} must be a dict of tensors (a mapper's state)")
+        broken = [k for k, v in part.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise CheckpointError(f"{shown}: {key}.{broken[0]} holds NaN or inf; the head checkpoint is broken")
         kind = detect_head_kind(part)
         if kind is None:
             raise CheckpointError(

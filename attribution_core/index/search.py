@@ -1,31 +1,22 @@
-"""FAISS inner-product indexes over head-mapped, L2-normalised store features; search and exact influence.
-
-An index is saved beside its store (``STORE/index/<kind>-<head>.faiss`` + ``.json``). The JSON records the
-store checksum, backbone and real-head fingerprint it was built from; when any differs the index is rebuilt,
-never trusted. Indexes are only ever read from a store folder the user made, never from an upload.
+"""A loaded FAISS index over head-mapped, L2-normalised store features: top-K search with exact calibrated
+influence over the whole corpus (docs/method.md §3).
 
 Array names follow faiss: ``xq`` queries [nq, d], ``xb`` database [nb, d], ``D`` scores, ``I`` row ids.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
-from tqdm.auto import tqdm
 
-from .calibration import Calibrator, influence_normaliser, influence_of
-from .errors import AttributionError
-from .fileio import atomic_path, atomic_write_json
-from .heads import Heads, identity_heads, load_heads
-from .store import FeatureStore
+from ..calibration import Calibrator, influence_normaliser, influence_of
+from ..errors import AttributionError
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
-INDEX_FORMAT = "attribution-index/1"
 
 
 @dataclass(frozen=True)
@@ -50,16 +41,6 @@ class SearchResult:
     influence: np.ndarray  # [k] calibrated share of each listed image
     remaining_influence: float  # mass of everything not listed; influence.sum() + remaining == 1
     mass_count: int  # how many corpus images carry any mass
-
-
-def default_params(kind: str, n: int) -> dict:
-    """Sensible build/search parameters for ``n`` vectors."""
-    if kind == "ivf":
-        nlist = max(1, min(int(2 * math.sqrt(n)), n // 39 if n >= 39 else 1))
-        return {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 32))}
-    if kind == "hnsw":
-        return {"M": 32, "efConstruction": 80, "efSearch": 128}
-    return {}
 
 
 class AttributionIndex:
@@ -185,115 +166,3 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
         return np.argsort(-scores, kind="stable")
     part = np.argpartition(-scores, k - 1)[:k]
     return part[np.argsort(-scores[part], kind="stable")]
-
-
-def index_paths(store: FeatureStore, kind: str, heads: Heads) -> tuple[Path, Path]:
-    stem = store.path / "index" / f"{kind}-{heads.fingerprint()}"
-    return stem.with_suffix(".faiss"), stem.with_suffix(".json")
-
-
-def mapped_features(store: FeatureStore, heads: Heads, progress: bool = True) -> np.ndarray:
-    """The store's features through the real head, unit-norm float32 [N, d] (chunked)."""
-    n, chunk = len(store), 65536
-    out = np.empty((n, heads.dim), dtype=np.float32)
-    for i in tqdm(range(0, n, chunk), desc="map features", unit="chunk", disable=not progress or n <= chunk):
-        out[i : i + chunk] = heads.real_head.map_numpy(store.feats[i : i + chunk])
-    return out
-
-
-def build_faiss(xb: np.ndarray, kind: str, params: dict, progress: bool = True) -> faiss.Index:
-    """A FAISS inner-product index of ``kind`` over unit-norm ``xb`` [nb, d]."""
-    nb, d = xb.shape
-    if kind == "flat":
-        index = faiss.IndexFlatIP(d)
-    elif kind == "ivf":
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        n_train = 64 * int(params["nlist"])  # faiss wants >= 39 per centroid; more only slows training
-        sample = xb if nb <= n_train else xb[np.sort(rng.choice(nb, n_train, replace=False))]
-        index.cp.seed = 0
-        index.cp.niter = 20
-        index.train(np.ascontiguousarray(sample))
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = int(params["efConstruction"])
-    else:
-        raise AttributionError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
-    step = 100_000
-    for i in tqdm(range(0, nb, step), desc=f"index {kind}", unit="chunk", disable=not progress or nb <= step):
-        index.add(np.ascontiguousarray(xb[i : i + step]))
-    return index
-
-
-def build_index(
-    store: FeatureStore,
-    heads: Heads,
-    kind: str = "flat",
-    params: dict | None = None,
-    progress: bool = True,
-    device: str = "cpu",
-) -> AttributionIndex:
-    """Build and save an index over ``store`` mapped by ``heads.real_head``."""
-    if kind not in INDEX_KINDS:
-        raise AttributionError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
-    store.check_backbone(store.backbone, heads.in_dim)
-    params = {**default_params(kind, len(store)), **(params or {})}
-    index = build_faiss(mapped_features(store, heads, progress), kind, params, progress)
-    meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
-    faiss_path, meta_path = index_paths(store, kind, heads)
-    with atomic_path(faiss_path) as tmp:
-        faiss.write_index(index, str(tmp))
-    atomic_write_json(meta_path, {"format": INDEX_FORMAT, **asdict(meta)})
-    return AttributionIndex(index, meta, faiss_path, device)
-
-
-def load_index(
-    store: FeatureStore,
-    heads: Heads,
-    kind: str = "flat",
-    rebuild: bool = False,
-    progress: bool = True,
-    device: str = "cpu",
-) -> tuple[AttributionIndex, bool]:
-    """Load the saved index for (store, heads, kind), or build it when absent or stale.
-
-    Returns:
-        (index, built): ``built`` is True when it was (re)built now.
-    """
-    faiss_path, meta_path = index_paths(store, kind, heads)
-    if not rebuild and faiss_path.is_file() and meta_path.is_file():
-        try:
-            raw = json.loads(meta_path.read_text())
-            meta = IndexMeta(**{k: raw[k] for k in IndexMeta.__dataclass_fields__})
-        except (ValueError, KeyError, TypeError):
-            meta = None
-        fresh = (
-            meta is not None
-            and raw.get("format") == INDEX_FORMAT
-            and meta.kind == kind
-            and meta.store_checksum == store.checksum
-            and meta.backbone == store.backbone
-            and meta.head == heads.fingerprint()
-            and meta.count == len(store)
-            and meta.dim == heads.dim
-        )
-        if fresh:
-            index = faiss.read_index(str(faiss_path))
-            if index.ntotal == meta.count and index.d == meta.dim:
-                return AttributionIndex(index, meta, faiss_path, device), False
-    return build_index(store, heads, kind, progress=progress, device=device), True
-
-
-def open_index(
-    store_path: Path | str,
-    mapper: Path | str | None = None,
-    kind: str = "flat",
-    rebuild: bool = False,
-    progress: bool = True,
-    device: str = "cpu",
-) -> tuple[AttributionIndex, bool]:
-    """``attribute index``: the index of a store folder under a head checkpoint (identity when None)."""
-    store = FeatureStore.open(store_path)
-    heads = load_heads(mapper, store.dim) if mapper else identity_heads(store.dim)
-    return load_index(store, heads, kind, rebuild=rebuild, progress=progress, device=device)

@@ -1,0 +1,193 @@
+"""Saving, verifying and loading indexes; an index is rebuilt, never trusted, when anything it was built from
+changed.
+
+Where: ``STORE/index/<kind>-<head fingerprint>.faiss`` + ``.json`` for the store's own heads (identity or a space's
+registered heads), and the cache (``~/.cache/attribution/indexes/``, capped in size) for ad-hoc heads or when
+the store folder is read-only. Indexes are only ever read from those places, never from an upload.
+
+What is checked on load (cheap; docs: README "Reliability"):
+
+- the JSON is an object of the current format, and records the store checksum (which the store itself re-checks
+  when its files' size or mtime change), backbone, head fingerprint (type and weights), count and dimension;
+- the ``.faiss`` file's size is the one written;
+- a spot check: 16 evenly spaced rows of the store, mapped by the real head now, equal the vectors stored in the
+  index (catches an index copied in from another head or store, and damaged data);
+- a ``.faiss`` file FAISS cannot read (truncated, corrupt) is rebuilt like a stale one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..errors import AttributionError
+from ..fileio import atomic_path, atomic_write_json, clean_stale_temps, is_writable_dir
+from ..heads import Heads, identity_heads, load_heads
+from ..paths import cache_dir, display_path
+from ..store import FeatureStore
+from .build import build_faiss, default_params, mapped_features
+from .search import INDEX_KINDS, AttributionIndex, IndexMeta
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = "attribution-index/2"
+SPOT_CHECK_ROWS = 16
+CACHE_MAX_ENV = "ATTRIBUTION_CACHE_MAX_GB"
+CACHE_MAX_GB = 20.0
+
+
+def index_dir(store: FeatureStore, cached: bool = False) -> Path:
+    """Where the store's indexes go: beside it, or (ad-hoc heads, read-only store) in the cache."""
+    if not cached and is_writable_dir(store.path):
+        return store.path / "index"
+    return cache_dir() / "indexes" / f"{store.path.name}-{store.checksum[:16]}"
+
+
+def index_paths(store: FeatureStore, kind: str, heads: Heads, cached: bool = False) -> tuple[Path, Path]:
+    stem = index_dir(store, cached) / f"{kind}-{heads.fingerprint()}"
+    return stem.with_suffix(".faiss"), stem.with_suffix(".json")
+
+
+def build_index(
+    store: FeatureStore,
+    heads: Heads,
+    kind: str = "flat",
+    params: dict | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+    cached: bool = False,
+) -> AttributionIndex:
+    """Build and save an index over ``store`` mapped by ``heads.real_head``."""
+    if kind not in INDEX_KINDS:
+        raise AttributionError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    store.check_backbone(store.backbone, heads.in_dim)
+    params = {**default_params(kind, len(store)), **(params or {})}
+    index = build_faiss(mapped_features(store, heads, progress), kind, params, progress)
+    meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
+    faiss_path, meta_path = index_paths(store, kind, heads, cached)
+    faiss_path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(faiss_path.parent)
+    with atomic_path(faiss_path) as tmp:
+        faiss.write_index(index, str(tmp))
+    record = {"format": INDEX_FORMAT, **asdict(meta), "faiss_bytes": faiss_path.stat().st_size}
+    atomic_write_json(meta_path, record)
+    if faiss_path.is_relative_to(cache_dir()):
+        prune_cache(cache_dir() / "indexes", keep=faiss_path)
+    return AttributionIndex(index, meta, faiss_path, device)
+
+
+def _read_meta(meta_path: Path) -> dict | None:
+    try:
+        raw = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) and raw.get("format") == INDEX_FORMAT else None
+
+
+def _stale_reason(raw: dict | None, faiss_path: Path, store: FeatureStore, heads: Heads, kind: str) -> str | None:
+    """Why the saved index cannot be used, or None when its record fits (store, heads, kind)."""
+    if raw is None:
+        return "its record is missing, damaged or of an older format"
+    want = {
+        "kind": kind,
+        "store_checksum": store.checksum,
+        "backbone": store.backbone,
+        "head": heads.fingerprint(),
+        "count": len(store),
+        "dim": heads.dim,
+    }
+    for key, value in want.items():
+        if raw.get(key) != value:
+            return f"its {key} differs (the store or heads changed)"
+    if raw.get("faiss_bytes") != faiss_path.stat().st_size:
+        return "the .faiss file is not the one written with its record"
+    return None
+
+
+def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads) -> bool:
+    """Whether a few of the index's stored vectors equal the store's rows mapped by the real head now."""
+    n = index.ntotal
+    rows = np.unique(np.linspace(0, n - 1, min(SPOT_CHECK_ROWS, n)).astype(np.int64))
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.make_direct_map()
+    try:
+        stored = np.stack([index.reconstruct(int(i)) for i in rows])
+    except RuntimeError:
+        return False
+    expected = heads.real_head.map_numpy(np.asarray(store.feats[rows]))
+    return bool(np.allclose(stored, expected, atol=1e-4))
+
+
+def load_index(
+    store: FeatureStore,
+    heads: Heads,
+    kind: str = "flat",
+    rebuild: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+    cached: bool = False,
+) -> tuple[AttributionIndex, bool]:
+    """Load the saved index for (store, heads, kind), or build it when absent, stale or damaged.
+
+    Args:
+        cached: keep the index in the cache, not beside the store (heads that are not the store's own).
+
+    Returns:
+        (index, built): ``built`` is True when it was (re)built now.
+    """
+    faiss_path, meta_path = index_paths(store, kind, heads, cached)
+    if not rebuild and faiss_path.is_file():
+        raw = _read_meta(meta_path)
+        reason = _stale_reason(raw, faiss_path, store, heads, kind)
+        index = None
+        if reason is None:
+            try:
+                index = faiss.read_index(str(faiss_path))
+            except RuntimeError:
+                reason = "FAISS cannot read the .faiss file (truncated or corrupt)"
+        if index is not None and (index.ntotal != raw["count"] or index.d != raw["dim"]):
+            reason = "the .faiss file holds another shape than its record"
+        elif index is not None and not spot_check(index, store, heads):
+            reason = "its vectors are not the store's rows under these heads (copied from elsewhere?)"
+        if reason is None:
+            meta = IndexMeta(**{k: raw[k] for k in IndexMeta.__dataclass_fields__})
+            os.utime(faiss_path)  # recently used: the cache keeps it longest
+            return AttributionIndex(index, meta, faiss_path, device), False
+        log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
+    return build_index(store, heads, kind, progress=progress, device=device, cached=cached), True
+
+
+def open_index(
+    store_path: Path | str,
+    mapper: Path | str | None = None,
+    kind: str = "flat",
+    rebuild: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+) -> tuple[AttributionIndex, bool]:
+    """``attribute index``: the index of a store folder under a head checkpoint (identity when None)."""
+    store = FeatureStore.open(store_path)
+    heads = load_heads(mapper, store.dim) if mapper else identity_heads(store.dim)
+    return load_index(store, heads, kind, rebuild=rebuild, progress=progress, device=device)
+
+
+def prune_cache(folder: Path, keep: Path | None = None) -> None:
+    """Delete the least recently used cached indexes until the cache is under ``$ATTRIBUTION_CACHE_MAX_GB``."""
+    limit = float(os.environ.get(CACHE_MAX_ENV, CACHE_MAX_GB)) * 2**30
+    files = sorted(folder.glob("*/*.faiss"), key=lambda p: p.stat().st_mtime)
+    total = sum(p.stat().st_size for p in files)
+    for path in files:
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        total -= path.stat().st_size
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
