@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,12 @@ MAX_IMAGE_PIXELS = 40_000_000
 QUERY_MAX_SIDE = 2048
 
 _ROWS = 1024  # rows converted at a time for 16-bit and float images (bounded temporary memory)
+
+#: Images above this many pixels are decoded at most ``LARGE_DECODE_SLOTS`` at a time in one process, so that many
+#: concurrent large uploads cost the memory of two, not of all of them (the rest wait a moment).
+LARGE_PIXELS = 8_000_000
+LARGE_DECODE_SLOTS = 2
+_large_decodes = threading.BoundedSemaphore(LARGE_DECODE_SLOTS)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -75,6 +83,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
+def _decode(img: Image.Image, max_side: int | None) -> Image.Image:
+    """Decode an opened image (reduced while decoding when it is much larger than ``max_side``) to upright RGB."""
+    if max_side and img.format == "JPEG" and min(img.size) >= 2 * max_side:
+        img.draft(img.mode, (max_side, max_side))  # DCT-domain scaling: decodes 1/2, 1/4 or 1/8 of the pixels
+    img.load()
+    if max_side and min(img.size) >= 2 * max_side:
+        img = img.reduce(min(img.size) // max_side)
+    img = ImageOps.exif_transpose(img)
+    return _to_rgb(img).copy()
+
+
 def load_rgb(
     source: Path | str | bytes | BinaryIO, name: str | None = None, max_side: int | None = None
 ) -> Image.Image:
@@ -113,13 +132,9 @@ def load_rgb(
                     raise Image.DecompressionBombError("too many pixels")
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
-                if max_side and img.format == "JPEG" and min(img.size) >= 2 * max_side:
-                    img.draft(img.mode, (max_side, max_side))  # DCT-domain scaling: decodes 1/2, 1/4 or 1/8
-                img.load()
-                if max_side and min(img.size) >= 2 * max_side:
-                    img = img.reduce(min(img.size) // max_side)
-                img = ImageOps.exif_transpose(img)
-                return _to_rgb(img).copy()
+                large = img.width * img.height > LARGE_PIXELS
+                with _large_decodes if large else contextlib.nullcontext():
+                    return _decode(img, max_side)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputImageError(
             f"{name}: image is too large (over the limit of {MAX_IMAGE_PIXELS:,} pixels); refused as a possible "

@@ -68,13 +68,15 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path) -> None:
     for i in range(40):
         Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
     out = tmp_path / "store"
-    first = CountingBackbone(interrupt_after=3)  # 3 batches of 4 = one finished shard of 8, plus 4 in flight
+    first = CountingBackbone(
+        interrupt_after=3
+    )  # 3 batches of 4: shards of 4 and 8 finished (shards grow from one batch)
     with pytest.raises(KeyboardInterrupt):
         extract_features(folder, out, first, batch_size=4, shard_size=8, progress=False)
     assert not (out / "meta.json").exists(), "no half-written store"
     second = CountingBackbone()
     report = extract_features(folder, out, second, batch_size=4, shard_size=8, progress=False)
-    assert report.reused == 8 and report.embedded == 32 and second.embedded == 32
+    assert report.reused == 12 and report.embedded == 28 and second.embedded == 28
     fresh = CountingBackbone()
     extract_features(folder, tmp_path / "fresh", fresh, progress=False)
     a, b = FeatureStore.open(out), FeatureStore.open(tmp_path / "fresh")
