@@ -99,6 +99,7 @@ def extract_features(
     files: Sequence[Path] | None = None,
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
+    captions: dict[str, str] | None = None,
 ) -> ExtractReport:
     """Embed every image under ``images`` (folders, searched recursively) into the store ``out``.
 
@@ -112,6 +113,7 @@ def extract_features(
         files: embed exactly these files (under ``root``) instead of scanning the folders.
         on_progress: called after every batch with images done / total.
         cancel: checked before every batch; finished shards are kept.
+        captions: a caption per stored path (relative to ``root``), kept in the store.
 
     Returns:
         An :class:`ExtractReport`; unreadable files are listed in ``skipped`` with a reason, never raised.
@@ -222,7 +224,9 @@ def extract_features(
         done, _ = _read_done(partial)
         done = _still_current(done, current)
         order = [rel[f] for f in files if rel[f] in done or rel[f] in fresh]
-        if previous is not None and embedded == 0 and not changed and order == previous.paths:
+        captions = {**(previous.captions if previous is not None else {}), **(captions or {})}
+        same_captions = previous is not None and all(previous.captions.get(p) == captions.get(p) for p in order)
+        if previous is not None and embedded == 0 and not changed and order == previous.paths and same_captions:
             shutil.rmtree(partial, ignore_errors=True)
             return ExtractReport(out, 0, reused, skipped)
         shards = {npy: np.load(npy, mmap_mode="r") for npy in {v[0] for v in done.values()}}
@@ -244,6 +248,7 @@ def extract_features(
             image_root=root,
             source=", ".join(str(f) for f in folders),
             stamps={p: s for p, s in stamps.items() if s},
+            captions=captions,
         )
         del shards
         shutil.rmtree(partial, ignore_errors=True)

@@ -59,6 +59,11 @@ class FeatureStore:
         self.feats = feats
         self.paths = paths
         self.stamps = stamps or {}  # path -> "size:mtime_ns" of the image when it was embedded (extracted stores)
+        self.captions = _read_optional(path / "captions.json")  # path -> caption, where the store has them
+
+    def caption(self, i: int) -> str | None:
+        """The caption of image ``i``, or None."""
+        return self.captions.get(self.paths[i])
 
     def __len__(self) -> int:
         return self.meta.count
@@ -158,14 +163,18 @@ def _verified(path: Path, raw: dict, meta: StoreMeta, feats: np.ndarray, paths: 
 
 
 def _read_stamps(path: Path) -> dict[str, str]:
-    file = path / "stamps.json"
+    return _read_optional(path / "stamps.json")
+
+
+def _read_optional(file: Path) -> dict[str, str]:
+    """An optional ``{path: text}`` JSON file of a store (stamps, captions); empty when absent or unreadable."""
     if not file.is_file():
         return {}
     try:
-        stamps = json.loads(file.read_text())
+        values = json.loads(file.read_text())
     except (OSError, ValueError):
         return {}
-    return stamps if isinstance(stamps, dict) else {}
+    return values if isinstance(values, dict) else {}
 
 
 def checksum_of(feats: np.ndarray, paths: list[str]) -> str:
@@ -186,6 +195,7 @@ def write_store(
     image_root: Path | str | None = None,
     source: str = "",
     stamps: dict[str, str] | None = None,
+    captions: dict[str, str] | None = None,
 ) -> FeatureStore:
     """Write a store atomically (a temporary folder renamed into place) and return it opened.
 
@@ -193,6 +203,7 @@ def write_store(
         feats: float32 [N, d], or a list of such blocks written one after another (constant memory).
         paths: N image paths, relative to ``image_root``.
         stamps: "size:mtime_ns" per path, when the images are files (extraction re-embeds what changed).
+        captions: a caption per path (optional; shown with results).
 
     Raises:
         StoreError: a feature row holds NaN or inf (nothing is written).
@@ -225,6 +236,8 @@ def write_store(
         (tmp / "paths.json").write_text(json.dumps(paths))
         if stamps:
             (tmp / "stamps.json").write_text(json.dumps(stamps))
+        if captions:
+            (tmp / "captions.json").write_text(json.dumps({p: captions[p] for p in paths if p in captions}))
         meta = StoreMeta(backbone, int(dim), int(count), checksum, str(image_root or ""), source)
         record = {"format": STORE_FORMAT, **meta.__dict__, "data_stamp": data_stamp(tmp)}
         (tmp / "meta.json").write_text(json.dumps(record, indent=1))

@@ -21,10 +21,11 @@ from ..index import load_index
 from ..paths import project_root
 from ..progress import Progress, ProgressCallback
 from ..spaces import SpaceSpec
-from ..store import FeatureStore, write_store
+from ..store import FeatureStore, checksum_of, write_store
 from ..train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
 from .images import make_demo_images
 from .layout import (
+    CAPTIONS,
     DEMO_BACKBONES,
     DEMO_VERSION,
     TUNED_BACKBONE,
@@ -84,6 +85,7 @@ def build_demo(
     stores_ready = all((demo_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
     stores_ready = stores_ready and all((demo_corpus_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
     stores_ready = stores_ready and tuned_heads_path().is_file() and tuned_calibrator_path().is_file()
+    stores_ready = stores_ready and (out / CAPTIONS).is_file()
     if stamp.is_file() and stamp.read_text() == want and stores_ready:
         log.info("demo bundle is up to date")
         return demo_spaces()
@@ -107,6 +109,7 @@ def build_demo(
             root=out,
             progress=progress,
             on_progress=on_progress,
+            captions=images.captions,
         )
         log.info(report.summary())
 
@@ -114,7 +117,8 @@ def build_demo(
         load_index(store, identity_heads(backbone.dim), "flat", progress=progress)
         rows = [i for i, p in enumerate(store.paths) if p.startswith("corpus/")]
         corpus = demo_corpus_store(name)
-        if not (corpus / "meta.json").is_file() or FeatureStore.open(corpus).paths != [store.paths[i] for i in rows]:
+        old = FeatureStore.open(corpus) if (corpus / "meta.json").is_file() else None
+        if old is None or old.paths != [store.paths[i] for i in rows] or old.checksum != _rows_checksum(store, rows):
             write_store(
                 corpus,
                 np.asarray(store.feats[rows]),
@@ -122,6 +126,7 @@ def build_demo(
                 name,
                 store.meta.image_root,
                 source=f"corpus rows of {store.path}",
+                captions=store.captions,
             )
     if on_progress:
         on_progress(Progress("train the tuned space", 0, 1))
@@ -130,3 +135,8 @@ def build_demo(
         on_progress(Progress("train the tuned space", 1, 1))
     atomic_write_text(stamp, want)
     return demo_spaces()
+
+
+def _rows_checksum(store: FeatureStore, rows: list[int]) -> str:
+    """The checksum a corpus store of these rows has (rebuilt when the rows' data changed)."""
+    return checksum_of(np.asarray(store.feats[rows]), [store.paths[i] for i in rows])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,11 +10,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..fileio import atomic_path, atomic_write_json
+from ..fileio import atomic_path, atomic_write_json, atomic_write_text
 from ..paths import project_root
 from ..progress import ProgressCallback, tracked
-from .layout import QUERIES_PER_TYPE, QUERY_TYPES, SPLITS, VIEWS_PER_PHOTO, demo_dir, demo_json
-from .synthesis import as_rgb, corpus_photos, exemplar_photos, make_query, random_view, regions, seeded_rng
+from .layout import CAPTIONS, QUERIES_PER_TYPE, QUERY_TYPES, SPLITS, VIEWS_PER_PHOTO, demo_dir, demo_json
+from .synthesis import (
+    apply_view,
+    as_rgb,
+    caption,
+    corpus_photos,
+    exemplar_photos,
+    make_query,
+    random_view,
+    regions,
+    seeded_rng,
+    view_params,
+)
 
 
 def _json_path(path: Path, root: Path) -> str:
@@ -29,6 +41,7 @@ def _save(img: Image.Image, path: Path) -> None:
 @dataclass(frozen=True)
 class DemoImages:
     corpus: list[str]  # paths relative to the demo folder
+    captions: dict[str, str]  # corpus path -> caption (also written to captions.jsonl)
     test_case: list[dict]  # AbC-format entries, paths relative to the project root
 
 
@@ -43,12 +56,14 @@ def make_demo_images(
     gray = {k for k, p in corpus_imgs.items() if np.ptp(np.asarray(p, np.int16), axis=2).max() == 0}
     jobs: list[tuple[Path, Callable[[], Image.Image]]] = []
     corpus: list[str] = []
+    captions: dict[str, str] = {}
     for name, photo in corpus_imgs.items():
         for i in range(VIEWS_PER_PHOTO):
             rel = f"corpus/{name}/view_{i:03d}.jpg"
             corpus.append(rel)
-            rng = seeded_rng("corpus", name, i)
-            jobs.append((out / rel, lambda p=photo, r=rng, t=name in gray and i % 2 == 1: random_view(p, r, tint=t)))
+            view = view_params(photo.size, seeded_rng("corpus", name, i), tint=name in gray and i % 2 == 1)
+            captions[rel] = caption(name, view)
+            jobs.append((out / rel, lambda p=photo, v=view: apply_view(p, v)))
     test_case: list[dict] = []
     bg_names = sorted(corpus_imgs)
     for photo_name, photo in exemplar_imgs.items():
@@ -77,9 +92,10 @@ def make_demo_images(
         todo, "demo images", progress=progress and bool(todo), on_progress=on_progress, unit="img"
     ):
         _save(make(), path)
+    atomic_write_text(out / CAPTIONS, "".join(json.dumps({"path": p, "caption": c}) + "\n" for p, c in captions.items()))
     json_path = demo_json() if out == demo_dir() else out / "test_demo.json"
     atomic_write_json(json_path, test_case)
     for split, quadrants in SPLITS.items():
         entries = [e for e in test_case if int(e["class_id"].rsplit("_q", 1)[1]) in quadrants]
         atomic_write_json(json_path.with_name(f"{split}_demo.json"), entries)
-    return DemoImages(corpus, test_case)
+    return DemoImages(corpus, captions, test_case)

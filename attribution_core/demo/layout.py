@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..paths import project_root
 
-DEMO_VERSION = 3
+DEMO_VERSION = 4
 DEMO_BACKBONES = ("efficientnet_lite0", "pixel")
 VIEWS_PER_PHOTO = 60
 SIDE = 256  # every generated image is SIDE x SIDE pixels
@@ -15,6 +15,8 @@ QUERY_TYPES = ("object", "style")
 #: Which quadrant's model goes to which split: held-out exemplars are never seen in training or validation.
 SPLITS = {"train": (0, 1), "val": (2,), "heldout": (3,)}
 TUNED_BACKBONE = "efficientnet_lite0"
+#: The corpus captions, JSON lines ``{"path", "caption"}`` relative to the demo folder (the diffusion model's data).
+CAPTIONS = "captions.jsonl"
 EXAMPLE_QUERIES = ("synth/chelsea_q0/object_00.jpg", "synth/astronaut_q1/object_01.jpg", "synth/coffee_q2/style_00.jpg")
 
 

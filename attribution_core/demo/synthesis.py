@@ -6,11 +6,39 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from .layout import SIDE
+
+
+#: What captions call each corpus photo ("a photo of <noun>").
+PHOTO_NOUNS = {
+    "hubble": "deep space",
+    "retina": "a retina",
+    "camera": "a cameraman",
+    "moon": "the moon",
+    "coins": "coins",
+    "brick": "a brick wall",
+    "grass": "grass",
+    "gravel": "gravel",
+    "page": "a page of text",
+    "text": "printed letters",
+    "cell": "a cell",
+    "clock": "a clock",
+    "horse": "a horse",
+    "ihc": "stained tissue",
+    "colorwheel": "a colour wheel",
+    "logo": "a logo",
+    "phantom": "a phantom",
+}
+
+
+def caption(photo: str, view: ViewParams) -> str:
+    """The caption of a corpus view: "a photo of coins, close-up, flipped"."""
+    return ", ".join([f"a photo of {PHOTO_NOUNS[photo]}", *view.words()])
 
 
 def corpus_photos() -> dict[str, Callable[[], np.ndarray]]:
@@ -62,27 +90,75 @@ def as_rgb(arr: np.ndarray) -> Image.Image:
     return img.convert("RGB")
 
 
-def random_view(photo: Image.Image, rng: np.random.Generator, scale=(0.15, 1.0), tint: bool = False) -> Image.Image:
-    """A random-resized crop, flip, small rotation and colour change of ``photo``, SIDE x SIDE."""
-    w, h = photo.size
-    area = w * h * rng.uniform(*scale)
+@dataclass(frozen=True)
+class ViewParams:
+    """Every random choice of one view (drawn in a fixed order, so a view is reproducible from its seed)."""
+
+    box: tuple[int, int, int, int]  # crop in the photo
+    area_fraction: float  # crop area / photo area
+    angle: float  # rotation, degrees
+    flipped: bool
+    tint: tuple[tuple[float, ...], tuple[float, ...]] | None  # duotone (dark, light) colours, if any
+    contrast: float
+    brightness: float
+
+    def words(self) -> list[str]:
+        """How a caption describes this view."""
+        out = []
+        if self.area_fraction < 0.35:
+            out.append("close-up")
+        if self.flipped:
+            out.append("flipped")
+        if abs(self.angle) > 5:
+            out.append("rotated")
+        if self.tint is not None:
+            out.append("duotone")
+        if self.brightness > 10:
+            out.append("bright")
+        elif self.brightness < -10:
+            out.append("dark")
+        if self.contrast > 1.1:
+            out.append("high contrast")
+        elif self.contrast < 0.9:
+            out.append("low contrast")
+        return out
+
+
+def view_params(size: tuple[int, int], rng: np.random.Generator, scale=(0.15, 1.0), tint: bool = False) -> ViewParams:
+    """Draw a random-resized crop, flip, small rotation and colour change for a photo of ``size``."""
+    w, h = size
+    fraction = rng.uniform(*scale)
+    area = w * h * fraction
     aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
     cw = int(min(w, max(16, np.sqrt(area * aspect))))
     ch = int(min(h, max(16, np.sqrt(area / aspect))))
     x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    view = photo.crop((x0, y0, x0 + cw, y0 + ch))
     angle = float(rng.uniform(-10, 10))
-    view = view.rotate(angle, resample=Image.BICUBIC, expand=False, fillcolor=(255, 255, 255))
-    if rng.random() < 0.5:
+    flipped = bool(rng.random() < 0.5)
+    colours = (tuple(rng.uniform(0, 120, 3)), tuple(rng.uniform(150, 255, 3))) if tint else None
+    contrast, brightness = float(rng.uniform(0.8, 1.2)), float(rng.uniform(-20, 20))
+    return ViewParams((x0, y0, x0 + cw, y0 + ch), (cw * ch) / (w * h), angle, flipped, colours, contrast, brightness)
+
+
+def apply_view(photo: Image.Image, v: ViewParams) -> Image.Image:
+    """The view ``v`` of ``photo``, SIDE x SIDE."""
+    view = photo.crop(v.box)
+    view = view.rotate(v.angle, resample=Image.BICUBIC, expand=False, fillcolor=(255, 255, 255))
+    if v.flipped:
         view = ImageOps.mirror(view)
     view = view.resize((SIDE, SIDE), Image.BICUBIC)
     arr = np.asarray(view, dtype=np.float32)
-    if tint:
+    if v.tint is not None:
         lum = arr.mean(axis=2, keepdims=True) / 255.0
-        dark, light = rng.uniform(0, 120, 3), rng.uniform(150, 255, 3)
+        dark, light = np.array(v.tint[0]), np.array(v.tint[1])
         arr = dark + lum * (light - dark)
-    arr = (arr - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
+    arr = (arr - 128) * v.contrast + 128 + v.brightness
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def random_view(photo: Image.Image, rng: np.random.Generator, scale=(0.15, 1.0), tint: bool = False) -> Image.Image:
+    """A random-resized crop, flip, small rotation and colour change of ``photo``, SIDE x SIDE."""
+    return apply_view(photo, view_params(photo.size, rng, scale, tint))
 
 
 def regions(photo: Image.Image) -> list[tuple[int, int, int, int]]:

@@ -1,0 +1,181 @@
+"""The three computations of attribution by unlearning (docs/method.md §6): the diagonal Fisher of the training
+loss, the training losses at fixed noise ("before" and "after"), and the Fisher-preconditioned ascent on the
+query's loss over the cross-attention key/value weights.
+
+Noise is drawn per training entry from a generator seeded by (seed, entry), so the losses of an entry are the same
+whatever the batch size, device or order: "after − before" compares like with like, and lr = 0 gives exactly 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, vmap
+
+from ..diffusion.data import TrainingSet
+from ..diffusion.model import TextToImageModel, cross_attention_kv
+from ..progress import CancelFlag, ProgressCallback, tracked
+from .config import UnlearningConfig
+
+
+def score_timesteps(model: TextToImageModel, n: int) -> torch.Tensor:
+    """``n`` timesteps strided over the schedule, centred in their strides: [n]."""
+    total = model.config.num_train_timesteps
+    return (torch.arange(n) * total + total // 2) // n
+
+
+def entry_noise(seed: int, entry: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The fixed noise of one training entry (image or flip) across all scoring timesteps."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + entry))
+
+
+def entry_images(data: TrainingSet, entries: np.ndarray) -> torch.Tensor:
+    """Entries 0..N-1 are the images, N..2N-1 their horizontal flips: [len(entries), 3, r, r]."""
+    n = len(data)
+    images = data.images[torch.from_numpy(entries % n)]
+    flip = torch.from_numpy(entries >= n)
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+@torch.no_grad()
+def training_losses(
+    model: TextToImageModel,
+    data: TrainingSet,
+    config: UnlearningConfig,
+    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+    stage: str = "score training images",
+) -> np.ndarray:
+    """The DDPM loss of every training image and of its flip, averaged over ``config.score_timesteps`` fixed
+    timesteps with fixed noise.
+
+    Returns:
+        [2N] float64: images first, then their flips.
+    """
+    device = model.device
+    ts = score_timesteps(model, config.score_timesteps)
+    nt = len(ts)
+    per_batch = max(1, config.batch_size // nt)
+    entries = np.arange(2 * len(data))
+    out = np.empty(len(entries), dtype=np.float64)
+    r = model.config.resolution
+    text_cache: dict[str, torch.Tensor] = {}
+    starts = range(0, len(entries), per_batch)
+    for s in tracked(starts, stage, progress=progress, on_progress=on_progress, cancel=cancel, unit="batch"):
+        batch = entries[s : s + per_batch]
+        images = entry_images(data, batch).to(device)
+        noise = torch.stack([entry_noise(config.seed, int(e), (nt, 3, r, r)) for e in batch]).to(device)
+        captions = [data.captions[int(e) % len(data)] for e in batch]
+        for c in set(captions) - set(text_cache):
+            text_cache[c] = model.encode_prompts([c])[0]
+        text = torch.stack([text_cache[c] for c in captions])
+        b = len(batch)
+        losses = model.losses(
+            images.repeat_interleave(nt, 0),
+            text.repeat_interleave(nt, 0),
+            ts.repeat(b).to(device),
+            noise.reshape(b * nt, 3, r, r),
+        )
+        out[s : s + b] = losses.reshape(b, nt).mean(dim=1).double().cpu().numpy()
+    return out
+
+
+def diagonal_fisher(
+    model: TextToImageModel,
+    data: TrainingSet,
+    config: UnlearningConfig,
+    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+    chunk: int = 32,
+) -> dict[str, torch.Tensor]:
+    """Diagonal Fisher of the training loss over the cross-attention k/v weights: the mean of squared
+    per-sample gradients over the training images and their flips, each at a random timestep and noise, for
+    ``config.fisher_epochs`` passes. Per-sample gradients come from ``torch.func`` (``vmap`` of ``grad``).
+
+    Returns:
+        {parameter name: tensor of its shape}, float64.
+    """
+    unet = model.unet
+    kv = {k: v.detach() for k, v in cross_attention_kv(unet).items()}
+    frozen = {k: v.detach() for k, v in unet.named_parameters() if k not in kv}
+    buffers = dict(unet.named_buffers())
+    sched = model.scheduler
+
+    def sample_loss(weights, x, t, noise, text):
+        noisy = sched.add_noise(x[None], noise[None], t[None])
+        pred = functional_call(unet, ({**frozen, **weights}, buffers), (noisy, t[None]),
+                               {"encoder_hidden_states": text[None]}).sample  # fmt: skip
+        return ((pred - noise[None]) ** 2).mean()
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0, 0, 0), randomness="same")
+    total = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in kv.items()}
+    count = 0
+    device = model.device
+    n_entries = 2 * len(data)
+    work = [(e, s) for e in range(config.fisher_epochs) for s in range(0, n_entries, chunk)]
+    with torch.no_grad():
+        text_all = model.encode_prompts(list(data.captions))
+    for epoch, s in tracked(work, "fisher", progress=progress, on_progress=on_progress, cancel=cancel, unit="chunk"):
+        g = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + s)
+        entries = np.arange(s, min(s + chunk, n_entries))
+        x = entry_images(data, entries).to(device)
+        t = torch.randint(0, model.config.num_train_timesteps, (len(entries),), generator=g).to(device)
+        noise = torch.randn(x.shape, generator=g).to(device)
+        text = text_all[torch.from_numpy(entries % len(data)).to(device)]
+        grads = per_sample(kv, x, t, noise, text)
+        for k in total:
+            total[k] += grads[k].double().square().sum(dim=0)
+        count += len(entries)
+    return {k: v / count for k, v in total.items()}
+
+
+def unlearn(
+    model: TextToImageModel,
+    query: torch.Tensor,
+    prompt: str,
+    fisher: dict[str, torch.Tensor],
+    n_train: int,
+    config: UnlearningConfig,
+    progress: bool = False,
+    on_progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+) -> None:
+    """Make ``model`` forget ``query`` in place: ``config.steps`` ascent steps θ ← θ + lr·g/(F·N) on the
+    cross-attention k/v weights, g the query's loss gradient averaged over ``batches`` × ``draws`` noise draws at
+    distinct timesteps. A zero Fisher entry is floored at 1e-12 of the mean (no division by zero).
+
+    Args:
+        query: [3, r, r] in [-1, 1]; prompt: the text it was generated from; n_train: training-set size N.
+    """
+    device = model.device
+    kv = cross_attention_kv(model.unet)
+    for p in model.unet.parameters():
+        p.requires_grad_(False)
+    for p in kv.values():
+        p.requires_grad_(True)
+    with torch.no_grad():
+        text = model.encode_prompts([prompt])
+    denom = {k: (f.clamp_min(1e-12 * float(f.mean())) * n_train).to(device) for k, f in fisher.items()}
+    x = query.to(device)[None]
+    steps = range(config.steps)
+    total_t = model.config.num_train_timesteps
+    try:
+        for step in tracked(steps, "unlearn", progress=progress, on_progress=on_progress, cancel=cancel, unit="step"):
+            for p in kv.values():
+                p.grad = None
+            for b in range(config.batches):
+                g = torch.Generator().manual_seed(config.seed * 15485863 + step * 1009 + b)
+                t = torch.randperm(total_t, generator=g)[: config.draws]
+                noise = torch.randn((len(t), *x.shape[1:]), generator=g)
+                loss = model.losses(x.expand(len(t), -1, -1, -1), text.expand(len(t), -1, -1), t.to(device),
+                                    noise.to(device)).mean() / config.batches  # fmt: skip
+                loss.backward()
+            with torch.no_grad():
+                for k, p in kv.items():
+                    p.add_((config.lr * p.grad.double() / denom[k]).to(p.dtype))
+    finally:
+        for p in model.unet.parameters():
+            p.requires_grad_(False)
+            p.grad = None
