@@ -7,6 +7,7 @@ themselves when this package is imported).
 """
 
 from . import demo as _demo  # noqa: F401  (registers the demo spaces)
+from . import unlearning as _unlearning  # noqa: F401  (registers the unlearning method)
 from .attribute import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
 from .backbones import Backbone, create_backbone, list_backbones
 from .calibration import Calibrator, load_calibrator, save_calibrator, soft_influence

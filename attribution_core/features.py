@@ -122,7 +122,9 @@ class FeatureAttributor(Attributor):
             found = self.index.search(q, k, self.calibrator)
             t1 = time.perf_counter()
             results = [
-                Attribution(r + 1, str(self.store.image_path(int(i))), float(s), float(p), int(i), self.store.caption(i))
+                Attribution(
+                    r + 1, str(self.store.image_path(int(i))), float(s), float(p), int(i), self.store.caption(i)
+                )
                 for r, (i, s, p) in enumerate(zip(found.I, found.D, found.influence, strict=True))
             ]
             out.append(

@@ -15,6 +15,7 @@ What ``build_demo`` makes (all deterministic, all git-ignored, all rebuilt by th
 """
 
 from .build import build_demo, train_tuned_space
+from .diffusion import demo_model_dir, demo_training_set, unlearning_space
 from .images import DemoImages, make_demo_images
 from .layout import (
     DEMO_BACKBONES,
@@ -45,11 +46,14 @@ __all__ = [
     "demo_corpus_store",
     "demo_dir",
     "demo_json",
+    "demo_model_dir",
     "demo_spaces",
     "demo_split_json",
     "demo_store",
+    "demo_training_set",
     "make_demo_images",
     "train_tuned_space",
     "tuned_calibrator_path",
     "tuned_heads_path",
+    "unlearning_space",
 ]

@@ -92,7 +92,9 @@ def make_demo_images(
         todo, "demo images", progress=progress and bool(todo), on_progress=on_progress, unit="img"
     ):
         _save(make(), path)
-    atomic_write_text(out / CAPTIONS, "".join(json.dumps({"path": p, "caption": c}) + "\n" for p, c in captions.items()))
+    atomic_write_text(
+        out / CAPTIONS, "".join(json.dumps({"path": p, "caption": c}) + "\n" for p, c in captions.items())
+    )
     json_path = demo_json() if out == demo_dir() else out / "test_demo.json"
     atomic_write_json(json_path, test_case)
     for split, quadrants in SPLITS.items():

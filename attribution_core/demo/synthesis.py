@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from .layout import SIDE
 
-
 #: What captions call each corpus photo ("a photo of <noun>").
 PHOTO_NOUNS = {
     "hubble": "deep space",

@@ -67,7 +67,7 @@ def read_captions(path: Path) -> dict[str, str]:
             row = json.loads(line)
             out[str(row["path"])] = str(row["caption"])
         except (ValueError, KeyError, TypeError):
-            raise AttributionError(f"{display_path(path)}: line {n} is not {{\"path\": …, \"caption\": …}}") from None
+            raise AttributionError(f'{display_path(path)}: line {n} is not {{"path": …, "caption": …}}') from None
     return out
 
 

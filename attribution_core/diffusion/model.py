@@ -76,8 +76,9 @@ class TextToImageModel:
         torch.manual_seed(seed)
         tokenizer = PromptTokenizer(config.context_length)
         tokenizer.learn(captions)
-        text = TextEncoder(tokenizer.vocab_size, config.text_dim, config.text_layers, config.text_heads,
-                           config.context_length)  # fmt: skip
+        text = TextEncoder(
+            tokenizer.vocab_size, config.text_dim, config.text_layers, config.text_heads, config.context_length
+        )
         return cls(config, build_unet(config), text, tokenizer, build_scheduler(config))
 
     @property
@@ -129,8 +130,14 @@ class TextToImageModel:
         atomic_write_json(folder / "tokenizer" / "tokenizer.json", self.tokenizer.state())
         self.scheduler.save_pretrained(folder / "scheduler")
         atomic_write_json(folder / "model_config.json", self.config.to_dict())
-        atomic_write_json(folder / MODEL_INDEX, {"_class_name": "TextToImageModel", "library": "attribution_core",
-                                                 "parts": ["unet", "text_encoder", "tokenizer", "scheduler"]})  # fmt: skip
+        atomic_write_json(
+            folder / MODEL_INDEX,
+            {
+                "_class_name": "TextToImageModel",
+                "library": "attribution_core",
+                "parts": ["unet", "text_encoder", "tokenizer", "scheduler"],
+            },
+        )
 
 
 def load_model(folder: Path | str, device: str | torch.device = "cpu") -> TextToImageModel:
@@ -142,8 +149,10 @@ def load_model(folder: Path | str, device: str | torch.device = "cpu") -> TextTo
     folder = Path(folder)
     shown = display_path(folder)
     if not (folder / MODEL_INDEX).is_file():
-        raise CheckpointError(f"{shown}: not a diffusion model folder (no {MODEL_INDEX}); train one with "
-                              "`attribute diffusion train` or pass --model DIR")  # fmt: skip
+        raise CheckpointError(
+            f"{shown}: not a diffusion model folder (no {MODEL_INDEX}); train one with "
+            "`attribute diffusion train` or pass --model DIR"
+        )
     try:
         config = ModelConfig.from_dict(json.loads((folder / "model_config.json").read_text()))
         tokenizer = PromptTokenizer.from_state(json.loads((folder / "tokenizer" / "tokenizer.json").read_text()))
@@ -151,8 +160,9 @@ def load_model(folder: Path | str, device: str | torch.device = "cpu") -> TextTo
         raise CheckpointError(f"{shown}: damaged model folder ({exc})") from None
     unet = build_unet(config)
     _load_weights(unet, folder / "unet" / "diffusion_pytorch_model.safetensors", shown)
-    text = TextEncoder(tokenizer.vocab_size, config.text_dim, config.text_layers, config.text_heads,
-                       config.context_length)  # fmt: skip
+    text = TextEncoder(
+        tokenizer.vocab_size, config.text_dim, config.text_layers, config.text_heads, config.context_length
+    )
     _load_weights(text, folder / "text_encoder" / "model.safetensors", shown)
     scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     model = TextToImageModel(config, unet.eval(), text.eval(), tokenizer, scheduler, str(folder))
@@ -171,8 +181,11 @@ def _load_weights(module: torch.nn.Module, path: Path, shown: str) -> None:
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     missing = [k for k in own if k not in state]
     if wrong or missing:
-        detail = (f"{wrong[0]}: file {tuple(state[wrong[0]].shape)}, model {tuple(own[wrong[0]].shape)}" if wrong
-                  else f"missing {missing[0]}")  # fmt: skip
+        detail = (
+            f"{wrong[0]}: file {tuple(state[wrong[0]].shape)}, model {tuple(own[wrong[0]].shape)}"
+            if wrong
+            else f"missing {missing[0]}"
+        )
         raise CheckpointError(f"{display_path(path)}: weights do not fit the model's configuration ({detail})")
     module.load_state_dict(state, strict=False)
 

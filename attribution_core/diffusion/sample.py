@@ -38,7 +38,9 @@ class Generation:
     sampler: SamplerSettings
 
     def to_json(self) -> str:
-        return json.dumps({"prompt": self.prompt, "seed": self.seed, "model": self.model, "sampler": asdict(self.sampler)})
+        return json.dumps(
+            {"prompt": self.prompt, "seed": self.seed, "model": self.model, "sampler": asdict(self.sampler)}
+        )
 
 
 def initial_noise(model: TextToImageModel, seed: int) -> torch.Tensor:
@@ -52,7 +54,7 @@ def generate(
     model: TextToImageModel,
     prompts: Sequence[str],
     seeds: Sequence[int],
-    settings: SamplerSettings = SamplerSettings(),  # noqa: B008
+    settings: SamplerSettings = SamplerSettings(),
     progress: bool = False,
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
@@ -78,7 +80,7 @@ def generate(
 
 
 def generate_image(
-    model: TextToImageModel, prompt: str, seed: int, settings: SamplerSettings = SamplerSettings(), **kw  # noqa: B008
+    model: TextToImageModel, prompt: str, seed: int, settings: SamplerSettings = SamplerSettings(), **kw
 ) -> tuple[Image.Image, Generation]:
     """One image and its generation record."""
     x = generate(model, [prompt], [seed], settings, **kw)[0]

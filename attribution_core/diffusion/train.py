@@ -71,8 +71,10 @@ def _step_batch(data: TrainingSet, step: int, cfg: TrainConfig, n_timesteps: int
 
 
 def _params(model: TextToImageModel) -> dict[str, torch.nn.Parameter]:
-    return {**{f"unet.{k}": v for k, v in model.unet.named_parameters()},
-            **{f"text.{k}": v for k, v in model.text_encoder.named_parameters()}}  # fmt: skip
+    return {
+        **{f"unet.{k}": v for k, v in model.unet.named_parameters()},
+        **{f"text.{k}": v for k, v in model.text_encoder.named_parameters()},
+    }
 
 
 def train_diffusion(
@@ -105,8 +107,9 @@ def train_diffusion(
     images = data.images.to(device)
     data_on_device = TrainingSet(images, data.captions, data.paths, data.root)
     last = min(config.steps, start + stop_after) if stop_after is not None else config.steps
-    steps = tracked(range(start, last), "train diffusion", progress=progress, on_progress=on_progress,
-                    cancel=cancel, unit="step")  # fmt: skip
+    steps = tracked(
+        range(start, last), "train diffusion", progress=progress, on_progress=on_progress, cancel=cancel, unit="step"
+    )
     model.unet.train()
     model.text_encoder.train()
     for step in steps:

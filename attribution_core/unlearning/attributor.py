@@ -83,12 +83,20 @@ class UnlearningAttributor(Attributor):
         return tuple(out)
 
     @classmethod
-    def load(cls, spec: SpaceSpec, *, device: str = "auto", progress: bool = True, **options: Any) -> UnlearningAttributor:
+    def load(
+        cls, spec: SpaceSpec, *, device: str = "auto", progress: bool = True, **options: Any
+    ) -> UnlearningAttributor:
         settings = {**spec.options.get("config", {}), **options.get("unlearning", {})}
-        config = UnlearningConfig(**{**settings, "device": device if device != "auto" else settings.get("device", "auto")})
+        config = UnlearningConfig(
+            **{**settings, "device": device if device != "auto" else settings.get("device", "auto")}
+        )
         model = load_model(spec.options["model"], resolve_device(config.device))
-        data = load_training_set(Path(spec.options["captions"]), Path(spec.options["images"]), model.config.resolution,
-                                 spec.options.get("prefix", ""))  # fmt: skip
+        data = load_training_set(
+            Path(spec.options["captions"]),
+            Path(spec.options["images"]),
+            model.config.resolution,
+            spec.options.get("prefix", ""),
+        )
         return cls(spec, model, data, config)
 
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:
@@ -99,7 +107,11 @@ class UnlearningAttributor(Attributor):
             self._before = cached_losses(self.model, self.data, self.config, False, on_progress, cancel)
 
     def scores(
-        self, query: torch.Tensor, prompt: str, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None
+        self,
+        query: torch.Tensor,
+        prompt: str,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelFlag | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
         """Δloss [N] of every training image for one query [3, r, r], and the timings (ms)."""
         self.prepare(on_progress, cancel)
@@ -109,8 +121,9 @@ class UnlearningAttributor(Attributor):
         try:
             unlearn(self.model, query, prompt, self._fisher, len(self.data), self.config, False, on_progress, cancel)
             t1 = time.perf_counter()
-            after = training_losses(self.model, self.data, self.config, False, on_progress, cancel,
-                                    stage="score after unlearning")  # fmt: skip
+            after = training_losses(
+                self.model, self.data, self.config, False, on_progress, cancel, stage="score after unlearning"
+            )
         finally:
             with torch.no_grad():
                 for k, p in kv.items():
@@ -145,8 +158,14 @@ class UnlearningAttributor(Attributor):
             influence = influence_of(score)
             order = np.argsort(-score, kind="stable")[:k]
             results = [
-                Attribution(r + 1, str(self.data.root / self.data.paths[i]), float(score[i]), float(influence[i]),
-                            int(i), self.data.captions[i])  # fmt: skip
+                Attribution(
+                    r + 1,
+                    str(self.data.root / self.data.paths[i]),
+                    float(score[i]),
+                    float(influence[i]),
+                    int(i),
+                    self.data.captions[i],
+                )
                 for r, i in enumerate(order)
             ]
             out.append(
@@ -159,8 +178,11 @@ class UnlearningAttributor(Attributor):
                     mass_count=int(np.count_nonzero(influence > 0)),
                     method=self.method,
                     score_kind=self.score_kind,
-                    extras={"prompt": prompt, "model": self.model.fingerprint(),
-                            "settings": dataclasses.asdict(self.config)},  # fmt: skip
+                    extras={
+                        "prompt": prompt,
+                        "model": self.model.fingerprint(),
+                        "settings": dataclasses.asdict(self.config),
+                    },
                 )
             )
         return out

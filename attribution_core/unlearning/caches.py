@@ -1,8 +1,8 @@
 """Per-model caches of attribution by unlearning: the diagonal Fisher and the "before" training losses.
 
-Kept beside the model (``MODEL/attribution_cache/<model fingerprint>-<data fingerprint>/``; in the user cache when
-the model folder is read-only), so they are computed once per model and training set and rebuilt when either
-changes: a new fingerprint is a new folder. Fisher as safetensors; losses as ``.npy`` named by the settings they
+Kept in ``feats/unlearning/<model fingerprint>-<data fingerprint>/`` under the project root (the user cache when
+that is read-only), so they are computed once per model and training set and rebuilt when either changes: a new
+fingerprint is a new folder. Fisher as safetensors; losses as ``.npy`` named by the settings they
 depend on.
 """
 
@@ -21,7 +21,7 @@ from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel
 from ..diffusion.train import data_fingerprint
 from ..fileio import atomic_path, is_writable_dir
-from ..paths import cache_dir
+from ..paths import cache_dir, project_root
 from ..progress import CancelFlag, ProgressCallback
 from .config import UnlearningConfig
 from .scores import diagonal_fisher, training_losses
@@ -31,9 +31,8 @@ log = logging.getLogger(__name__)
 
 def cache_folder(model: TextToImageModel, data: TrainingSet) -> Path:
     key = f"{model.fingerprint()}-{data_fingerprint(data)}"
-    if model.source and is_writable_dir(Path(model.source)):
-        return Path(model.source) / "attribution_cache" / key
-    return cache_dir() / "unlearning" / key
+    home = project_root() / "feats" / "unlearning"
+    return (home if is_writable_dir(home) else cache_dir() / "unlearning") / key
 
 
 def cached_fisher(

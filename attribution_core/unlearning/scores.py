@@ -105,8 +105,9 @@ def diagonal_fisher(
 
     def sample_loss(weights, x, t, noise, text):
         noisy = sched.add_noise(x[None], noise[None], t[None])
-        pred = functional_call(unet, ({**frozen, **weights}, buffers), (noisy, t[None]),
-                               {"encoder_hidden_states": text[None]}).sample  # fmt: skip
+        pred = functional_call(
+            unet, ({**frozen, **weights}, buffers), (noisy, t[None]), {"encoder_hidden_states": text[None]}
+        ).sample
         return ((pred - noise[None]) ** 2).mean()
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0, 0, 0), randomness="same")
@@ -169,8 +170,12 @@ def unlearn(
                 g = torch.Generator().manual_seed(config.seed * 15485863 + step * 1009 + b)
                 t = torch.randperm(total_t, generator=g)[: config.draws]
                 noise = torch.randn((len(t), *x.shape[1:]), generator=g)
-                loss = model.losses(x.expand(len(t), -1, -1, -1), text.expand(len(t), -1, -1), t.to(device),
-                                    noise.to(device)).mean() / config.batches  # fmt: skip
+                loss = (
+                    model.losses(
+                        x.expand(len(t), -1, -1, -1), text.expand(len(t), -1, -1), t.to(device), noise.to(device)
+                    ).mean()
+                    / config.batches
+                )
                 loss.backward()
             with torch.no_grad():
                 for k, p in kv.items():

@@ -1,112 +1,37 @@
-"""The ``attribute`` command: argparse subcommands, each one parsing, calling one library function and printing.
-
-Global options (``-q``, ``-v``) are accepted before or after the subcommand. User mistakes print one line on
-stderr and exit 2; Ctrl-C exits 130 and keeps finished work.
-"""
+"""Subcommands of the feature-based method and the project's data: query, extract, index, demo, spaces, evaluate,
+train-head, train-calibrator."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import errno
 import json
-import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from .attribute import AttributionResult, results_to_csv, results_to_jsonl
-from .config import flag_of
-from .errors import AttributionError
-from .paths import display_path, project_root
+from ..attribute import results_to_csv, results_to_jsonl
+from ..paths import display_path, project_root
+from .common import (
+    add_backbone_args,
+    add_config_args,
+    add_space_args,
+    config_from_args,
+    print_ranking,
+    resolve_space,
+    root_of,
+)
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 DEFAULT_EVAL_SPACES = ("demo_efficientnet_lite0", "demo_pixel")
 
 
-# --- shared argument groups ------------------------------------------------------------------------------------
-
-
-def _global_options(default: Any) -> argparse.ArgumentParser:
-    """``-q``/``-v``; on subcommands their default is SUPPRESS, so a value given before the subcommand stays."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars or progress logs")
-    p.add_argument("-v", "--verbose", action="store_true", default=default, help="more detail (e.g. skipped files)")
-    return p
-
-
-def _add_backbone_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, download: bool = True) -> None:
-    """``--weights``, ``--device`` (and ``--download``): how a backbone is loaded, the same on every command."""
-    p.add_argument("--weights", help="backbone weights file (default: weights/pretrained/ or the library cache)")
-    if download:
-        p.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-
-
-def _add_space_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("space (a named space, optionally with parts replaced)")
-    g.add_argument("--space", help="named space (see `attribute spaces`); default: clip when ready, else the demo")
-    g.add_argument("--backbone", help="backbone name (with --feats, makes a custom space)")
-    g.add_argument("--feats", help="feature store folder, or a released {feats, paths} .pth file")
-    g.add_argument("--mapper", help="released-format head checkpoint (real + synth mapper), or 'identity'")
-    g.add_argument("--calibrator", help="released-format calibrator checkpoint")
-    _add_backbone_args(g)
-
-
-def _add_config_args(p: argparse.ArgumentParser, config: type) -> None:
-    """One flag per field of a config dataclass: its type, default and help come from the dataclass."""
-    for f in dataclasses.fields(config):
-        kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
-        help_text = f"{f.metadata['help']} (default {f.default})"
-        p.add_argument(flag_of(f), dest=f"config_{f.name}", type=kind, default=f.default, help=help_text)
-
-
-def _config_from_args(config: type, args: argparse.Namespace) -> Any:
-    """The config dataclass filled from the flags :func:`_add_config_args` made."""
-    return config(**{f.name: getattr(args, f"config_{f.name}") for f in dataclasses.fields(config)})
-
-
-def _resolve_space(args: argparse.Namespace):
-    from .registry import get_space, space_status
-    from .spaces import custom_space
-
-    if args.space:
-        base = get_space(args.space)
-    elif args.feats and args.backbone:
-        base = None
-    else:
-        base = get_space("clip")
-        if not space_status(base).ready:
-            base = get_space("demo_efficientnet_lite0")
-    return custom_space(base, args.backbone, args.feats, args.mapper, args.calibrator, args.weights)
-
-
-def _root(args: argparse.Namespace) -> Path:
-    return Path(args.root).resolve() if getattr(args, "root", None) else project_root()
-
-
-def _print_ranking(result: AttributionResult) -> None:
-    """Rank, influence, score and path of each attributed image, then the remaining influence."""
-    for a in result.results:
-        caption = f"  “{a.caption}”" if a.caption else ""
-        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}{caption}")
-    print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
-
-
-# --- subcommands --------------------------------------------------------------------------------------------------
-
-
 def cmd_query(args: argparse.Namespace) -> int:
-    from .attribute import check_k
-    from .images import QUERY_MAX_SIDE, load_rgb
-    from .registry import create_attributor
+    from ..attribute import check_k
+    from ..images import QUERY_MAX_SIDE, load_rgb
+    from ..registry import create_attributor
 
     k = check_k(args.top_k)
     images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]  # all checked before any model loads
     attributor = create_attributor(
-        _resolve_space(args),
+        resolve_space(args),
         device=args.device,
         index_kind=args.index,
         allow_download=args.download,
@@ -121,13 +46,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         for r in results:
             print(f"{r.query}  [{r.space}; {r.describe()}]")
-            _print_ranking(r)
+            print_ranking(r)
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .backbones import create_backbone
-    from .extract import extract_features
+    from ..backbones import create_backbone
+    from ..extract import extract_features
 
     backbone = create_backbone(args.backbone, args.weights, args.device, args.download)
     report = extract_features(
@@ -141,7 +66,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .index import open_index
+    from ..index import open_index
 
     index, built = open_index(args.store, args.mapper, args.kind, args.rebuild, not args.quiet, args.device)
     state = "built" if built else "up to date"
@@ -150,8 +75,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import EXAMPLE_QUERIES, build_demo, demo_dir
-    from .registry import create_attributor
+    from ..demo import EXAMPLE_QUERIES, build_demo, demo_dir
+    from ..registry import create_attributor
 
     spaces = build_demo(progress=not args.quiet, device=args.device)
     if args.no_query:
@@ -160,12 +85,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     attributor = create_attributor(spaces[0], device=args.device, progress=False)
     r = attributor.attribute([query], 5, names=[display_path(query, project_root())])[0]
     print(f"\nexample: attribute query {r.query} --space {r.space} --top-k 5")
-    _print_ranking(r)
+    print_ranking(r)
     return 0
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from .registry import list_spaces
+    from ..registry import list_spaces
 
     statuses = list_spaces()
     if args.json:
@@ -194,9 +119,9 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import describe_test_case, format_table, read_test_case, run_evaluation, write_csv, write_ranks
-    from .registry import get_space
-    from .spaces import custom_space
+    from ..evaluate import describe_test_case, format_table, read_test_case, run_evaluation, write_csv, write_ranks
+    from ..registry import get_space
+    from ..spaces import custom_space
 
     test_cases = [read_test_case(p) for p in args.test_cases]
     if args.describe:
@@ -213,7 +138,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = run_evaluation(
         test_cases,
         spaces,
-        _root(args),
+        root_of(args),
         ks=args.ks,
         no_head=args.no_head,
         device=args.device,
@@ -234,13 +159,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_head(args: argparse.Namespace) -> int:
-    from .heads import save_heads
-    from .train import HeadTrainingConfig, train_heads, training_inputs
+    from ..heads import save_heads
+    from ..train import HeadTrainingConfig, train_heads, training_inputs
 
     _, (train, val), corpus = training_inputs(
-        args.backbone, args.feats, [args.train, args.val], _root(args), args.weights, args.device, not args.quiet
+        args.backbone, args.feats, [args.train, args.val], root_of(args), args.weights, args.device, not args.quiet
     )
-    heads, report = train_heads(train, val, corpus, _config_from_args(HeadTrainingConfig, args), not args.quiet)
+    heads, report = train_heads(train, val, corpus, config_from_args(HeadTrainingConfig, args), not args.quiet)
     save_heads(heads, args.out)
     Path(args.out).with_suffix(".log.json").write_text(json.dumps(report.history, indent=1))
     first = report.history[0]
@@ -253,14 +178,14 @@ def cmd_train_head(args: argparse.Namespace) -> int:
 
 
 def cmd_train_calibrator(args: argparse.Namespace) -> int:
-    from .calibration import save_calibrator
-    from .heads import identity_heads, load_heads
-    from .train import CalibratorTrainingConfig, calibration_scores, fit_calibrator, training_inputs
+    from ..calibration import save_calibrator
+    from ..heads import identity_heads, load_heads
+    from ..train import CalibratorTrainingConfig, calibration_scores, fit_calibrator, training_inputs
 
     backbone, (val,), corpus = training_inputs(
-        args.backbone, args.feats, [args.val], _root(args), args.weights, args.device, not args.quiet
+        args.backbone, args.feats, [args.val], root_of(args), args.weights, args.device, not args.quiet
     )
-    config = _config_from_args(CalibratorTrainingConfig, args)
+    config = config_from_args(CalibratorTrainingConfig, args)
     heads = load_heads(args.mapper, backbone.dim) if args.mapper else identity_heads(backbone.dim)
     selected, counts = calibration_scores(heads, val, corpus, top=config.top)
     calibrator = fit_calibrator(selected, counts, steps=config.steps, lr=config.lr, progress=not args.quiet)
@@ -269,31 +194,18 @@ def cmd_train_calibrator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_args(p: argparse.ArgumentParser) -> None:
+def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", required=True)
     p.add_argument("--feats", required=True, help="corpus store (or released .pth) of other training images")
     p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
-    _add_backbone_args(p, download=False)
+    add_backbone_args(p, download=False)
     p.add_argument("--out", required=True, help="checkpoint to write (released format)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .index import INDEX_KINDS
-    from .train import CalibratorTrainingConfig, HeadTrainingConfig
-
-    parser = argparse.ArgumentParser(
-        prog="attribute",
-        description="Data attribution for text-to-image models: which training images influenced a generated "
-        "image, and how much (calibrated influence).",
-        parents=[_global_options(False)],
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = [_global_options(argparse.SUPPRESS)]
-
-    def command(name: str, help: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, parents=common)
-        p.set_defaults(func=func)
-        return p
+def add_commands(command) -> None:
+    """Register this module's subcommands (``command(name, help, func)`` makes one)."""
+    from ..index import INDEX_KINDS
+    from ..train import CalibratorTrainingConfig, HeadTrainingConfig
 
     p = command("query", "attribute generated images to the training set", cmd_query)
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -303,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per query")
     out.add_argument("--csv", action="store_true", help="a CSV table, one row per result")
-    _add_space_args(p)
+    add_space_args(p)
 
     p = command("extract", "embed every image under folders into a feature store (resumable)", cmd_extract)
     p.add_argument("--backbone", required=True, help="backbone name (efficientnet_lite0, clip, dino, pixel, ...)")
@@ -311,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="STORE", help="feature store folder to write")
     p.add_argument("--root", help="folder that stored paths are relative to (default: the folders' common parent)")
     p.add_argument("--batch-size", type=int, default=32)
-    _add_backbone_args(p)
+    add_backbone_args(p)
 
     p = command("index", "build a FAISS index over a store's head-mapped features", cmd_index)
     p.add_argument("store", metavar="STORE")
@@ -333,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feats", help="corpus store or released {feats, paths} .pth of a custom space")
     p.add_argument("--mapper", help="head checkpoint (released format)")
     p.add_argument("--calibrator", help="calibrator checkpoint (released format), for --influence")
-    _add_backbone_args(p, download=False)
+    add_backbone_args(p, download=False)
     p.add_argument("--no-head", action="store_true", help="evaluate the raw backbone (the paper's 'pretrained' rows)")
     p.add_argument("--root", help="folder the JSON's image paths are relative to (default: the project root)")
     p.add_argument("--ks", type=int, nargs="+", default=[5, 10, 100], help="recall cut-offs (default 5 10 100)")
@@ -351,55 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--train", required=True, metavar="JSON", help="training split (AbC test-case format)")
     p.add_argument("--val", required=True, metavar="JSON", help="validation split (early stopping)")
-    _add_training_args(p)
-    _add_config_args(p, HeadTrainingConfig)
+    add_training_args(p)
+    add_config_args(p, HeadTrainingConfig)
 
     p = command("train-calibrator", "fit the calibrator (inv_tau, bias) on a validation split", cmd_train_calibrator)
     p.add_argument("--val", required=True, metavar="JSON", help="validation split (AbC test-case format)")
     p.add_argument("--mapper", help="the space's heads (default: identity)")
-    _add_training_args(p)
-    _add_config_args(p, CalibratorTrainingConfig)
+    add_training_args(p)
+    add_config_args(p, CalibratorTrainingConfig)
 
     p = command("spaces", "list spaces (every method) and whether each is ready", cmd_spaces)
     p.add_argument("--json", action="store_true")
-    return parser
-
-
-def _setup_logging(quiet: bool, verbose: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
-    for noisy in ("httpx", "urllib3", "PIL", "matplotlib", "filelock"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: user mistakes print one line on stderr and exit 2; Ctrl-C exits 130 (work so far is kept)."""
-    args = build_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.verbose)
-    try:
-        return args.func(args)
-    except AttributionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished work is kept; run the same command again to continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:  # the machine, not the code: disk full, read-only folder, permissions
-        where = f"{exc.filename}: " if exc.filename else ""
-        hint = (
-            " (free some space, then run the same command again: finished work is kept)"
-            if exc.errno
-            in (
-                errno.ENOSPC,
-                errno.EDQUOT,
-            )
-            else ""
-        )
-        print(f"error: {where}{exc.strerror or exc}{hint}", file=sys.stderr)
-        return EXIT_USER_ERROR
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Subcommands of the demo diffusion model and of attribution by unlearning: ``diffusion train|sample|customize``
+and ``unlearn``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from ..attribute import results_to_csv, results_to_jsonl
+from ..paths import display_path
+from .common import add_config_args, config_from_args, print_ranking
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    from ..demo.diffusion import demo_model_dir
+
+    return Path(args.model) if args.model else demo_model_dir()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..demo.diffusion import demo_model_dir, demo_training_set
+    from ..diffusion import TINY_MODEL, ModelConfig, TrainConfig, train_diffusion
+    from ..diffusion.data import load_training_set
+
+    config = config_from_args(TrainConfig, args)
+    model_config = TINY_MODEL if args.tiny else ModelConfig()
+    if args.captions:
+        data = load_training_set(
+            Path(args.captions), Path(args.images or Path(args.captions).parent), model_config.resolution, args.prefix
+        )
+    else:
+        data = demo_training_set(model_config.resolution)
+    out = Path(args.out) if args.out else demo_model_dir()
+    report = train_diffusion(data, out, model_config, config, progress=not args.quiet, stop_after=args.stop_after)
+    state = "done" if report.steps >= config.steps else f"stopped at step {report.steps} (run again to resume)"
+    tail = report.losses[-50:]
+    print(
+        f"{display_path(out)}: {len(data)} training images, {state}; mean loss of the last {len(tail)} steps "
+        f"{sum(tail) / max(1, len(tail)):.4f}; {report.seconds:.0f} s"
+    )
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ..backbones import resolve_device
+    from ..diffusion import SamplerSettings, generate_image, load_model, save_generated
+
+    model = load_model(_model_dir(args), resolve_device(args.device))
+    settings = SamplerSettings(steps=args.steps, guidance=args.guidance)
+    image, generation = generate_image(model, args.prompt, args.seed, settings)
+    if args.display_size and args.display_size > image.width:
+        from PIL import Image
+
+        image = image.resize((args.display_size, args.display_size), Image.NEAREST)
+    save_generated(image, generation, args.out)
+    print(f"{args.out}: “{args.prompt}”, seed {args.seed}, model {generation.model}")
+    return 0
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from ..attribute import check_k
+    from ..demo.diffusion import unlearning_space
+    from ..images import QUERY_MAX_SIDE, load_rgb
+    from ..registry import create_attributor
+    from ..unlearning import UnlearningConfig
+
+    k = check_k(args.top_k)
+    images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]
+    config = config_from_args(UnlearningConfig, args)
+    spec = unlearning_space(Path(args.model) if args.model else None)
+    attributor = create_attributor(spec, device=config.device, unlearning=dataclasses.asdict(config))
+    results = attributor.attribute(images, k, names=list(args.images), prompts=[args.prompt] * len(images))
+    if args.csv:
+        sys.stdout.write(results_to_csv(results))
+    elif args.json:
+        sys.stdout.write(results_to_jsonl(results))
+    else:
+        for r in results:
+            t = r.timings_ms
+            print(
+                f"{r.query}  [“{r.extras['prompt']}”; unlearn {t['unlearn'] / 1000:.1f} s, score "
+                f"{t['score'] / 1000:.1f} s]"
+            )
+            print_ranking(r)
+    return 0
+
+
+def add_commands(command) -> None:
+    """Register ``diffusion train|sample`` and ``unlearn``."""
+    from ..diffusion import TrainConfig
+    from ..unlearning import UnlearningConfig
+
+    group = command("diffusion", "the demo text-to-image diffusion model: train, sample", None)
+    inner = group.add_subparsers(dest="diffusion_command", required=True, metavar="ACTION")
+
+    p = command("train", "train (or resume training) a diffusion model on captioned images", cmd_train, inner)
+    p.add_argument("--out", help="model folder (default: the demo model's)")
+    p.add_argument("--captions", help="JSON lines {path, caption} (default: the demo corpus's captions)")
+    p.add_argument("--images", help="folder the captions' paths are relative to (default: the captions file's)")
+    p.add_argument("--prefix", default="", help="only images whose path starts with this")
+    p.add_argument("--tiny", action="store_true", help="a tiny architecture (tests, CI)")
+    p.add_argument("--stop-after", type=int, help="stop after this many steps of this run (resume later)")
+    add_config_args(p, TrainConfig)
+
+    p = command(
+        "sample", "generate an image from a prompt (PNG with prompt, seed and model in its metadata)", cmd_sample, inner
+    )
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--model", help="model folder (default: the demo model)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
+    p.add_argument("--display-size", type=int, default=0, help="also upscale the PNG to this side (nearest)")
+    p.add_argument("--device", default="auto")
+
+    p = command("unlearn", "attribute generated images by unlearning them from the diffusion model", cmd_unlearn)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--prompt", help="the prompt the images were generated from (default: from the PNG metadata)")
+    p.add_argument("--model", help="model folder (default: the demo model, trained on the demo corpus)")
+    p.add_argument("--top-k", "-k", type=int, default=10, help="training images to list per query (default 10)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per query")
+    out.add_argument("--csv", action="store_true", help="a CSV table, one row per result")
+    add_config_args(p, UnlearningConfig)
