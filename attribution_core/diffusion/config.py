@@ -18,8 +18,8 @@ class ModelConfig:
     """Architecture: a diffusers ``UNet2DConditionModel`` in pixel space and a small text transformer."""
 
     resolution: int = 16  # images are resolution x resolution RGB
-    block_out_channels: tuple[int, ...] = (32, 64, 64)  # UNet widths per resolution level (16, 8, 4 px)
-    attention_levels: tuple[bool, ...] = (False, True, True)  # cross-attention (attn2) at 8 and 4 px, not 16
+    block_out_channels: tuple[int, ...] = (32, 64)  # UNet widths per resolution level (16 and 8 px)
+    attention_levels: tuple[bool, ...] = (False, True)  # cross-attention (attn2) at 8 px (and the mid block), not 16
     layers_per_block: int = 1
     norm_num_groups: int = 8
     text_dim: int = 64  # width of the text transformer = cross_attention_dim of the UNet
@@ -43,7 +43,7 @@ class ModelConfig:
 class TrainConfig:
     """Options of ``attribute diffusion train`` (the CLI's flags are generated from these fields)."""
 
-    steps: int = option(3000, "training steps")
+    steps: int = option(2000, "training steps")
     batch_size: int = option(64, "images per step")
     lr: float = option(2e-3, "AdamW learning rate (peak, after warm-up; cosine decay to 10%)")
     warmup: int = option(100, "warm-up steps")

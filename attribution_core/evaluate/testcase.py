@@ -25,6 +25,7 @@ class CustomModel:
     synth: dict[str, tuple[str, ...]]
     category: str | None = None
     prompts: dict[str, str] = field(default_factory=dict)  # synthesized image path -> its text prompt (optional)
+    customized: str | None = None  # the customised model's folder (optional; methods that use the model need it)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def read_test_case(path: Path | str) -> TestCase:
                 prompts={str(k): str(v) for k, v in entry.get("prompts", {}).items()}
                 if isinstance(entry.get("prompts"), dict)
                 else {},
+                customized=str(entry["customized"]) if entry.get("customized") else None,
             )
         )
     return TestCase(path.stem, path, tuple(models))

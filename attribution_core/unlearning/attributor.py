@@ -29,6 +29,8 @@ from ..diffusion.data import TrainingSet, image_tensor, load_training_set
 from ..diffusion.model import TextToImageModel, cross_attention_kv, load_model
 from ..diffusion.sample import generation_of, read_generation
 from ..errors import AttributionError
+from ..evaluate.metrics import SpaceResult
+from ..evaluate.testcase import TestCase
 from ..images import QUERY_MAX_SIDE, load_rgb
 from ..paths import display_path
 from ..progress import CancelFlag, ProgressCallback, check_cancelled
@@ -36,21 +38,8 @@ from ..registry import register_method
 from ..spaces import SpaceSpec
 from .caches import cached_fisher, cached_losses
 from .config import UnlearningConfig
-from .scores import training_losses, unlearn
-
-
-def influence_of(delta: np.ndarray) -> np.ndarray:
-    """Each training image's share of the total loss rise: [N] -> [N], summing to 1 (uniform when nothing rose)."""
-    rise = np.maximum(delta, 0.0)
-    total = rise.sum()
-    return rise / total if total > 0 else np.full(delta.shape, 1.0 / len(delta))
-
-
-def scores_from_losses(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """after − before, the maximum over each image and its flip: [2N] -> [N]."""
-    delta = after - before
-    n = len(delta) // 2
-    return np.maximum(delta[:n], delta[n:])
+from .evaluate import evaluate_unlearning_space
+from .scores import influence_of, scores_from_losses, training_losses, unlearn
 
 
 @register_method
@@ -98,6 +87,10 @@ class UnlearningAttributor(Attributor):
             spec.options.get("prefix", ""),
         )
         return cls(spec, model, data, config)
+
+    @classmethod
+    def evaluate(cls, spec: SpaceSpec, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
+        return evaluate_unlearning_space(spec, test_cases, root, **options)
 
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:
         """The Fisher and the "before" losses (cached beside the model, so only the first run computes them)."""

@@ -184,3 +184,17 @@ def unlearn(
         for p in model.unet.parameters():
             p.requires_grad_(False)
             p.grad = None
+
+
+def influence_of(delta: np.ndarray) -> np.ndarray:
+    """Each training image's share of the total loss rise: [N] -> [N], summing to 1 (uniform when nothing rose)."""
+    rise = np.maximum(delta, 0.0)
+    total = rise.sum()
+    return rise / total if total > 0 else np.full(delta.shape, 1.0 / len(delta))
+
+
+def scores_from_losses(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """after − before, the maximum over each image and its flip: [2N] -> [N]."""
+    delta = after - before
+    n = len(delta) // 2
+    return np.maximum(delta[:n], delta[n:])
