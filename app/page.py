@@ -1,58 +1,26 @@
-"""The explorer page: query in the sidebar, results per feature space, comparison, inspection, export."""
+"""The explorer page: query in the sidebar, results per space (feature spaces and unlearning), comparison,
+inspection, export."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
-import altair as alt
-import numpy as np
-import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from attribution_core.attribute import AttributionResult, results_to_csv, results_to_jsonl
-from attribution_core.errors import AttributionError, InputImageError
-from attribution_core.images import QUERY_MAX_SIDE, load_rgb, release_memory
-from attribution_core.paths import display_path, project_root
+from attribution_core.errors import AttributionError
+from attribution_core.paths import display_path
+from attribution_core.progress import Progress
+from attribution_core.registry import method_class
 from attribution_core.spaces import SpaceStatus
 
 from . import resources
-from .gallery import layout_rows, mark, pad_right, resize_short_side, thumbnail_side
+from .gallery import resize_short_side
+from .query import choose_query
+from .settings import K_OPTIONS, RES_OPTIONS, Query, Settings
+from .views import comparison, gallery, inspect
 
 log = logging.getLogger(__name__)
-
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
-K_OPTIONS = sorted({int(x) for x in 10 ** np.linspace(1, 3, 101)})
-RES_OPTIONS = list(range(64, 1024 + 32, 32))
-
-
-@dataclass(frozen=True)
-class Query:
-    name: str
-    digest: str
-    image: Image.Image
-
-
-@dataclass(frozen=True)
-class Settings:
-    spaces: list[str]
-    k: int
-    columns: int
-    res: int
-    pad: int
-
-
-def example_queries() -> list[Path]:
-    """The example inputs in assets/, in the demo's order (clearest first)."""
-    from attribution_core.demo import EXAMPLE_QUERIES
-
-    order = ["_".join(q.split("/")[1:]) for q in EXAMPLE_QUERIES]
-    folders = [project_root() / "assets", Path(__file__).resolve().parents[1] / "assets"]  # home, then checkout
-    found = next((sorted(f.glob("*.jpg")) for f in folders if any(f.glob("*.jpg"))), [])
-    return sorted(found, key=lambda p: order.index(p.name) if p.name in order else len(order))
 
 
 def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
@@ -67,7 +35,7 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
             options=list(labels),
             default=default,
             format_func=labels.get,
-            help="Pick two or more to compare them side by side.",
+            help="Feature spaces and attribution by unlearning; pick two or more to compare them side by side.",
         )
         missing = [s for s in statuses if not s.ready]
         if missing:
@@ -75,114 +43,57 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
                 for s in missing:
                     st.markdown(f"**{s.spec.label}** — missing {', '.join(s.missing)}")
                     st.code(s.spec.make_ready, language="bash")
-        upload = st.file_uploader("Upload a generated image", type=UPLOAD_TYPES)
-        examples = example_queries()
-        example = st.selectbox(
-            "…or try an example query", options=examples, format_func=lambda p: p.stem, disabled=upload is not None
-        )
+        query = choose_query()
         st.header("Display")
         k = st.select_slider("Number retrieved", options=K_OPTIONS, value=100)
         columns = st.slider("Width (columns)", min_value=1, max_value=20, value=5)
         res = st.select_slider("Resolution (px)", options=RES_OPTIONS, value=256)
         pad = st.slider("Padding (px)", min_value=0, max_value=64, value=8)
-    settings = Settings(spaces, k, columns, res, pad)
-    if upload is not None:
-        data = upload.getvalue()
-        try:
-            image = load_rgb(data, upload.name, max_side=QUERY_MAX_SIDE)
-        except InputImageError as exc:
-            st.error(f"Could not use this upload: {exc}")
-            return settings, None
-        finally:
-            release_memory()  # a large upload's decoding buffers go back to the system, not to this process's heap
-        return settings, Query(upload.name, hashlib.sha256(data).hexdigest(), image)
-    if example is None:
-        return settings, None
-    data = Path(example).read_bytes()
-    return settings, Query(display_path(example), hashlib.sha256(data).hexdigest(), load_rgb(Path(example)))
+    return Settings(spaces, k, columns, res, pad), query
 
 
-def gallery(result: AttributionResult, settings: Settings, shared: set[str]) -> None:
-    """Rows of retrieved training images, each sized by its influence, each row headed by its influence."""
-    thumbs = resources.thumbnails()
-    images = []
-    for a in result.results:
-        side = thumbnail_side(a.influence, settings.res, max_side=settings.res)
-        src = thumbs.get(a.path)
-        img = resize_short_side(src, side) if src is not None else Image.new("RGB", (side, side), (200, 200, 200))
-        images.append(mark(img) if a.path in shared else img)
-    rows = layout_rows(
-        [im.width for im in images], [a.influence for a in result.results], settings.columns, settings.res, settings.pad
+def prompt_field(query: Query, spaces: list[str]) -> str | None:
+    """The prompt for methods that need one (unlearning), pre-filled from the image's metadata."""
+    if not any(method_class(resources.space_method(s)).needs_prompt for s in spaces):
+        return query.prompt
+    value = st.text_input(
+        "Prompt the image was generated from (for unlearning)",
+        value=query.prompt or "",
+        key=f"prompt-{query.digest}",
+        help="Filled in from the PNG's metadata when the image carries it (images made by the demo model do).",
     )
-    for row in rows:
-        st.markdown(row.heading)
-        st.image(
-            [pad_right(images[i], settings.pad) for i in row.items],
-            alt=[f"rank {result.results[i].rank}" for i in row.items],
-        )
-    st.markdown(f"Remaining influence: **{result.remaining_influence * 100:.2f}%**")
+    return value.strip() or None
 
 
-def comparison(results: dict[str, AttributionResult], labels: dict[str, str]) -> set[str]:
-    """Cumulative influence against rank for every space on one chart, and the overlap of their top-K."""
-    frames = [
-        pd.DataFrame(
-            {
-                "space": labels[name],
-                "rank": np.arange(1, len(r.results) + 1),
-                "cumulative influence": np.cumsum([a.influence for a in r.results]),
-            }
-        )
-        for name, r in results.items()
-    ]
-    chart = (
-        alt.Chart(pd.concat(frames))
-        .mark_line()
-        .encode(
-            x=alt.X("rank:Q", scale=alt.Scale(type="log"), title="rank"),
-            y=alt.Y("cumulative influence:Q", axis=alt.Axis(format="%"), title="cumulative influence"),
-            color=alt.Color("space:N", title="feature space"),
-        )
-        .properties(height=260)
-    )
-    st.altair_chart(chart, width="stretch")
-    sets = [{a.path for a in r.results} for r in results.values()]
-    shared = set.intersection(*sets)
-    k = max(len(s) for s in sets)
-    st.markdown(
-        f"**Overlap of the top {k}: {len(shared)} images retrieved by every selected space** (framed in red below)."
-    )
-    return shared
+def run_space(name: str, label: str, query: Query, prompt: str | None, k: int) -> AttributionResult | None:
+    """One space's result: from the cache, or computed now, with a progress bar and a Cancel button for slow
+    methods."""
+    slow = method_class(resources.space_method(name)).needs_prompt
+    if slow and not prompt:
+        st.warning(f"{label}: type the prompt the image was generated from, above, to attribute it by unlearning.")
+        return None
+    cached = resources.cached_result(name, query.digest, k, prompt)
+    if cached is not None or not slow:
+        return cached or resources.attribute(name, query.digest, k, query.image, query.name, prompt)
+    cancelled_key = f"cancelled-{name}-{query.digest}-{prompt}"
+    if st.session_state.get(cancelled_key):
+        st.info(f"{label}: cancelled.")
+        if st.button(f"Run {label} again", key=f"again-{cancelled_key}"):
+            del st.session_state[cancelled_key]
+            st.rerun()
+        return None
+    bar = st.progress(0.0, text=f"{label}: starting…")
+    if st.button("Cancel", key=f"cancel-{cancelled_key}"):
+        st.session_state[cancelled_key] = True
+        st.rerun()
 
+    def show(p: Progress) -> None:
+        count = f" {p.done}/{p.total}" if p.total > 1 else ""
+        bar.progress(p.fraction, text=f"{label}: {p.stage}{count}")
 
-def inspect(results: dict[str, AttributionResult], labels: dict[str, str]) -> None:
-    """One result in detail, with its rank in every other selected space."""
-    options = [(name, i) for name, r in results.items() for i in range(len(r.results))]
-
-    def describe(opt: tuple[str, int]) -> str:
-        a = results[opt[0]].results[opt[1]]
-        return f"{labels[opt[0]]} · #{a.rank} · {display_path(a.path)}"
-
-    choice = st.selectbox("Result", options=options, format_func=describe)
-    if choice is None:
-        return
-    a = results[choice[0]].results[choice[1]]
-    left, right = st.columns([1, 2])
-    img = resources.thumbnails().get(a.path)
-    if img is not None:
-        left.image(img, width="stretch")
-    rows = [
-        ("path", display_path(a.path)),
-        ("space", labels[choice[0]]),
-        ("rank", str(a.rank)),
-        (f"score ({results[choice[0]].score_kind})", f"{a.score:.4f}"),
-        ("influence", f"{a.influence * 100:.3f}%"),
-    ]
-    for name, r in results.items():
-        if name != choice[0]:
-            other = next((b.rank for b in r.results if b.path == a.path), None)
-            rows.append((f"rank in {labels[name]}", str(other) if other else f"not in top {len(r.results)}"))
-    right.table(pd.DataFrame(rows, columns=["", "value"]).set_index(""))
+    result = resources.attribute(name, query.digest, k, query.image, query.name, prompt, on_progress=show)
+    bar.empty()
+    return result
 
 
 def main() -> None:
@@ -196,24 +107,28 @@ def main() -> None:
         st.info("Upload a generated image in the sidebar, or pick an example query.")
         return
     if not settings.spaces:
-        st.warning("Pick at least one feature space in the sidebar.")
+        st.warning("Pick at least one space in the sidebar.")
         return
     labels = {s.spec.name: s.spec.label for s in statuses}
 
     head, summary = st.columns([1, 2])
     head.image(resize_short_side(query.image, settings.res), caption=query.name)
+    prompt = prompt_field(query, settings.spaces)
     results: dict[str, AttributionResult] = {}
     for name in settings.spaces:
         try:
-            results[name] = resources.attribute(name, query.digest, settings.k, query.image, query.name)
+            result = run_space(name, labels.get(name, name), query, prompt, settings.k)
         except AttributionError as exc:
             st.error(f"{labels.get(name, name)}: {exc}")
+            continue
+        if result is not None:
+            results[name] = result
     if not results:
         return
     with summary:
         st.caption(
-            "Each training image below is drawn at a size that grows with its estimated influence: its calibrated "
-            "share of the whole training set. Rows are headed by their total influence."
+            "Each training image below is drawn at a size that grows with its estimated influence: its share of "
+            "the whole training set. Rows are headed by their total influence."
         )
         for name, r in results.items():
             top = r.results[0]

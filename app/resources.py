@@ -1,19 +1,23 @@
-"""Cached resources shared by every session of one server process: spaces, attributors, thumbnails."""
+"""Cached resources shared by every session of one server process: spaces, attributors, results, thumbnails,
+the demo diffusion model."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
 from attribution_core.attribute import AttributionResult, Attributor
-from attribution_core.demo import build_demo
+from attribution_core.demo import build_demo, demo_model_dir
+from attribution_core.diffusion import SamplerSettings, generate_image, load_model
+from attribution_core.diffusion.sample import png_bytes
 from attribution_core.errors import InputImageError
 from attribution_core.images import load_rgb
-from attribution_core.progress import Progress
+from attribution_core.progress import CancelFlag, Progress
 from attribution_core.registry import create_attributor, list_spaces
 from attribution_core.spaces import SpaceStatus
 
@@ -23,13 +27,13 @@ def space_statuses() -> list[SpaceStatus]:
 
 
 def demo_ready(statuses: list[SpaceStatus]) -> bool:
-    return all(s.ready for s in statuses if s.spec.demo)
+    return all(s.ready for s in statuses if s.spec.demo and s.spec.method == "feature")
 
 
 def build_demo_with_progress() -> None:
     """First launch: build the demo bundle with a progress bar (driven by the build's own progress) instead of
     failing."""
-    intro = "First launch: building the offline demo bundle (about 90 seconds)"
+    intro = "First launch: building the offline demo bundle (a few minutes)"
     bar = st.progress(0.0, text=f"{intro}…")
 
     def show(p: Progress) -> None:
@@ -40,20 +44,92 @@ def build_demo_with_progress() -> None:
     bar.empty()
 
 
-@st.cache_resource(show_spinner="Loading the feature space (once per server)…", max_entries=8)
+@st.cache_resource(show_spinner="Loading the space (once per server)…", max_entries=8)
 def attributor(space_name: str) -> Attributor:
     """One loaded space (for feature spaces: backbone, heads, calibrator, store, index), shared across sessions."""
     return create_attributor(space_name, progress=False)
 
 
-_attribute_lock = threading.Lock()
+class ResultCache:
+    """Results by (space, image digest, k, prompt), an LRU shared by every session; one lock per space, so a
+    minute-long unlearning run in one session never blocks feature-space queries in another."""
+
+    def __init__(self, capacity: int = 512):
+        self.capacity = capacity
+        self._results: OrderedDict[tuple, AttributionResult] = OrderedDict()
+        self._lock = threading.Lock()
+        self._space_locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: tuple) -> AttributionResult | None:
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._results[key]
+        return None
+
+    def space_lock(self, space: str) -> threading.Lock:
+        with self._lock:
+            return self._space_locks.setdefault(space, threading.Lock())
+
+    def put(self, key: tuple, result: AttributionResult) -> None:
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > self.capacity:
+                self._results.popitem(last=False)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def attribute(space_name: str, digest: str, k: int, _image: Image.Image, name: str) -> AttributionResult:
-    """Top-``k`` and influence for one query image, cached by the image's digest (reruns are free)."""
-    with _attribute_lock:  # one model call at a time: torch already uses every core
-        return attributor(space_name).attribute([_image], k, names=[name])[0]
+@st.cache_resource
+def results() -> ResultCache:
+    return ResultCache()
+
+
+def space_method(space_name: str) -> str:
+    """The method a space is answered by."""
+    from attribution_core.registry import get_space
+
+    return get_space(space_name).method
+
+
+def cached_result(space_name: str, digest: str, k: int, prompt: str | None) -> AttributionResult | None:
+    return results().get((space_name, digest, k, prompt))
+
+
+def attribute(
+    space_name: str,
+    digest: str,
+    k: int,
+    image: Image.Image,
+    name: str,
+    prompt: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: CancelFlag | None = None,
+) -> AttributionResult:
+    """Top-``k`` and influence for one query image, cached by the image's digest and prompt (reruns are free)."""
+    key = (space_name, digest, k, prompt)
+    hit = results().get(key)
+    if hit is not None:
+        return hit
+    with results().space_lock(space_name):  # one model call per space at a time: torch already uses every core
+        model = attributor(space_name)
+        result = model.attribute([image], k, names=[name], prompts=[prompt], on_progress=on_progress, cancel=cancel)[0]
+    results().put(key, result)
+    return result
+
+
+@st.cache_resource(show_spinner="Loading the demo diffusion model…")
+def demo_model():
+    return load_model(demo_model_dir())
+
+
+_generate_lock = threading.Lock()
+
+
+@st.cache_data(show_spinner="Generating…", max_entries=64)
+def generate_png(prompt: str, seed: int) -> bytes:
+    """An image of the demo model for (prompt, seed), as a PNG carrying its generation record."""
+    with _generate_lock:
+        image, generation = generate_image(demo_model(), prompt, seed, SamplerSettings())
+    return png_bytes(image, generation)
 
 
 class Thumbnails:

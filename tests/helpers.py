@@ -20,3 +20,26 @@ def released_heads(d: int, seed: int = 0) -> dict:
         "real_mapper": {"weight": torch.randn(d, d, generator=g), "bias": torch.randn(d, generator=g)},
         "synth_mapper": {"weight": torch.randn(d, d, generator=g), "bias": torch.randn(d, generator=g)},
     }
+
+
+def tiny_training_set(n: int = 16, resolution: int = 16):
+    """A small captioned training set of real photographs (crops of scikit-image's), at the model's resolution."""
+    import skimage.data as data
+    from PIL import Image
+
+    from attribution_core.diffusion.data import TrainingSet, image_tensor
+
+    photos = {"coins": data.coins(), "chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket()}
+    images, captions, paths = [], [], []
+    for i in range(n):
+        name = list(photos)[i % len(photos)]
+        arr = photos[name]
+        h, w = arr.shape[:2]
+        y, x = (i * 37) % (h // 3), (i * 53) % (w // 3)
+        img = Image.fromarray(arr[y : y + 2 * h // 3, x : x + 2 * w // 3]).convert("RGB")
+        images.append(image_tensor(img, resolution))
+        captions.append(f"a photo of {name}" + (", close-up" if i % 3 == 0 else ""))
+        paths.append(f"{name}/{i:03d}.jpg")
+    from pathlib import Path
+
+    return TrainingSet(torch.stack(images), captions, paths, Path("."))

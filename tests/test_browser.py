@@ -43,8 +43,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+QUICK_UNLEARNING = """
+[[spaces]]
+name = "quick_unlearning"
+label = "Unlearning (quick settings)"
+method = "unlearning"
+description = "the demo unlearning space with settings small enough for a browser test"
+[spaces.options]
+model = "{model}"
+captions = "{demo}/captions.jsonl"
+images = "{demo}"
+prefix = "corpus/"
+[spaces.options.config]
+steps = 2
+draws = 16
+batches = 1
+score_timesteps = 2
+fisher_epochs = 1
+"""
+
+
 @pytest.fixture(scope="module")
-def server(demo_bundle):
+def server(demo_bundle, tmp_path_factory):
+    from attribution_core.demo import demo_model_dir
+
+    spaces = tmp_path_factory.mktemp("spaces") / "spaces.toml"
+    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
     port = free_port()
     log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -64,7 +88,7 @@ def server(demo_bundle):
         cwd=project_root(),
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "ATTRIBUTION_SPACES": str(spaces)},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
@@ -136,3 +160,24 @@ def test_compare_mode_in_the_browser(page, server) -> None:
     if os.environ.get("UPDATE_SCREENSHOTS"):
         shutil.copy(ARTIFACTS / "explorer.png", project_root() / "docs" / "explorer.png")
         shutil.copy(ARTIFACTS / "explorer-compare.png", project_root() / "docs" / "explorer-compare.png")
+
+
+def test_type_a_prompt_generate_and_attribute_by_unlearning(page, server) -> None:
+    """Generate an image from a typed prompt in the page; it is attributed by unlearning beside the feature spaces."""
+    page.locator('[data-testid="stMultiSelect"] input').first.click()
+    page.get_by_role("option", name="Unlearning (quick settings)").click()
+    page.keyboard.press("Escape")
+    page.get_by_text("…or generate one with the demo model").click()
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill("a photo of a clock")
+    prompt.press("Enter")
+    page.get_by_role("button", name="Generate").click()
+    page.locator('[data-testid="stImageCaption"]', has_text="a photo of a clock").wait_for()
+    page.get_by_text("Remaining influence").nth(2).wait_for(timeout=600_000)
+    wait_for_results(page, 3)
+    assert page.get_by_role("heading", name="Unlearning (quick settings)").count() == 1
+    assert page.get_by_text("unlearning; score = delta_loss").count() >= 1
+    assert page.locator('img[alt^="rank "]').count() == 300
+    page.screenshot(path=str(ARTIFACTS / "explorer-unlearning.png"), full_page=False)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        shutil.copy(ARTIFACTS / "explorer-unlearning.png", project_root() / "docs" / "explorer-unlearning.png")

@@ -48,6 +48,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ..diffusion import SamplerSettings, generate_image, load_model, save_generated
 
     model = load_model(_model_dir(args), resolve_device(args.device))
+    if args.customized:
+        from ..diffusion.customize import apply_customization
+
+        apply_customization(model, args.customized)
     settings = SamplerSettings(steps=args.steps, guidance=args.guidance)
     image, generation = generate_image(model, args.prompt, args.seed, settings)
     if args.display_size and args.display_size > image.width:
@@ -56,6 +60,38 @@ def cmd_sample(args: argparse.Namespace) -> int:
         image = image.resize((args.display_size, args.display_size), Image.NEAREST)
     save_generated(image, generation, args.out)
     print(f"{args.out}: “{args.prompt}”, seed {args.seed}, model {generation.model}")
+    return 0
+
+
+def cmd_customize(args: argparse.Namespace) -> int:
+    from ..backbones import resolve_device
+    from ..demo.diffusion import demo_training_set
+    from ..diffusion import image_tensor, load_model
+    from ..diffusion.customize import CustomizeConfig, customize, save_customization
+    from ..images import load_rgb
+
+    model = load_model(_model_dir(args), resolve_device(args.device))
+    base = model.fingerprint()
+    exemplars = [image_tensor(load_rgb(Path(p), p), model.config.resolution) for p in args.exemplars]
+    prompt = args.prompt or f"a photo of {args.token}"
+    if args.token not in prompt.split():
+        from ..errors import AttributionError
+
+        raise AttributionError(f"--prompt must contain the token {args.token!r} as a word: {prompt!r}")
+    import torch
+
+    config = config_from_args(CustomizeConfig, args)
+    customize(
+        model,
+        torch.stack(exemplars),
+        args.token,
+        prompt,
+        demo_training_set(model.config.resolution),
+        config,
+        progress=not args.quiet,
+    )
+    save_customization(model, args.token, base, args.out, {"exemplars": list(args.exemplars), "prompt": prompt})
+    print(f"{args.out}: {len(exemplars)} exemplars taught as {args.token} (“{prompt}”)")
     return 0
 
 
@@ -90,6 +126,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 def add_commands(command) -> None:
     """Register ``diffusion train|sample`` and ``unlearn``."""
     from ..diffusion import TrainConfig
+    from ..diffusion.customize import CustomizeConfig
     from ..unlearning import UnlearningConfig
 
     group = command("diffusion", "the demo text-to-image diffusion model: train, sample", None)
@@ -112,9 +149,21 @@ def add_commands(command) -> None:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--model", help="model folder (default: the demo model)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
+    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
     p.add_argument("--display-size", type=int, default=0, help="also upscale the PNG to this side (nearest)")
+    p.add_argument("--customized", help="a customised model's folder (from `attribute diffusion customize`)")
     p.add_argument("--device", default="auto")
+
+    p = command(
+        "customize", "teach the model a new token from 1-4 exemplar images (Custom Diffusion)", cmd_customize, inner
+    )
+    p.add_argument("--exemplars", nargs="+", required=True, metavar="IMAGE")
+    p.add_argument("--token", required=True, help="the new word, e.g. '<v1>'")
+    p.add_argument("--prompt", help="the training prompt (default: 'a photo of TOKEN')")
+    p.add_argument("--out", required=True, help="folder for the customisation (a small delta)")
+    p.add_argument("--model", help="base model folder (default: the demo model)")
+    p.add_argument("--device", default="auto")
+    add_config_args(p, CustomizeConfig)
 
     p = command("unlearn", "attribute generated images by unlearning them from the diffusion model", cmd_unlearn)
     p.add_argument("images", nargs="+", metavar="IMAGE")

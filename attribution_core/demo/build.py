@@ -23,6 +23,8 @@ from ..progress import Progress, ProgressCallback
 from ..spaces import SpaceSpec
 from ..store import FeatureStore, checksum_of, write_store
 from ..train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
+from .diffusion import demo_model_dir
+from .diffusion_testcase import build_diffusion_test_case, diffusion_json
 from .images import make_demo_images
 from .layout import (
     CAPTIONS,
@@ -86,6 +88,9 @@ def build_demo(
     stores_ready = stores_ready and all((demo_corpus_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
     stores_ready = stores_ready and tuned_heads_path().is_file() and tuned_calibrator_path().is_file()
     stores_ready = stores_ready and (out / CAPTIONS).is_file()
+    stores_ready = stores_ready and (
+        diffusion_json().is_file() or not (demo_model_dir() / "model_index.json").is_file()
+    )
     if stamp.is_file() and stamp.read_text() == want and stores_ready:
         log.info("demo bundle is up to date")
         return demo_spaces()
@@ -133,6 +138,8 @@ def build_demo(
     train_tuned_space(device, progress, backbone=loaded.get(TUNED_BACKBONE))
     if on_progress:
         on_progress(Progress("train the tuned space", 1, 1))
+    if (demo_model_dir() / "model_index.json").is_file():
+        build_diffusion_test_case(progress, on_progress)
     atomic_write_text(stamp, want)
     return demo_spaces()
 

@@ -16,7 +16,7 @@ import torch
 
 from ..diffusion.customize import CustomizeConfig, customize, save_customization
 from ..diffusion.data import image_tensor, tensor_image
-from ..diffusion.model import load_model
+from ..diffusion.load import load_model
 from ..diffusion.sample import Generation, SamplerSettings, generate, save_generated
 from ..fileio import atomic_write_json
 from ..images import load_rgb

@@ -3,7 +3,8 @@ training, sampling, customisation."""
 
 from .config import TINY_MODEL, ModelConfig, TrainConfig
 from .data import TrainingSet, image_tensor, load_training_set, read_captions, tensor_image
-from .model import TextToImageModel, cross_attention_kv, load_model
+from .load import load_model
+from .model import TextToImageModel, cross_attention_kv
 from .sample import Generation, SamplerSettings, generate, generate_image, read_generation, save_generated
 from .train import TrainReport, train_diffusion
 

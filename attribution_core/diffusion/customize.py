@@ -32,8 +32,8 @@ META_FILE = "customization.json"
 class CustomizeConfig:
     """Options of ``attribute diffusion customize``."""
 
-    steps: int = option(250, "fine-tuning steps")
-    batch_size: int = option(16, "exemplar views per step (random flips), plus as many regularisation images")
+    steps: int = option(150, "fine-tuning steps")
+    batch_size: int = option(12, "exemplar views per step (random flips), plus as many regularisation images")
     lr: float = option(2e-3, "Adam learning rate of the k/v weights and the new token's embedding")
     seed: int = option(0, "random seed")
 

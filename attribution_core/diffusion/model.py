@@ -94,6 +94,20 @@ class TextToImageModel:
         """Prompts -> text features [B, L, text_dim] for the UNet's cross-attention."""
         return self.text_encoder(self.tokenizer(prompts).to(self.device))
 
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixel images [B, 3, r, r] in [-1, 1] -> what the UNet denoises (the pixels themselves here; latents for a
+        latent-space model)."""
+        return images.to(self.device)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """What the UNet denoises -> pixel images in [-1, 1] (the inverse of :meth:`encode_images`)."""
+        return x
+
+    def sample_shape(self) -> tuple[int, int, int]:
+        """The shape [c, h, w] of one sample the UNet denoises."""
+        r = self.config.resolution
+        return (3, r, r)
+
     def predict_noise(self, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return self.unet(noisy, t, encoder_hidden_states=text).sample
 
@@ -140,8 +154,8 @@ class TextToImageModel:
         )
 
 
-def load_model(folder: Path | str, device: str | torch.device = "cpu") -> TextToImageModel:
-    """Load a model folder; safetensors only, so loading never runs code from the file.
+def load_pixel_model(folder: Path | str, device: str | torch.device = "cpu") -> TextToImageModel:
+    """Load a demo-model folder; safetensors only, so loading never runs code from the file.
 
     Raises:
         CheckpointError: not a model folder, or weights that do not fit the recorded configuration.

@@ -26,7 +26,8 @@ from PIL import Image
 from ..attribute import Attribution, AttributionResult, Attributor, QueryImage, check_k, query_names
 from ..backbones import resolve_device
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
-from ..diffusion.model import TextToImageModel, cross_attention_kv, load_model
+from ..diffusion.load import load_model
+from ..diffusion.model import TextToImageModel, cross_attention_kv
 from ..diffusion.sample import generation_of, read_generation
 from ..errors import AttributionError
 from ..evaluate.metrics import SpaceResult
@@ -147,7 +148,8 @@ class UnlearningAttributor(Attributor):
                     "--prompt TEXT (images made by `attribute diffusion sample` carry it in their metadata)"
                 )
             img = image if isinstance(image, Image.Image) else load_rgb(image, max_side=QUERY_MAX_SIDE)
-            score, timings = self.scores(image_tensor(img, self.model.config.resolution), prompt, on_progress, cancel)
+            query = self.model.encode_images(image_tensor(img, self.model.config.resolution)[None])[0].cpu()
+            score, timings = self.scores(query, prompt, on_progress, cancel)
             influence = influence_of(score)
             order = np.argsort(-score, kind="stable")[:k]
             results = [

@@ -22,7 +22,7 @@ import torch
 
 from ..diffusion.customize import apply_customization
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
-from ..diffusion.model import load_model
+from ..diffusion.load import in_model_space, load_model
 from ..errors import AttributionError
 from ..evaluate.metrics import DEFAULT_KS, SpaceResult, average_precision, recall_at
 from ..evaluate.testcase import TestCase
@@ -63,6 +63,7 @@ def evaluate_unlearning_space(
         base.config.resolution,
         spec.options.get("prefix", ""),
     )
+    corpus = in_model_space(base, corpus)
     fisher = cached_fisher(base, corpus, config, progress)
     out = []
     for tc in test_cases:
@@ -77,7 +78,8 @@ def evaluate_unlearning_space(
             folder = root / m.customized
             model = apply_customization(load_model(spec.options["model"]), folder)
             prompt = json.loads((folder / "customization.json").read_text())["prompt"]
-            ex = torch.stack([image_tensor(load_rgb(root / p), model.config.resolution) for p in m.exemplar])
+            pixels = torch.stack([image_tensor(load_rgb(root / p), model.config.resolution) for p in m.exemplar])
+            ex = model.encode_images(pixels).cpu()
             candidates = TrainingSet(
                 torch.cat([corpus.images, ex]),
                 corpus.captions + [prompt] * len(m.exemplar),
@@ -90,7 +92,8 @@ def evaluate_unlearning_space(
                 for path in paths[:max_per_type]:
                     if path not in m.prompts:
                         raise AttributionError(f"{display_path(tc.path)}: no prompt for {path} ('prompts')")
-                    query = image_tensor(load_rgb(root / path), model.config.resolution)
+                    pixels = image_tensor(load_rgb(root / path), model.config.resolution)
+                    query = model.encode_images(pixels[None])[0].cpu()
                     unlearn(model, query, m.prompts[path], fisher, len(corpus), config)
                     after = training_losses(model, candidates, config)
                     with torch.no_grad():

@@ -59,13 +59,13 @@ def training_losses(
     per_batch = max(1, config.batch_size // nt)
     entries = np.arange(2 * len(data))
     out = np.empty(len(entries), dtype=np.float64)
-    r = model.config.resolution
+    shape = tuple(data.images.shape[1:])  # [3, r, r] pixels, or a latent model's [c, h, w]
     text_cache: dict[str, torch.Tensor] = {}
     starts = range(0, len(entries), per_batch)
     for s in tracked(starts, stage, progress=progress, on_progress=on_progress, cancel=cancel, unit="batch"):
         batch = entries[s : s + per_batch]
         images = entry_images(data, batch).to(device)
-        noise = torch.stack([entry_noise(config.seed, int(e), (nt, 3, r, r)) for e in batch]).to(device)
+        noise = torch.stack([entry_noise(config.seed, int(e), (nt, *shape)) for e in batch]).to(device)
         captions = [data.captions[int(e) % len(data)] for e in batch]
         for c in set(captions) - set(text_cache):
             text_cache[c] = model.encode_prompts([c])[0]
@@ -75,7 +75,7 @@ def training_losses(
             images.repeat_interleave(nt, 0),
             text.repeat_interleave(nt, 0),
             ts.repeat(b).to(device),
-            noise.reshape(b * nt, 3, r, r),
+            noise.reshape(b * nt, *shape),
         )
         out[s : s + b] = losses.reshape(b, nt).mean(dim=1).double().cpu().numpy()
     return out

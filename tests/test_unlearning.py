@@ -1,0 +1,169 @@
+"""Attribution by unlearning on a small real model trained in the test: fixed noise, exact zeros at lr 0, a
+training image finds itself, and the method through the registry and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from attribution_core.diffusion import TINY_MODEL, TrainConfig, load_model, train_diffusion
+from attribution_core.diffusion.model import cross_attention_kv
+from attribution_core.errors import AttributionError
+from attribution_core.paths import project_root
+from attribution_core.registry import create_attributor
+from attribution_core.unlearning import UnlearningConfig, diagonal_fisher, training_losses
+from attribution_core.unlearning.scores import scores_from_losses, unlearn
+
+from .helpers import tiny_training_set
+
+CONFIG = UnlearningConfig(
+    steps=3, lr=0.05, draws=32, batches=2, score_timesteps=4, fisher_epochs=1, batch_size=64, device="cpu"
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained on 16 captioned photos until it knows them a little (about 15 s)."""
+    folder = tmp_path_factory.mktemp("abu")
+    data = tiny_training_set()
+    config = TrainConfig(steps=150, batch_size=16, lr=3e-3, warmup=10, checkpoint_every=1000, device="cpu")
+    train_diffusion(data, folder, TINY_MODEL, config, progress=False)
+    return load_model(folder), data
+
+
+def test_same_seed_gives_bit_identical_losses_whatever_the_batch(trained) -> None:
+    model, data = trained
+    a = training_losses(model, data, CONFIG)
+    b = training_losses(model, data, replace(CONFIG, batch_size=16))
+    assert a.shape == (2 * len(data),) and np.array_equal(a, b)
+    assert not np.array_equal(a, training_losses(model, data, replace(CONFIG, seed=1)))
+
+
+def test_zero_learning_rate_gives_exactly_zero_influence(trained) -> None:
+    model, data = trained
+    fisher = diagonal_fisher(model, data, CONFIG)
+    assert set(fisher) == set(cross_attention_kv(model.unet)) and all((f >= 0).all() for f in fisher.values())
+    before = training_losses(model, data, CONFIG)
+    unlearn(model, data.images[0], data.captions[0], fisher, len(data), replace(CONFIG, lr=0.0))
+    assert np.array_equal(scores_from_losses(before, training_losses(model, data, CONFIG)), np.zeros(len(data)))
+
+
+def test_a_training_image_used_as_the_query_ranks_first(trained, tmp_path) -> None:
+    model, data = trained
+    fisher = diagonal_fisher(model, data, CONFIG)
+    before = training_losses(model, data, CONFIG)
+    kv = {k: v.detach().clone() for k, v in cross_attention_kv(model.unet).items()}
+    firsts = []
+    for i in (0, 5, 10):
+        unlearn(model, data.images[i], data.captions[i], fisher, len(data), CONFIG)
+        scores = scores_from_losses(before, training_losses(model, data, CONFIG))
+        firsts.append(int(np.argmax(scores)) == i)
+        for k, p in cross_attention_kv(model.unet).items():
+            p.data.copy_(kv[k])
+    assert all(firsts), firsts
+
+
+def test_unlearning_space_needs_a_prompt_and_answers_the_query_schema(demo_bundle, tmp_path) -> None:
+    """The demo's unlearning space through the CLI: the prompt comes from the PNG's metadata; none -> one line."""
+    fast = ["--steps", "2", "--draws", "16", "--batches", "1", "--score-timesteps", "2", "--fisher-epochs", "1"]
+    png = tmp_path / "q.png"
+    sample = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "-q", "diffusion", "sample", "--prompt", "a photo of coins",
+         "--seed", "1", "--steps", "10", "--out", str(png)],
+        capture_output=True, text=True, cwd=project_root(), timeout=300,
+    )  # fmt: skip
+    assert sample.returncode == 0, sample.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "-q", "unlearn", str(png), "-k", "5", "--json", *fast],
+        capture_output=True, text=True, cwd=project_root(), timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["method"] == "unlearning" and result["score_kind"] == "delta_loss"
+    assert [r["rank"] for r in result["results"]] == [1, 2, 3, 4, 5]
+    assert result["extras"]["prompt"] == "a photo of coins"
+    assert sum(r["influence"] for r in result["results"]) + result["remaining_influence"] == pytest.approx(1.0)
+    jpg = tmp_path / "q.jpg"
+    from PIL import Image
+
+    Image.open(png).convert("RGB").save(jpg)  # a JPEG carries no prompt
+    bare = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "-q", "unlearn", str(jpg), *fast],
+        capture_output=True, text=True, cwd=project_root(), timeout=300,
+    )  # fmt: skip
+    assert bare.returncode == 2 and bare.stderr.count("\n") == 1 and "--prompt" in bare.stderr
+
+
+def test_missing_prompt_through_the_registry(demo_bundle) -> None:
+    attributor = create_attributor("demo_unlearning", device="cpu")
+    with pytest.raises(AttributionError, match="needs the prompt"):
+        attributor.attribute([project_root() / "assets" / "chelsea_q0_object_00.jpg"], 3)
+
+
+def tiny_stable_diffusion(folder) -> None:
+    """A randomly initialised pipeline of Stable Diffusion's architecture, tiny, saved in the diffusers layout with
+    a real CLIP BPE tokenizer (open_clip's vocabulary written as the files transformers reads)."""
+    import gzip
+
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from open_clip.tokenizer import SimpleTokenizer, default_bpe
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32), norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=16,
+    )  # fmt: skip
+    bpe = SimpleTokenizer()
+    (folder / "bpe").mkdir(parents=True)
+    (folder / "bpe" / "vocab.json").write_text(json.dumps(bpe.encoder))
+    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    (folder / "bpe" / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    tokenizer = CLIPTokenizer(str(folder / "bpe" / "vocab.json"), str(folder / "bpe" / "merges.txt"), model_max_length=16)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(bpe.encoder), hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16))
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
+                                   scheduler=DDPMScheduler(), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)  # fmt: skip
+    pipe.save_pretrained(folder / "sd", safe_serialization=True)
+
+
+@pytest.mark.slow
+def test_the_same_code_runs_a_stable_diffusion_folder(tmp_path) -> None:
+    """Latent space: a diffusers Stable Diffusion folder loads, samples, and is attributed by unlearning."""
+    from PIL import Image
+
+    from attribution_core.diffusion import SamplerSettings, generate_image
+    from attribution_core.diffusion.stable import StableDiffusionModel
+    from attribution_core.spaces import SpaceSpec
+
+    tiny_stable_diffusion(tmp_path)
+    model = load_model(tmp_path / "sd")
+    assert isinstance(model, StableDiffusionModel) and model.config.resolution == 16
+    assert model.sample_shape() == (4, 8, 8) and len(cross_attention_kv(model.unet)) > 0
+    image, generation = generate_image(model, "a photo of coins", 0, SamplerSettings(steps=3))
+    assert image.size == (16, 16) and generation.model == model.fingerprint()
+    data = tiny_training_set(8)
+    (tmp_path / "imgs").mkdir()
+    lines = []
+    for i, (x, caption) in enumerate(zip(data.images, data.captions, strict=True)):
+        Image.fromarray(((x.permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+        lines.append(json.dumps({"path": f"{i}.png", "caption": caption}))
+    (tmp_path / "captions.jsonl").write_text("\n".join(lines))
+    spec = SpaceSpec(name="sd", label="sd", method="unlearning", options={
+        "model": str(tmp_path / "sd"), "captions": str(tmp_path / "captions.jsonl"), "images": str(tmp_path / "imgs"),
+        "config": {"steps": 1, "draws": 8, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1, "device": "cpu"}})  # fmt: skip
+    result = create_attributor(spec).attribute([tmp_path / "imgs" / "3.png"], 3, prompts=[data.captions[3]])[0]
+    assert [a.rank for a in result.results] == [1, 2, 3] and result.score_kind == "delta_loss"
+    assert result.extras["model"] == model.fingerprint()
