@@ -8,7 +8,8 @@ Layout of a store folder::
     STORE/index/       FAISS indexes built over the head-mapped features (see ``index``)
 
 A store is written into a temporary folder and renamed into place, so a reader never sees half of one.
-The released AbC ``{"feats", "paths"}`` ``.pth`` files are converted once into this layout.
+The released AbC ``{"feats", "paths"}`` ``.pth`` files are converted once into this layout. (Above 300 lines
+because the store's integrity checks — data stamps, checksums, NaN rows — live with the format they protect.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Choosing the unlearning step size on *validation* queries only (never on what the README reports).
 
-Validation queries: the demo model's samples for "a photo of <photo>" with seeds 100 and 101, for 6 of the 17
-corpus photos. Proxy of attribution quality (no retraining here): precision@10 by photo, the share of the 10
+Validation queries: the demo model's samples for "a photo of <photo>" with seed 100, for 4 of the 17 corpus
+photos (the reported queries use other prompts and seeds). Proxy of attribution quality (no retraining here): precision@10 by photo, the share of the 10
 highest-scoring training images that are views of the prompted photo (random: 1/17 = 6%). Also shown: how much the
 prompted photo's views' losses rose against the mean rise over the training set.
 
@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-PHOTOS = ("coins", "clock", "grass", "horse", "retina", "moon")
+PHOTOS = ("coins", "clock", "grass", "horse")
+SEEDS = (100,)
 
 
 def main() -> None:
@@ -33,9 +34,9 @@ def main() -> None:
     attributor = create_attributor("demo_unlearning", device="cpu")
     base_config = attributor.config
     photo_of = np.array([p.split("/")[1] for p in attributor.data.paths])
-    prompts = [f"a photo of {PHOTO_NOUNS[p]}" for p in PHOTOS for _ in (100, 101)]
-    seeds = [s for _ in PHOTOS for s in (100, 101)]
-    wanted = [p for p in PHOTOS for _ in (100, 101)]
+    prompts = [f"a photo of {PHOTO_NOUNS[p]}" for p in PHOTOS for _ in SEEDS]
+    seeds = [s for _ in PHOTOS for s in SEEDS]
+    wanted = [p for p in PHOTOS for _ in SEEDS]
     images = generate(attributor.model, prompts, seeds, SamplerSettings())
     queries = [image_tensor(tensor_image(x), attributor.model.config.resolution) for x in images]
     attributor.prepare()

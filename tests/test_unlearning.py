@@ -130,9 +130,19 @@ def tiny_stable_diffusion(folder) -> None:
     (folder / "bpe" / "vocab.json").write_text(json.dumps(bpe.encoder))
     merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     (folder / "bpe" / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    tokenizer = CLIPTokenizer(str(folder / "bpe" / "vocab.json"), str(folder / "bpe" / "merges.txt"), model_max_length=16)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(bpe.encoder), hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16))
+    tokenizer = CLIPTokenizer(
+        str(folder / "bpe" / "vocab.json"), str(folder / "bpe" / "merges.txt"), model_max_length=16
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(bpe.encoder),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+        )
+    )
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
                                    scheduler=DDPMScheduler(), safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)  # fmt: skip
@@ -158,7 +168,9 @@ def test_the_same_code_runs_a_stable_diffusion_folder(tmp_path) -> None:
     (tmp_path / "imgs").mkdir()
     lines = []
     for i, (x, caption) in enumerate(zip(data.images, data.captions, strict=True)):
-        Image.fromarray(((x.permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+        Image.fromarray(((x.permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)).save(
+            tmp_path / "imgs" / f"{i}.png"
+        )
         lines.append(json.dumps({"path": f"{i}.png", "caption": caption}))
     (tmp_path / "captions.jsonl").write_text("\n".join(lines))
     spec = SpaceSpec(name="sd", label="sd", method="unlearning", options={

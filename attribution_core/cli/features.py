@@ -144,6 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
         influence=args.influence,
+        max_per_type=args.max_per_type,
     )
     for tc in test_cases:
         rows = [r for t, r in results if t is tc]
@@ -252,6 +253,9 @@ def add_commands(command) -> None:
     p.add_argument("--out", help="write the table as CSV")
     p.add_argument("--dump-ranks", metavar="FILE", help="write every synthesized image's exemplar ranks (JSON lines)")
     p.add_argument("--describe", action="store_true", help="only report each test case's structure")
+    p.add_argument(
+        "--max-per-type", type=int, help="slow methods (unlearning): synthesized images per model and prompt type"
+    )
     p.add_argument(
         "--influence",
         action="store_true",

@@ -20,7 +20,7 @@ class UnlearningConfig:
     lr: float = option(0.01, "step size of the Fisher-preconditioned ascent θ ← θ + lr·g/(F·N)")
     draws: int = option(64, "noise/timestep draws per step (distinct timesteps within each batch of draws)")
     batches: int = option(4, "batches of draws per step (their gradients are averaged)")
-    score_timesteps: int = option(10, "timesteps, strided over the schedule, at which training losses are scored")
+    score_timesteps: int = option(8, "timesteps, strided over the schedule, at which training losses are scored")
     fisher_epochs: int = option(2, "passes over the training set (and flips) for the diagonal Fisher")
     batch_size: int = option(256, "images per forward pass when scoring")
     seed: int = option(0, "seed of every noise draw (same seed: same scores)")

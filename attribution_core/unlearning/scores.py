@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from diffusers.models.attention_processor import AttnProcessor
 from torch.func import functional_call, grad, vmap
 
 from ..diffusion.data import TrainingSet
@@ -118,17 +119,24 @@ def diagonal_fisher(
     work = [(e, s) for e in range(config.fisher_epochs) for s in range(0, n_entries, chunk)]
     with torch.no_grad():
         text_all = model.encode_prompts(list(data.captions))
-    for epoch, s in tracked(work, "fisher", progress=progress, on_progress=on_progress, cancel=cancel, unit="chunk"):
-        g = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + s)
-        entries = np.arange(s, min(s + chunk, n_entries))
-        x = entry_images(data, entries).to(device)
-        t = torch.randint(0, model.config.num_train_timesteps, (len(entries),), generator=g).to(device)
-        noise = torch.randn(x.shape, generator=g).to(device)
-        text = text_all[torch.from_numpy(entries % len(data)).to(device)]
-        grads = per_sample(kv, x, t, noise, text)
-        for k in total:
-            total[k] += grads[k].double().square().sum(dim=0)
-        count += len(entries)
+    processors = unet.attn_processors
+    unet.set_attn_processor(AttnProcessor())  # plain matmul attention: vmap has batching rules for it, not for SDPA
+    try:
+        for epoch, s in tracked(
+            work, "fisher", progress=progress, on_progress=on_progress, cancel=cancel, unit="chunk"
+        ):
+            g = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + s)
+            entries = np.arange(s, min(s + chunk, n_entries))
+            x = entry_images(data, entries).to(device)
+            t = torch.randint(0, model.config.num_train_timesteps, (len(entries),), generator=g).to(device)
+            noise = torch.randn(x.shape, generator=g).to(device)
+            text = text_all[torch.from_numpy(entries % len(data)).to(device)]
+            grads = per_sample(kv, x, t, noise, text)
+            for k in total:
+                total[k] += grads[k].double().square().sum(dim=0)
+            count += len(entries)
+    finally:
+        unet.set_attn_processor(processors)
     return {k: v / count for k, v in total.items()}
 
 
