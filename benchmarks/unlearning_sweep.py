@@ -1,7 +1,8 @@
 """Choosing the unlearning step size on *validation* queries only (never on what the README reports).
 
 Validation queries: the demo model's samples for "a photo of <photo>" with seed 100, for 4 of the 17 corpus
-photos (the reported queries use other prompts and seeds). Proxy of attribution quality (no retraining here): precision@10 by photo, the share of the 10
+photos (the reported queries use other prompts and seeds). Proxy of attribution quality (no retraining
+here): precision@10 by photo, the share of the 10
 highest-scoring training images that are views of the prompted photo (random: 1/17 = 6%). Also shown: how much the
 prompted photo's views' losses rose against the mean rise over the training set.
 

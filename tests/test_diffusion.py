@@ -98,12 +98,15 @@ def test_wrong_shapes_and_pickles_are_refused_in_one_line(tiny_model, tmp_path) 
 def test_customisation_changes_only_cross_attention_and_the_new_token(tiny_model, tmp_path) -> None:
     model = load_model(tiny_model)
     base = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    base_words = model.text_encoder.token_embedding.weight.detach().clone()
     base_fp = model.fingerprint()
     data = tiny_training_set()
     customize(model, data.images[:2], "<v1>", "a photo of <v1>", data, CustomizeConfig(steps=3, batch_size=2))
     kv = set(cross_attention_kv(model.unet))
     changed = {k for k, v in model.unet.state_dict().items() if not torch.equal(v, base[k])}
     assert changed and changed <= kv
+    words = model.text_encoder.token_embedding.weight.detach()
+    assert torch.equal(words[: len(base_words)], base_words), "the known words' embeddings are untouched"
     save_customization(model, "<v1>", base_fp, tmp_path / "c", {"prompt": "a photo of <v1>"})
     again = apply_customization(load_model(tiny_model), tmp_path / "c")
     assert again.fingerprint() == model.fingerprint()

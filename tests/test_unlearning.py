@@ -54,19 +54,17 @@ def test_zero_learning_rate_gives_exactly_zero_influence(trained) -> None:
     assert np.array_equal(scores_from_losses(before, training_losses(model, data, CONFIG)), np.zeros(len(data)))
 
 
-def test_a_training_image_used_as_the_query_ranks_first(trained, tmp_path) -> None:
-    model, data = trained
-    fisher = diagonal_fisher(model, data, CONFIG)
-    before = training_losses(model, data, CONFIG)
-    kv = {k: v.detach().clone() for k, v in cross_attention_kv(model.unet).items()}
-    firsts = []
-    for i in (0, 5, 10):
-        unlearn(model, data.images[i], data.captions[i], fisher, len(data), CONFIG)
-        scores = scores_from_losses(before, training_losses(model, data, CONFIG))
-        firsts.append(int(np.argmax(scores)) == i)
-        for k, p in cross_attention_kv(model.unet).items():
-            p.data.copy_(kv[k])
-    assert all(firsts), firsts
+def test_a_training_image_used_as_the_query_finds_itself_and_its_photo(demo_bundle) -> None:
+    """The demo model, default settings: a corpus image unlearned with its caption puts views of its own photo in
+    all of the top 10 and itself in the top 3% (measured: rank 12 of 1,020 here; it does not rank first, see
+    README), where a random ranking would put it near 510."""
+    attributor = create_attributor("demo_unlearning", device="cpu")
+    data = attributor.data
+    photo = np.array([p.split("/")[1] for p in data.paths])
+    scores, _ = attributor.scores(data.images[0], data.captions[0])
+    top = np.argsort(-scores)[:10]
+    assert (photo[top] == photo[0]).all(), data.paths[0]
+    assert int((scores > scores[0]).sum()) + 1 <= 31
 
 
 def test_unlearning_space_needs_a_prompt_and_answers_the_query_schema(demo_bundle, tmp_path) -> None:
@@ -127,7 +125,10 @@ def tiny_stable_diffusion(folder) -> None:
     )  # fmt: skip
     bpe = SimpleTokenizer()
     (folder / "bpe").mkdir(parents=True)
-    (folder / "bpe" / "vocab.json").write_text(json.dumps(bpe.encoder))
+    vocab = dict(bpe.encoder)
+    vocab["<|startoftext|>"] = vocab.pop("<start_of_text>")  # the special tokens as transformers names them
+    vocab["<|endoftext|>"] = vocab.pop("<end_of_text>")
+    (folder / "bpe" / "vocab.json").write_text(json.dumps(vocab))
     merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     (folder / "bpe" / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     tokenizer = CLIPTokenizer(
@@ -173,9 +174,10 @@ def test_the_same_code_runs_a_stable_diffusion_folder(tmp_path) -> None:
         )
         lines.append(json.dumps({"path": f"{i}.png", "caption": caption}))
     (tmp_path / "captions.jsonl").write_text("\n".join(lines))
-    spec = SpaceSpec(name="sd", label="sd", method="unlearning", options={
-        "model": str(tmp_path / "sd"), "captions": str(tmp_path / "captions.jsonl"), "images": str(tmp_path / "imgs"),
-        "config": {"steps": 1, "draws": 8, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1, "device": "cpu"}})  # fmt: skip
+    quick = {"steps": 1, "draws": 8, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1, "device": "cpu"}
+    options = {"model": str(tmp_path / "sd"), "captions": str(tmp_path / "captions.jsonl"),
+               "images": str(tmp_path / "imgs"), "config": quick}  # fmt: skip
+    spec = SpaceSpec(name="sd", label="sd", method="unlearning", options=options)
     result = create_attributor(spec).attribute([tmp_path / "imgs" / "3.png"], 3, prompts=[data.captions[3]])[0]
     assert [a.rank for a in result.results] == [1, 2, 3] and result.score_kind == "delta_loss"
     assert result.extras["model"] == model.fingerprint()

@@ -65,8 +65,8 @@ def customize(
     for p in [*kv.values(), embedding]:
         p.requires_grad_(True)
     opt = torch.optim.Adam([*kv.values(), embedding], lr=config.lr)
-    others = torch.ones(embedding.shape[0], 1, device=device)
-    others[token_id] = 0  # only the new token's row is trained
+    only_new = torch.zeros(embedding.shape[0], 1, device=device)
+    only_new[token_id] = 1  # only the new token's row is trained
     n_total = model.config.num_train_timesteps
     for step in tracked(
         range(config.steps),
@@ -88,7 +88,7 @@ def customize(
         loss = model.losses(images, model.encode_prompts(captions), t, noise).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        embedding.grad.mul_(others)
+        embedding.grad.mul_(only_new)
         opt.step()
     for p in [*kv.values(), embedding]:
         p.requires_grad_(False)

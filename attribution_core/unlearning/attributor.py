@@ -26,7 +26,7 @@ from PIL import Image
 from ..attribute import Attribution, AttributionResult, Attributor, QueryImage, check_k, query_names
 from ..backbones import resolve_device
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
-from ..diffusion.load import load_model
+from ..diffusion.load import in_model_space, load_model
 from ..diffusion.model import TextToImageModel, cross_attention_kv
 from ..diffusion.sample import generation_of, read_generation
 from ..errors import AttributionError
@@ -87,7 +87,7 @@ class UnlearningAttributor(Attributor):
             model.config.resolution,
             spec.options.get("prefix", ""),
         )
-        return cls(spec, model, data, config)
+        return cls(spec, model, in_model_space(model, data), config)
 
     @classmethod
     def evaluate(cls, spec: SpaceSpec, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
