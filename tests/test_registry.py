@@ -124,10 +124,10 @@ def test_global_options_after_the_subcommand_and_config_flags(capsys) -> None:
             "-q",
         ]
     )
-    from attribution_core.cli import _config_from_args
+    from attribution_core.cli import config_from_args
     from attribution_core.train import HeadTrainingConfig
 
-    config = _config_from_args(HeadTrainingConfig, args)
+    config = config_from_args(HeadTrainingConfig, args)
     assert args.quiet and config.identity_penalty == 0.5 and config.head == "channel"
     assert config.max_epochs == HeadTrainingConfig().max_epochs  # one default, in the dataclass
     assert main(["query", "x.png", "--top-k", "0"]) == 2

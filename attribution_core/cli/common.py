@@ -64,8 +64,8 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
 
 
 def resolve_space(args: argparse.Namespace):
-    from .registry import get_space, space_status
-    from .spaces import custom_space
+    from ..registry import get_space, space_status
+    from ..spaces import custom_space
 
     if args.space:
         base = get_space(args.space)
