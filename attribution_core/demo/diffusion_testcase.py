@@ -2,7 +2,7 @@
 model: customise it on each model's exemplars (Custom Diffusion, a new token per model), then *generate* images
 with the customised model. Every generated image is influenced by its model's exemplars by construction.
 
-Written once by ``attribute demo`` (resumable per model; about 20 s per model on 2 cores), in the AbC test-case
+Written once by ``attribute demo`` (resumable per model; about 25 s per model on 2 cores), in the AbC test-case
 format plus, per entry, ``prompts`` (each generated image's prompt) and ``customized`` (the delta's folder).
 """
 
@@ -27,8 +27,9 @@ from .layout import demo_dir, demo_json
 
 log = logging.getLogger(__name__)
 
-#: Which demo models are customised (quadrants 0 and 1 of each exemplar photo: 10 models).
-QUADRANTS = (0, 1)
+#: Which demo models are customised: quadrants 2 and 3 of each exemplar photo (10 models), the validation and
+#: held-out splits, so the demo's tuned heads (trained on quadrants 0-1) never saw these exemplars.
+QUADRANTS = (2, 3)
 #: Prompt types and their templates; each is generated with SEEDS.
 PROMPTS = {"object": "a photo of {token}", "view": "a photo of {token}, close-up, flipped"}
 SEEDS = (0, 1, 2, 3)
