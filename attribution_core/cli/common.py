@@ -88,3 +88,21 @@ def print_ranking(result: AttributionResult) -> None:
         caption = f"  “{a.caption}”" if a.caption else ""
         print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}{caption}")
     print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
+
+
+def print_results(results: list[AttributionResult], args: argparse.Namespace) -> None:
+    """``--csv``, ``--json`` or the readable ranking with each query's heading (method, timings)."""
+    import sys
+
+    from ..attribute import results_to_csv, results_to_jsonl
+
+    if args.csv:
+        sys.stdout.write(results_to_csv(results))
+    elif args.json:
+        sys.stdout.write(results_to_jsonl(results))
+    else:
+        for r in results:
+            timings = ", ".join(f"{stage} {ms / 1000:.1f} s" for stage, ms in r.timings_ms.items() if ms >= 1000)
+            prompt = f"“{r.extras['prompt']}”; " if "prompt" in r.extras else ""
+            print(f"{r.query}  [{r.space}; {prompt}{r.describe()}{'; ' + timings if timings else ''}]")
+            print_ranking(r)

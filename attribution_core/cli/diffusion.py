@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-from ..attribute import results_to_csv, results_to_jsonl
 from ..paths import display_path
-from .common import add_config_args, config_from_args, print_ranking
+from .common import add_config_args, config_from_args, print_results
 
 
 def _model_dir(args: argparse.Namespace) -> Path:
@@ -107,19 +105,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     config = config_from_args(UnlearningConfig, args)
     spec = unlearning_space(Path(args.model) if args.model else None)
     attributor = create_attributor(spec, device=config.device, unlearning=dataclasses.asdict(config))
-    results = attributor.attribute(images, k, names=list(args.images), prompts=[args.prompt] * len(images))
-    if args.csv:
-        sys.stdout.write(results_to_csv(results))
-    elif args.json:
-        sys.stdout.write(results_to_jsonl(results))
-    else:
-        for r in results:
-            t = r.timings_ms
-            print(
-                f"{r.query}  [“{r.extras['prompt']}”; unlearn {t['unlearn'] / 1000:.1f} s, score "
-                f"{t['score'] / 1000:.1f} s]"
-            )
-            print_ranking(r)
+    print_results(attributor.attribute(images, k, names=list(args.images), prompts=[args.prompt] * len(images)), args)
     return 0
 
 

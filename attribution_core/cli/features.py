@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from ..attribute import results_to_csv, results_to_jsonl
 from ..paths import display_path, project_root
 from .common import (
     add_backbone_args,
@@ -16,6 +14,7 @@ from .common import (
     add_space_args,
     config_from_args,
     print_ranking,
+    print_results,
     resolve_space,
     root_of,
 )
@@ -38,15 +37,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     prompts = [args.prompt] * len(images) if args.prompt else None
-    results = attributor.attribute(images, k, names=list(args.images), prompts=prompts)
-    if args.csv:
-        sys.stdout.write(results_to_csv(results))
-    elif args.json:
-        sys.stdout.write(results_to_jsonl(results))
-    else:
-        for r in results:
-            print(f"{r.query}  [{r.space}; {r.describe()}]")
-            print_ranking(r)
+    print_results(attributor.attribute(images, k, names=list(args.images), prompts=prompts), args)
     return 0
 
 
