@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
     ready = [s.spec for s in statuses if s.ready]
     labels = {s.name: s.label for s in ready}
-    default = [n for n in ("clip",) if n in labels] or [n for n in labels if n.startswith("demo_")][:1]
+    instant = [s.name for s in ready if not method_class(s.method).needs_prompt]
+    default = [n for n in ("clip",) if n in labels] or [n for n in instant if n.startswith("demo_")][:1]
     with st.sidebar:
         st.title("Attribution explorer")
         st.caption("Which training images influenced a generated image, and how much.")

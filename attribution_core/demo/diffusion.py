@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..diffusion.data import TrainingSet, load_training_set
-from ..registry import register_space_provider
 from ..spaces import SpaceSpec
 from .layout import CAPTIONS, demo_dir
 
@@ -46,6 +45,3 @@ def unlearning_space(model: Path | None = None) -> SpaceSpec:
             "prefix": CORPUS_PREFIX,
         },
     )
-
-
-register_space_provider(lambda: [unlearning_space()])

@@ -1,9 +1,11 @@
-"""The demo spaces, registered at import: untuned EfficientNet-Lite0 and pixels, and the tuned EfficientNet."""
+"""The demo spaces, registered at import: untuned EfficientNet-Lite0 and pixels, the tuned EfficientNet, and
+attribution by unlearning with the demo diffusion model."""
 
 from __future__ import annotations
 
 from ..registry import register_space_provider
 from ..spaces import DEFAULT_CALIBRATOR, SpaceSpec
+from .diffusion import unlearning_space
 from .layout import (
     DEMO_BACKBONES,
     TUNED_BACKBONE,
@@ -49,4 +51,4 @@ def demo_spaces() -> list[SpaceSpec]:
     ]
 
 
-register_space_provider(demo_spaces)
+register_space_provider(lambda: [*demo_spaces(), unlearning_space()])  # feature spaces first
