@@ -39,7 +39,7 @@ def _from_bytes(data: bytes, name: str) -> Query:
 
 def generate_form() -> None:
     """Type a prompt and a seed; the demo model generates the query in the page."""
-    with st.expander("…or generate one with the demo model", expanded="generated" in st.session_state):
+    with st.expander("…or generate one with the demo model", expanded=True):
         prompt = st.text_input("Prompt", value="a photo of coins", key="gen_prompt")
         seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="gen_seed")
         left, right = st.columns(2)
