@@ -162,8 +162,10 @@ def test_compare_mode_in_the_browser(page, server) -> None:
         shutil.copy(ARTIFACTS / "explorer-compare.png", project_root() / "docs" / "explorer-compare.png")
 
 
-@pytest.mark.skip(reason="not yet passing: after Generate, the generated query's caption never appears in headless "
-                  "Chromium (the AppTest path works); left open on issue 10")
+@pytest.mark.skip(
+    reason="not yet passing: after Generate, the generated query's caption never appears in headless "
+    "Chromium (the AppTest path works); left open on issue 10"
+)
 def test_type_a_prompt_generate_and_attribute_by_unlearning(page, server) -> None:
     """Generate an image from a typed prompt in the page; it is attributed by unlearning beside the feature spaces."""
     page.locator('[data-testid="stMultiSelect"] input').first.click()
