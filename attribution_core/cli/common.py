@@ -54,13 +54,20 @@ def add_config_args(p: argparse.ArgumentParser, config: type) -> None:
                 help=help_text,
             )
             continue
-        kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
-        p.add_argument(flag_of(f), dest=f"config_{f.name}", type=kind, default=f.default, help=help_text)
+        kinds = {"int": int, "float": float, "str": str}
+        if str(f.type).startswith("tuple["):  # tuple[int, ...] -> several values after one flag
+            kind = kinds.get(str(f.type)[6:].split(",")[0], str)
+            p.add_argument(flag_of(f), dest=f"config_{f.name}", type=kind, nargs="+", default=f.default, help=help_text)
+            continue
+        p.add_argument(
+            flag_of(f), dest=f"config_{f.name}", type=kinds.get(str(f.type), str), default=f.default, help=help_text
+        )
 
 
 def config_from_args(config: type, args: argparse.Namespace) -> Any:
     """The config dataclass filled from the flags :func:`_add_config_args` made."""
-    return config(**{f.name: getattr(args, f"config_{f.name}") for f in dataclasses.fields(config)})
+    values = {f.name: getattr(args, f"config_{f.name}") for f in dataclasses.fields(config)}
+    return config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def resolve_space(args: argparse.Namespace):

@@ -109,8 +109,20 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_counterfactual(args: argparse.Namespace) -> int:
+    from ..counterfactual import CounterfactualConfig, run_counterfactual, write_report
+    from ..counterfactual.run import default_output
+
+    config = config_from_args(CounterfactualConfig, args)
+    out = Path(args.out) if args.out else default_output(config)
+    rows = run_counterfactual(config, out)
+    print(write_report(rows, out), end="")
+    return 0
+
+
 def add_commands(command) -> None:
-    """Register ``diffusion train|sample`` and ``unlearn``."""
+    """Register ``diffusion train|sample|customize``, ``unlearn`` and ``counterfactual``."""
+    from ..counterfactual import CounterfactualConfig
     from ..diffusion import TrainConfig
     from ..diffusion.customize import CustomizeConfig
     from ..unlearning import UnlearningConfig
@@ -160,3 +172,15 @@ def add_commands(command) -> None:
     out.add_argument("--json", action="store_true", help="one JSON object per query")
     out.add_argument("--csv", action="store_true", help="a CSV table, one row per result")
     add_config_args(p, UnlearningConfig)
+
+    p = command(
+        "counterfactual",
+        "leave-K-out check: retrain without each method's top-K and measure the query's loss (resumable)",
+        cmd_counterfactual,
+    )
+    p.add_argument(
+        "--out",
+        help="folder for results.jsonl, table.md/.csv, delta_loss.png "
+        "(default: benchmarks/results/counterfactual[_validation])",
+    )
+    add_config_args(p, CounterfactualConfig)

@@ -1,0 +1,55 @@
+"""Settings of the leave-K-out counterfactual check (docs/method.md §7): the base model, the queries, the methods
+and the sizes K of the removed sets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..config import option
+from ..diffusion.config import ModelConfig, TrainConfig
+
+#: Methods compared: unlearning, the demo feature spaces, and query-independent random removal.
+METHODS = ("unlearning", "demo_efficientnet_lite0_tuned", "demo_efficientnet_lite0", "demo_pixel", "random")
+
+#: Reported queries: (photo, seed) pairs, prompt "a photo of <photo>". Validation queries (for any choice of
+#: hyperparameters, never reported) use other photos and other seeds.
+REPORTED_QUERIES = (("coins", 1), ("clock", 2), ("horse", 3), ("brick", 4))
+VALIDATION_QUERIES = (("moon", 101), ("grass", 102), ("camera", 103), ("cell", 104))
+
+
+@dataclass(frozen=True)
+class CounterfactualConfig:
+    """Options of ``attribute counterfactual`` (the CLI's flags are generated from these fields)."""
+
+    views_per_photo: int = option(12, "training images per corpus photo (17 photos; the first views of each)")
+    ks: tuple[int, ...] = option((4, 12), "sizes K of the removed sets (about 2% and 6% of 204 images)")
+    random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
+    steps: int = option(300, "training steps of the base model and of every retrain")
+    batch_size: int = option(32, "images per training step")
+    seed: int = option(0, "training seed of the base model and every retrain (same seed, same schedule)")
+    loss_timesteps: int = option(100, "timesteps, strided over the schedule, at which the query's loss is measured")
+    loss_draws: int = option(4, "fixed noise draws per timestep for the query's loss")
+    validation: bool = option(False, "run the validation queries instead of the reported ones")
+    device: str = option("auto", "auto, cpu or cuda")
+    methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare"})
+
+    def train_config(self) -> TrainConfig:
+        """The one training schedule of the base model and every retrain."""
+        return TrainConfig(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            warmup=max(1, self.steps // 10),
+            seed=self.seed,
+            checkpoint_every=max(1, self.steps // 3),
+            device=self.device,
+        )
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig()
+
+    def queries(self) -> tuple[tuple[str, int], ...]:
+        return VALIDATION_QUERIES if self.validation else REPORTED_QUERIES
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,80 @@
+"""Leave-K-out retraining (issue: the gold standard): the mechanics on a tiny configuration, the cache and the
+table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from attribution_core.counterfactual import markdown_table, query_loss, removal_key, retrain_without, summarise
+from attribution_core.diffusion import ModelConfig, TrainConfig
+
+from .helpers import tiny_training_set
+
+MODEL = ModelConfig(
+    resolution=8, block_out_channels=(16, 32), attention_levels=(False, True), text_dim=32, text_layers=1
+)
+TRAIN = TrainConfig(steps=150, batch_size=16, warmup=10, seed=0, checkpoint_every=1000, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    data = tiny_training_set(n=8, resolution=8)
+    cache = tmp_path_factory.mktemp("retrains")
+    return data, cache
+
+
+def test_removing_the_query_itself_raises_its_loss_more_than_removing_a_random_image(tiny_setup) -> None:
+    data, cache = tiny_setup
+    query = 0  # a training image used as the query, with its caption
+    base = retrain_without(data, [], cache, MODEL, TRAIN, progress=False)
+    other = int(np.random.default_rng(0).integers(1, len(data)))
+    without_query = retrain_without(data, [query], cache, MODEL, TRAIN, progress=False)
+    without_other = retrain_without(data, [other], cache, MODEL, TRAIN, progress=False)
+
+    def loss(model) -> float:
+        return query_loss(model, data.images[query], data.captions[query], timesteps=50, draws=4)
+
+    rise_query = loss(without_query) - loss(base)
+    rise_other = loss(without_other) - loss(base)
+    assert rise_query > 0
+    assert rise_query > rise_other
+
+
+def test_retrains_are_cached_by_removed_set(tiny_setup) -> None:
+    data, cache = tiny_setup
+    assert removal_key([1, 2], data, MODEL, TRAIN) == removal_key([2, 1], data, MODEL, TRAIN)
+    assert removal_key([1, 2], data, MODEL, TRAIN) != removal_key([1, 3], data, MODEL, TRAIN)
+    assert removal_key([1], data, MODEL, TRAIN) != removal_key([1], data, MODEL, TrainConfig(steps=151))
+    # device and checkpoint spacing do not change the trained weights, so they do not change the key
+    same = dataclasses.replace(TRAIN, device="cuda", checkpoint_every=7)
+    assert removal_key([1], data, MODEL, TRAIN) == removal_key([1], data, MODEL, same)
+    first = retrain_without(data, [5], cache, MODEL, TRAIN, progress=False)
+    folders = sorted(p.name for p in cache.iterdir())
+    again = retrain_without(data, [5], cache, MODEL, TRAIN, progress=False)  # loaded, not retrained
+    assert sorted(p.name for p in cache.iterdir()) == folders
+    assert first.fingerprint() == again.fingerprint()
+    removed = (cache / removal_key([5], data, MODEL, TRAIN) / "removed.json").read_text()
+    assert data.paths[5] in removed
+
+
+def test_table_averages_random_draws_per_query_then_reports_mean_and_standard_error() -> None:
+    rows = [
+        {"method": "unlearning", "query": "a", "k": 4, "draw": 0, "d_loss": 0.001, "d_mse": 0.0, "d_similarity": 0.1},
+        {"method": "unlearning", "query": "b", "k": 4, "draw": 0, "d_loss": 0.003, "d_mse": 0.0, "d_similarity": 0.3},
+        # random: two draws for query a (mean 0.002), one for b
+        {"method": "random", "query": "a", "k": 4, "draw": 0, "d_loss": 0.001, "d_mse": 0.0, "d_similarity": 0.0},
+        {"method": "random", "query": "a", "k": 4, "draw": 1, "d_loss": 0.003, "d_mse": 0.0, "d_similarity": 0.0},
+        {"method": "random", "query": "b", "k": 4, "draw": 0, "d_loss": 0.002, "d_mse": 0.0, "d_similarity": 0.0},
+    ]
+    summary = {(s["method"], s["measure"]): s for s in summarise(rows)}
+    assert summary[("unlearning", "d_loss")]["mean"] == pytest.approx(0.002)
+    assert summary[("unlearning", "d_loss")]["se"] == pytest.approx(0.001)  # std 0.001414 / sqrt 2
+    assert summary[("random", "d_loss")]["mean"] == pytest.approx(0.002)
+    assert summary[("random", "d_loss")]["se"] == pytest.approx(0.0)
+    assert summary[("random", "d_loss")]["queries"] == 2
+    table = markdown_table(summarise(rows))
+    assert table.splitlines()[0].startswith("| method | ΔL K=4 | ΔG-MSE K=4 | ΔG-sim K=4 |")
+    assert "| unlearning | 2.00 ± 1.00 |" in table  # ΔL shown ×10³
