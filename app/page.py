@@ -11,7 +11,6 @@ from attribution_core.attribute import AttributionResult, results_to_csv, result
 from attribution_core.errors import AttributionError
 from attribution_core.paths import display_path
 from attribution_core.progress import Progress
-from attribution_core.registry import method_class
 from attribution_core.spaces import SpaceStatus
 
 from . import resources
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
     ready = [s.spec for s in statuses if s.ready]
     labels = {s.name: s.label for s in ready}
-    instant = [s.name for s in ready if not method_class(s.method).needs_prompt]
+    instant = [s.name for s in ready if not resources.needs_prompt(s.name)]
     default = [n for n in ("clip",) if n in labels] or [n for n in instant if n.startswith("demo_")][:1]
     with st.sidebar:
         st.title("Attribution explorer")
@@ -55,7 +54,7 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
 
 def prompt_field(query: Query, spaces: list[str]) -> str | None:
     """The prompt for methods that need one (unlearning), pre-filled from the image's metadata."""
-    if not any(method_class(resources.space_method(s)).needs_prompt for s in spaces):
+    if not any(resources.needs_prompt(s) for s in spaces):
         return query.prompt
     value = st.text_input(
         "Prompt the image was generated from (for unlearning)",
@@ -69,7 +68,7 @@ def prompt_field(query: Query, spaces: list[str]) -> str | None:
 def run_space(name: str, label: str, query: Query, prompt: str | None, k: int) -> AttributionResult | None:
     """One space's result: from the cache, or computed now, with a progress bar and a Cancel button for slow
     methods."""
-    slow = method_class(resources.space_method(name)).needs_prompt
+    slow = resources.needs_prompt(name)
     if slow and not prompt:
         st.warning(f"{label}: type the prompt the image was generated from, above, to attribute it by unlearning.")
         return None

@@ -1,5 +1,6 @@
 """Cached resources shared by every session of one server process: spaces, attributors, results, thumbnails,
-the demo diffusion model."""
+the demo diffusion model. With a service (``-- --server URL``) spaces, results and thumbnails come from it
+(``remote``) and no model or index is loaded here."""
 
 from __future__ import annotations
 
@@ -11,23 +12,35 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from attribution_core.attribute import AttributionResult, Attributor
+from attribution_core.attribute import Attribution, AttributionResult, Attributor
+from attribution_core.client import ServiceError
 from attribution_core.demo import build_demo, demo_model_dir
 from attribution_core.diffusion import SamplerSettings, generate_image, load_model
 from attribution_core.diffusion.sample import png_bytes
 from attribution_core.errors import InputImageError
 from attribution_core.images import load_rgb
 from attribution_core.progress import CancelFlag, Progress
-from attribution_core.registry import create_attributor, list_spaces
+from attribution_core.registry import create_attributor, list_spaces, method_class
 from attribution_core.spaces import SpaceStatus
+
+from . import remote
 
 
 def space_statuses() -> list[SpaceStatus]:
-    return list_spaces()
+    return remote.statuses() if remote.server_url() else list_spaces()
 
 
 def demo_ready(statuses: list[SpaceStatus]) -> bool:
+    if remote.server_url():
+        return True  # the service has its own data
     return all(s.ready for s in statuses if s.spec.demo and s.spec.method == "feature")
+
+
+def needs_prompt(space_name: str) -> bool:
+    """Whether a space's method needs the query's prompt (unlearning)."""
+    if remote.server_url():
+        return remote.needs_prompt(space_name)
+    return method_class(space_method(space_name)).needs_prompt
 
 
 def build_demo_with_progress() -> None:
@@ -109,6 +122,14 @@ def attribute(
     hit = results().get(key)
     if hit is not None:
         return hit
+    if remote.server_url():
+        answer = remote.client().attribute(
+            image, spaces=[space_name], k=k, prompt=prompt, name=name, on_progress=on_progress, cancel=cancel
+        )
+        result = answer[0]
+        result.query = name
+        results().put(key, result)
+        return result
     with results().space_lock(space_name):  # one model call per space at a time: torch already uses every core
         model = attributor(space_name)
         result = model.attribute([image], k, names=[name], prompts=[prompt], on_progress=on_progress, cancel=cancel)[0]
@@ -140,18 +161,23 @@ class Thumbnails:
         self._cache: OrderedDict[str, Image.Image | None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: str) -> Image.Image | None:
+    def get(self, space: str, a: Attribution) -> Image.Image | None:
+        """Training image ``a`` of ``space``: from disk, or from the service in remote mode (None: unavailable)."""
+        key = f"{space}/{a.row}" if remote.server_url() else a.path
         with self._lock:
-            if path in self._cache:
-                self._cache.move_to_end(path)
-                return self._cache[path]
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         try:
-            img = load_rgb(Path(path))
+            if remote.server_url():
+                img = load_rgb(remote.client().training_image(space, a.row, self.max_side), key)
+            else:
+                img = load_rgb(Path(a.path))
             img.thumbnail((self.max_side, self.max_side), Image.BICUBIC)
-        except InputImageError:
-            img = None  # a training image missing on disk is shown as a placeholder
+        except (InputImageError, ServiceError):
+            img = None  # a training image missing on disk (or on the service) is shown as a placeholder
         with self._lock:
-            self._cache[path] = img
+            self._cache[key] = img
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
         return img

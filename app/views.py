@@ -22,7 +22,7 @@ def gallery(result: AttributionResult, settings: Settings, shared: set[str]) -> 
     images = []
     for a in result.results:
         side = thumbnail_side(a.influence, settings.res, max_side=settings.res)
-        src = thumbs.get(a.path)
+        src = thumbs.get(result.space, a)
         img = resize_short_side(src, side) if src is not None else Image.new("RGB", (side, side), (200, 200, 200))
         images.append(mark(img) if a.path in shared else img)
     rows = layout_rows(
@@ -82,7 +82,7 @@ def inspect(results: dict[str, AttributionResult], labels: dict[str, str]) -> No
         return
     a = results[choice[0]].results[choice[1]]
     left, right = st.columns([1, 2])
-    img = resources.thumbnails().get(a.path)
+    img = resources.thumbnails().get(results[choice[0]].space, a)
     if img is not None:
         left.image(img, width="stretch")
     rows = [

@@ -62,9 +62,12 @@ class AttributionResult:
     method: str = "feature"  # the registered method that produced it
     score_kind: str = "cosine"  # what ``score`` means (a key of SCORE_KINDS, or the method's own)
     extras: dict[str, Any] = field(default_factory=dict)  # method-specific facts (settings, prompt, …)
+    influence_from: str | None = None  # describe()'s text, for a result read back from JSON
 
     def describe(self) -> str:
         """One line on how the influence was computed (shown beside the results)."""
+        if self.influence_from is not None:
+            return self.influence_from
         if self.calibrator is not None:
             return f"calibrator: {self.calibrator.describe()}"
         return f"{self.method}; score = {self.score_kind}"
@@ -82,13 +85,44 @@ class AttributionResult:
                     "path": a.path,
                     "score": round(a.score, 6),
                     "influence": a.influence,
+                    "row": a.row,
                     **({"caption": a.caption} if a.caption is not None else {}),
                 }
                 for a in self.results
             ],
             "remaining_influence": self.remaining_influence,
+            "mass_count": self.mass_count,
+            "influence_from": self.describe(),
+            "timings_ms": self.timings_ms,
             **({"extras": self.extras} if self.extras else {}),
         }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> AttributionResult:
+        """A result read back from :meth:`to_dict`'s JSON (a service's answer); ``describe`` keeps its text."""
+        results = [
+            Attribution(
+                int(a["rank"]),
+                str(a["path"]),
+                float(a["score"]),
+                float(a["influence"]),
+                int(a.get("row", -1)),
+                a.get("caption"),
+            )
+            for a in obj["results"]
+        ]
+        return cls(
+            str(obj["query"]),
+            str(obj["space"]),
+            results,
+            float(obj["remaining_influence"]),
+            timings_ms=dict(obj.get("timings_ms", {})),
+            mass_count=int(obj.get("mass_count", 0)),
+            method=str(obj.get("method", "feature")),
+            score_kind=str(obj.get("score_kind", "cosine")),
+            extras=dict(obj.get("extras", {})),
+            influence_from=obj.get("influence_from"),
+        )
 
 
 CSV_FIELDS = ("query", "space", "rank", "path", "score", "influence", "remaining_influence", "method", "score_kind")
@@ -155,6 +189,14 @@ class Attributor(ABC):
 
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:  # noqa: B027
         """Per-model precomputation (caches) done once before the first query; a no-op by default."""
+
+    def training_image(self, row: int) -> tuple[Path, Path | None]:
+        """Training image ``row``: its file and the folder it must lie in (None when the store names none).
+
+        Raises:
+            IndexError: no such row.
+        """
+        raise IndexError(row)
 
     @abstractmethod
     def attribute(

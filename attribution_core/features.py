@@ -104,6 +104,12 @@ class FeatureAttributor(Attributor):
     def evaluate(cls, spec: SpaceSpec, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
         return evaluate_feature_space(spec, test_cases, root, **options)
 
+    def training_image(self, row: int) -> tuple[Path, Path | None]:
+        if not 0 <= row < len(self.store):
+            raise IndexError(row)
+        root = self.store.meta.image_root
+        return self.store.image_path(row), Path(root) if root else None
+
     def embed_queries(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Query images -> synth-head features, unit-norm float32 [nq, d]."""
         raw = self.backbone.embed_images(list(images))
@@ -111,16 +117,21 @@ class FeatureAttributor(Attributor):
             return self.heads.synth_head(torch.from_numpy(raw)).numpy()
 
     def attribute_features(
-        self, xq: np.ndarray, k: int, names: Sequence[str], cancel: CancelFlag | None = None
+        self,
+        xq: np.ndarray,
+        k: int | Sequence[int],
+        names: Sequence[str],
+        cancel: CancelFlag | None = None,
     ) -> list[AttributionResult]:
-        """Already-embedded queries [nq, d] -> results."""
-        k = check_k(k)
+        """Already-embedded queries [nq, d] -> results (``k``: one for all, or one per query). The whole batch is
+        scored in one matrix-matrix product on exact indexes."""
+        ks = [check_k(k)] * len(names) if isinstance(k, int) else [check_k(x) for x in k]
+        check_cancelled(cancel)
+        t0 = time.perf_counter()
+        found_all = self.index.search_many(xq, ks, self.calibrator)
+        search_ms = (time.perf_counter() - t0) * 1000 / max(1, len(ks))
         out = []
-        for q, name in zip(xq, names, strict=True):
-            check_cancelled(cancel)
-            t0 = time.perf_counter()
-            found = self.index.search(q, k, self.calibrator)
-            t1 = time.perf_counter()
+        for found, name in zip(found_all, names, strict=True):
             results = [
                 Attribution(
                     r + 1, str(self.store.image_path(int(i))), float(s), float(p), int(i), self.store.caption(i)
@@ -134,7 +145,7 @@ class FeatureAttributor(Attributor):
                     results,
                     found.remaining_influence,
                     self.calibrator,
-                    {"search": (t1 - t0) * 1000},
+                    {"search": search_ms},
                     found.mass_count,
                     method=self.method,
                     score_kind=self.score_kind,

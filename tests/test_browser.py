@@ -63,14 +63,21 @@ fisher_epochs = 1
 """
 
 
-@pytest.fixture(scope="module")
-def server(demo_bundle, tmp_path_factory):
-    from attribution_core.demo import demo_model_dir
+def wait_until_up(url: str, proc: subprocess.Popen, path: str = "/_stcore/health") -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}{path}", timeout=2).status == 200:
+                return
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    pytest.fail(f"{url} did not start; see test-artifacts/")
 
-    spaces = tmp_path_factory.mktemp("spaces") / "spaces.toml"
-    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
+
+def start_explorer(log_name: str, env: dict, *script_args: str) -> tuple[subprocess.Popen, str, object]:
     port = free_port()
-    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / "streamlit.log", "w")
+    log = open(ARTIFACTS.mkdir(exist_ok=True) or ARTIFACTS / log_name, "w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -84,27 +91,38 @@ def server(demo_bundle, tmp_path_factory):
             "127.0.0.1",
             "--server.headless",
             "true",
+            *(["--", *script_args] if script_args else []),
         ],
         cwd=project_root(),
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "ATTRIBUTION_SPACES": str(spaces)},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail("streamlit server did not start; see test-artifacts/streamlit.log")
-    yield url
+    wait_until_up(url, proc)
+    return proc, url, log
+
+
+def stop(proc: subprocess.Popen, log) -> None:
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def quick_spaces(demo_bundle, tmp_path_factory) -> str:
+    from attribution_core.demo import demo_model_dir
+
+    spaces = tmp_path_factory.mktemp("spaces") / "spaces.toml"
+    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
+    return str(spaces)
+
+
+@pytest.fixture(scope="module")
+def server(quick_spaces):
+    proc, url, log = start_explorer("streamlit.log", {"ATTRIBUTION_SPACES": quick_spaces})
+    yield url
+    stop(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +202,38 @@ def test_type_a_prompt_generate_and_attribute_by_unlearning(page, server) -> Non
     page.screenshot(path=str(ARTIFACTS / "explorer-unlearning.png"), full_page=False)
     if os.environ.get("UPDATE_SCREENSHOTS"):
         shutil.copy(ARTIFACTS / "explorer-unlearning.png", project_root() / "docs" / "explorer-unlearning.png")
+
+
+def test_the_explorer_on_a_running_service_shows_the_same_results(page, server, quick_spaces) -> None:
+    """``streamlit run streamlit_demo.py -- --server URL``: the same page, answered by ``attribute serve``."""
+    port = free_port()
+    service_log = open(ARTIFACTS / "service.log", "w")
+    service = subprocess.Popen(
+        [sys.executable, "-m", "attribution_core", "serve", "--port", str(port)],
+        cwd=project_root(),
+        stdout=service_log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ATTRIBUTION_SPACES": quick_spaces},
+    )
+    service_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(service_url, service, "/healthz")
+        proc, url, log = start_explorer("streamlit-remote.log", {}, "--server", service_url)
+        try:
+            page.goto(url)
+            page.get_by_text("Attribution explorer").first.wait_for()
+            wait_for_results(page, 1)  # the default example query, answered by the service
+            query = ARTIFACTS / "my_generated_image.jpg"
+            shutil.copy(demo_dir() / EXAMPLE_QUERIES[0], query)
+            page.locator("input[type=file]").set_input_files(str(query))
+            page.locator('[data-testid="stImageCaption"]', has_text="my_generated_image.jpg").wait_for()
+            wait_for_results(page, 1)
+            assert page.get_by_text("dataset/demo/exemplar/chelsea_q0/").count() >= 1
+            assert page.locator('img[alt^="rank "]').count() == 100
+            page.screenshot(path=str(ARTIFACTS / "explorer-remote.png"), full_page=False)
+        finally:
+            stop(proc, log)
+    finally:
+        stop(service, service_log)
+    served = (ARTIFACTS / "service.log").read_text()
+    assert "Traceback" not in served

@@ -44,7 +44,8 @@ def add_space_args(p: argparse.ArgumentParser) -> None:
 def add_config_args(p: argparse.ArgumentParser, config: type) -> None:
     """One flag per field of a config dataclass: its type, default and help come from the dataclass."""
     for f in dataclasses.fields(config):
-        help_text = f"{f.metadata['help']} (default {f.default})"
+        default = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        help_text = f"{f.metadata['help']} (default {default!s})".replace("%", "%%")
         if str(f.type) == "bool":
             p.add_argument(
                 flag_of(f),
@@ -57,10 +58,23 @@ def add_config_args(p: argparse.ArgumentParser, config: type) -> None:
         kinds = {"int": int, "float": float, "str": str}
         if str(f.type).startswith("tuple["):  # tuple[int, ...] -> several values after one flag
             kind = kinds.get(str(f.type)[6:].split(",")[0], str)
-            p.add_argument(flag_of(f), dest=f"config_{f.name}", type=kind, nargs="+", default=f.default, help=help_text)
+            p.add_argument(
+                flag_of(f),
+                dest=f"config_{f.name}",
+                type=kind,
+                nargs="+",
+                default=f.default,
+                help=help_text,
+                metavar=f.name.upper().rstrip("S"),
+            )
             continue
         p.add_argument(
-            flag_of(f), dest=f"config_{f.name}", type=kinds.get(str(f.type), str), default=f.default, help=help_text
+            flag_of(f),
+            dest=f"config_{f.name}",
+            type=kinds.get(str(f.type), str),
+            default=f.default,
+            help=help_text,
+            metavar=f.name.upper(),
         )
 
 

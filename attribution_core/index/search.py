@@ -105,6 +105,17 @@ class AttributionIndex:
         scores[I] = D
         return scores
 
+    def all_scores_many(self, xq: np.ndarray) -> np.ndarray:
+        """Exact scores of several queries [nq, d] against every vector -> [nq, nb]: one matrix-matrix product
+        for flat indexes (one pass over the vectors for the whole batch), else a pass per query."""
+        if self._xb_gpu is not None:
+            import torch
+
+            return (torch.from_numpy(xq).to(self._xb_gpu.device) @ self._xb_gpu.T).cpu().numpy()
+        if self._xb is not None:
+            return xq @ self._xb.T
+        return np.stack([self.all_scores(q) for q in xq])
+
     def search(self, xq: np.ndarray, k: int, calibrator: Calibrator) -> SearchResult:
         """Top-``k`` of one unit-norm query [d] and each one's calibrated influence over the whole corpus.
 
@@ -112,26 +123,27 @@ class AttributionIndex:
         last score is below the calibrator's threshold, so the influence is exact over every image the index
         finds (exact outright when b >= 0, which needs every score).
         """
-        xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(-1)
+        return self.search_many(np.asarray(xq).reshape(1, -1), [k], calibrator)[0]
+
+    def search_many(self, xq: np.ndarray, ks: list[int], calibrator: Calibrator) -> list[SearchResult]:
+        """:meth:`search` for a batch of queries [nq, d], each with its own k; exact kinds score the whole batch in
+        one matrix-matrix product."""
+        xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(len(ks), -1)
         n = self.ntotal
-        k = max(1, min(int(k), n))
+        ks = [max(1, min(int(k), n)) for k in ks]
         if self.kind == "flat" or calibrator.b >= 0:
-            scores = self.all_scores(xq)
-            top = _top_k(scores, k)
-            max_score = float(scores[top[0]])
-            mass = scores if calibrator.b >= 0 else scores[scores > calibrator.threshold(max_score)]
-            D, I = scores[top], top
-        else:
-            D, I, mass, max_score = self._grown_search(xq, k, calibrator)
-        z = influence_normaliser(mass, max_score, calibrator, n)
-        infl = influence_of(D, max_score, calibrator, z)
-        return SearchResult(
-            I.astype(np.int64),
-            D.astype(np.float32),
-            infl,
-            float(max(0.0, 1.0 - infl.sum())),
-            int(np.count_nonzero(mass > calibrator.threshold(max_score))),
-        )
+            return [self._exact(scores, k, calibrator) for scores, k in zip(self.all_scores_many(xq), ks, strict=True)]
+        out = []
+        for q, k in zip(xq, ks, strict=True):
+            D, I, mass, max_score = self._grown_search(q, k, calibrator)
+            out.append(_result(D, I, mass, max_score, calibrator, n))
+        return out
+
+    def _exact(self, scores: np.ndarray, k: int, calibrator: Calibrator) -> SearchResult:
+        top = _top_k(scores, k)
+        max_score = float(scores[top[0]])
+        mass = scores if calibrator.b >= 0 else scores[scores > calibrator.threshold(max_score)]
+        return _result(scores[top], top, mass, max_score, calibrator, self.ntotal)
 
     def _grown_search(self, xq: np.ndarray, k: int, calibrator: Calibrator):
         n = self.ntotal
@@ -149,6 +161,20 @@ class AttributionIndex:
                 break
             kk = min(n, kk * 4)
         return D[:k], I[:k], D[D > thr], max_score
+
+
+def _result(
+    D: np.ndarray, I: np.ndarray, mass: np.ndarray, max_score: float, calibrator: Calibrator, n: int
+) -> SearchResult:
+    z = influence_normaliser(mass, max_score, calibrator, n)
+    infl = influence_of(D, max_score, calibrator, z)
+    return SearchResult(
+        I.astype(np.int64),
+        D.astype(np.float32),
+        infl,
+        float(max(0.0, 1.0 - infl.sum())),
+        int(np.count_nonzero(mass > calibrator.threshold(max_score))),
+    )
 
 
 def _cuda_available() -> bool:

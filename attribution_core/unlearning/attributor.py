@@ -100,6 +100,11 @@ class UnlearningAttributor(Attributor):
         if self._before is None:
             self._before = cached_losses(self.model, self.data, self.config, False, on_progress, cancel)
 
+    def training_image(self, row: int) -> tuple[Path, Path | None]:
+        if not 0 <= row < len(self.data):
+            raise IndexError(row)
+        return self.data.root / self.data.paths[row], self.data.root
+
     def scores(
         self,
         query: torch.Tensor,

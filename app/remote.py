@@ -1,0 +1,63 @@
+"""The explorer against a running attribution service (``streamlit run streamlit_demo.py -- --server URL``, or
+``$ATTRIBUTION_SERVER``): spaces, results and training-image thumbnails come from the service, so this process
+loads no model or index of its own. The same page, the same behaviour."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import streamlit as st
+
+from attribution_core.client import AttributionClient
+from attribution_core.spaces import SpaceSpec, SpaceStatus
+
+
+def server_url() -> str | None:
+    """``--server URL`` after ``--`` on the streamlit command line, else ``$ATTRIBUTION_SERVER``, else None."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--server")
+    parser.add_argument("--api-key")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return known.server or os.environ.get("ATTRIBUTION_SERVER") or None
+
+
+def api_key() -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--api-key")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return known.api_key or os.environ.get("ATTRIBUTION_API_KEY") or None
+
+
+@st.cache_resource
+def client() -> AttributionClient:
+    url = server_url()
+    assert url, "remote mode needs a server URL"
+    return AttributionClient(url, api_key(), timeout=300)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def spaces() -> list[dict]:
+    """The service's spaces (asked again at most every 10 s)."""
+    return client().spaces()
+
+
+def statuses() -> list[SpaceStatus]:
+    return [
+        SpaceStatus(
+            SpaceSpec(
+                name=s["name"],
+                label=s["label"],
+                method=s["method"],
+                make_ready=s.get("make_ready", ""),
+                description=s.get("description", ""),
+            ),
+            tuple(s["missing"]),
+        )
+        for s in spaces()
+    ]
+
+
+def needs_prompt(space: str) -> bool:
+    return next((bool(s["needs_prompt"]) for s in spaces() if s["name"] == space), False)

@@ -1,0 +1,271 @@
+"""The attribution service (issue: one process holds the models, many clients ask it): HTTP behaviour a client
+notices, in-process through the ASGI app and against a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
+from attribution_core.paths import project_root
+from attribution_core.service import ServiceConfig, create_app
+
+SPACE = "demo_efficientnet_lite0_tuned"
+
+
+@pytest.fixture(scope="module")
+def app(demo_bundle):
+    return create_app(ServiceConfig(spaces=(SPACE,), batch_window_ms=50))
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:  # runs the lifespan: the space is loaded once, at start
+        yield c
+
+
+def query_bytes() -> bytes:
+    return (demo_dir() / EXAMPLE_QUERIES[0]).read_bytes()
+
+
+def test_openapi_schema_validates(client) -> None:
+    from openapi_spec_validator import validate
+
+    schema = client.get("/openapi.json").json()
+    validate(schema)
+    assert {"/v1/attribute", "/v1/spaces", "/v1/jobs/{job_id}", "/v1/images/{space}/{row}", "/healthz"} <= set(
+        schema["paths"]
+    )
+
+
+def test_attribute_answers_like_the_cli_json(client, tmp_path, capsys) -> None:
+    import json
+
+    from attribution_core.cli import main
+
+    r = client.post("/v1/attribute", data={"space": SPACE, "k": "5"}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 200, r.text
+    (got,) = r.json()["results"]
+    query = tmp_path / "q.jpg"
+    query.write_bytes(query_bytes())
+    capsys.readouterr()
+    assert main(["query", str(query), "--space", SPACE, "-k", "5", "--json", "-q"]) == 0
+    cli = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert [a["path"] for a in got["results"]] == [a["path"] for a in cli["results"]]
+    assert [a["influence"] for a in got["results"]] == pytest.approx([a["influence"] for a in cli["results"]])
+    assert got["remaining_influence"] == pytest.approx(cli["remaining_influence"])
+    assert got["results"][0]["caption"]  # the store's caption travels with each result
+
+
+def test_bad_upload_is_a_400_with_one_line(client) -> None:
+    r = client.post("/v1/attribute", data={"space": SPACE}, files={"image": ("notes.png", b"not an image")})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert "notes.png" in detail and "\n" not in detail
+    r = client.post("/v1/attribute", data={"space": "no_such_space"}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 400 and "unknown space 'no_such_space'" in r.json()["detail"]
+    r = client.post("/v1/attribute", data={"space": SPACE, "k": "0"}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 400
+
+
+def test_oversized_upload_is_a_413(demo_bundle) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(ServiceConfig(max_upload_mb=0.05))) as small:
+        big = io.BytesIO()
+        Image.effect_noise((400, 400), 64).convert("RGB").save(big, format="PNG")  # ~ 0.2 MB, incompressible
+        r = small.post("/v1/attribute", data={"space": SPACE}, files={"image": ("big.png", big.getvalue())})
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"]
+
+
+def test_api_key_is_required_when_configured(demo_bundle) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(ServiceConfig(api_key="s3cret"))) as keyed:
+        assert keyed.get("/v1/spaces").status_code == 401
+        assert keyed.get("/v1/spaces", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert keyed.get("/v1/spaces", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert keyed.get("/v1/spaces", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert keyed.get("/healthz").status_code == 200  # liveness probes need no key
+
+
+def test_a_non_loopback_bind_without_a_key_is_refused_in_one_line(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "serve", "--host", "0.0.0.0", "--port", "9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: refusing to serve on 0.0.0.0 without an API key")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_training_images_are_served_by_row_and_unknown_rows_are_404(client) -> None:
+    r = client.get(f"/v1/images/{SPACE}/0", params={"size": 64})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(r.content)).size) == 64
+    assert client.get(f"/v1/images/{SPACE}/999999").status_code == 404
+    assert client.get(f"/v1/images/{SPACE}/..%2F..%2Fetc%2Fpasswd").status_code in (404, 422)
+
+
+def test_a_stored_path_leading_outside_the_image_folder_is_never_served(tmp_path) -> None:
+    from attribution_core.service.state import ServiceState
+
+    class Escaping:  # a store whose row 0 names ../secret.txt (a crafted paths.json)
+        def training_image(self, row):
+            return tmp_path / "images" / ".." / "secret.txt", tmp_path / "images"
+
+    state = ServiceState(ServiceConfig())
+    state._attributors["crafted"] = Escaping()
+    with pytest.raises(IndexError):
+        state.training_image("crafted", 0)
+
+
+def test_concurrent_requests_are_micro_batched_and_answer_as_alone(app, client) -> None:
+    alone = client.post("/v1/attribute", data={"space": SPACE, "k": "5"}, files={"image": ("a.jpg", query_bytes())})
+    queries = [(demo_dir() / q).read_bytes() for q in EXAMPLE_QUERIES[:6]]
+
+    async def many():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
+            return await asyncio.gather(
+                *[
+                    c.post("/v1/attribute", data={"space": SPACE, "k": "5"}, files={"image": (f"{i}.jpg", q)})
+                    for i, q in enumerate(queries)
+                ]
+            )
+
+    answers = asyncio.run(many())
+    assert all(a.status_code == 200 for a in answers)
+    first = answers[0].json()["results"][0]["results"]
+    assert [a["path"] for a in first] == [a["path"] for a in alone.json()["results"][0]["results"]]
+    assert [a["influence"] for a in first] == pytest.approx(
+        [a["influence"] for a in alone.json()["results"][0]["results"]], abs=1e-5
+    )
+    metrics = client.get("/metrics").text
+    # one batch held several of the concurrent queries
+    bucket_1 = next(line for line in metrics.splitlines() if line.startswith('attribution_batch_size_bucket{le="1.0"}'))
+    count = next(line for line in metrics.splitlines() if line.startswith("attribution_batch_size_count"))
+    assert float(count.split()[-1]) > float(bucket_1.split()[-1])
+    assert 'attribution_requests_total{endpoint="/v1/attribute",status="200"}' in metrics
+    assert "attribution_loaded_spaces 1.0" in metrics
+
+
+def test_a_full_queue_answers_503(demo_bundle) -> None:
+    app = create_app(ServiceConfig(spaces=(SPACE,), queue_size=2, batch_window_ms=300))
+
+    async def many():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
+            return await asyncio.gather(
+                *[
+                    c.post("/v1/attribute", data={"space": SPACE}, files={"image": (f"{i}.jpg", query_bytes())})
+                    for i in range(6)
+                ]
+            )
+
+    from fastapi.testclient import TestClient
+
+    with TestClient(app):  # lifespan: the space is loaded before the burst
+        codes = sorted(r.status_code for r in asyncio.run(many()))
+    assert codes.count(200) >= 2 and codes.count(503) >= 1 and set(codes) <= {200, 503}
+
+
+QUICK_UNLEARNING = """
+[[spaces]]
+name = "quick_unlearning"
+label = "Unlearning (quick settings)"
+method = "unlearning"
+[spaces.options]
+model = "{model}"
+captions = "{demo}/captions.jsonl"
+images = "{demo}"
+prefix = "corpus/"
+[spaces.options.config]
+steps = 2
+draws = 16
+batches = 1
+score_timesteps = 2
+fisher_epochs = 1
+"""
+
+
+@pytest.fixture
+def quick_unlearning(demo_bundle, tmp_path, monkeypatch) -> str:
+    from attribution_core.demo import demo_model_dir
+
+    spaces = tmp_path / "spaces.toml"
+    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
+    monkeypatch.setenv("ATTRIBUTION_SPACES", str(spaces))
+    return str(spaces)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick_unlearning, tmp_path) -> None:
+    """``attribute serve`` (uvicorn, loopback) and ``AttributionClient``: a feature space answers in the request,
+    unlearning as a job whose progress is visible and whose result matches the library's."""
+    from attribution_core.client import AttributionClient
+    from attribution_core.demo import demo_model_dir
+    from attribution_core.diffusion import generate_image, load_model
+    from attribution_core.diffusion.sample import png_bytes
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attribution_core", "serve", "--port", str(port)],
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ATTRIBUTION_SPACES": quick_unlearning},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with AttributionClient(url, timeout=120) as api:
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if api.health():
+                        break
+                except Exception:
+                    time.sleep(0.5)
+            spaces = {s["name"]: s for s in api.spaces()}
+            assert spaces["quick_unlearning"]["ready"] and spaces["quick_unlearning"]["needs_prompt"]
+            image, generation = generate_image(load_model(demo_model_dir()), "a photo of a clock", 3)
+            png = png_bytes(image, generation)
+            seen = []
+            results = api.attribute(png, spaces=[SPACE, "quick_unlearning"], k=5, on_progress=seen.append, poll_s=0.2)
+        assert [r.space for r in results] == [SPACE, "quick_unlearning"]
+        unlearned = results[1]
+        assert unlearned.method == "unlearning" and unlearned.score_kind == "delta_loss"
+        assert unlearned.extras["prompt"] == "a photo of a clock"  # read from the PNG's metadata by the service
+        assert len(unlearned.results) == 5 and 0 < sum(a.influence for a in unlearned.results) <= 1
+        assert seen and {p.stage for p in seen} & {
+            "unlearn",
+            "score after unlearning",
+            "fisher",
+            "score before unlearning",
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    assert "Traceback" not in Path(tmp_path / "serve.log").read_text()
