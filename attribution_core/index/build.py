@@ -12,6 +12,7 @@ from ..errors import AttributionError
 from ..heads import Heads
 from ..paths import display_path
 from ..store import FeatureStore
+from .compressed import COMPRESSED_KINDS, build_compressed
 from .search import INDEX_KINDS
 
 
@@ -41,8 +42,12 @@ def mapped_features(store: FeatureStore, heads: Heads, progress: bool = True) ->
 
 
 def build_faiss(xb: np.ndarray, kind: str, params: dict, progress: bool = True) -> faiss.Index:
-    """A FAISS inner-product index of ``kind`` over unit-norm ``xb`` [nb, d]."""
+    """A FAISS inner-product index of ``kind`` over unit-norm ``xb`` [nb, d] (compressed kinds record their
+    per-dimension decoding error in ``params["err"]``)."""
     nb, d = xb.shape
+    if kind in COMPRESSED_KINDS:
+        index, params["err"] = build_compressed(xb, kind)
+        return index
     if kind == "flat":
         index = faiss.IndexFlatIP(d)
     elif kind == "ivf":

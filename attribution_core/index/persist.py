@@ -32,6 +32,7 @@ from ..heads import Heads, identity_heads, load_heads
 from ..paths import cache_dir, display_path
 from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
+from .compressed import COMPRESSED_KINDS
 from .search import INDEX_KINDS, AttributionIndex, IndexMeta
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,24 @@ def build_index(
     atomic_write_json(meta_path, record)
     if faiss_path.is_relative_to(cache_dir()):
         prune_cache(cache_dir() / "indexes", keep=faiss_path)
-    return AttributionIndex(index, meta, faiss_path, device)
+    del index  # reopened memory-mapped, like a saved index: the vectors stay in the page cache, not the heap
+    return AttributionIndex(_read(faiss_path, kind), meta, faiss_path, device, rescorer(store, heads))
+
+
+def rescorer(store: FeatureStore, heads: Heads):
+    """Rows -> their exact float32 vectors in the attribution space, from the memory-mapped store."""
+
+    def rescore(rows: np.ndarray) -> np.ndarray:
+        return heads.real_head.map_numpy(np.asarray(store.feats[rows]))
+
+    return rescore
+
+
+def _read(faiss_path: Path, kind: str) -> faiss.Index:
+    """Flat and scalar-quantised indexes are memory-mapped (their codes are not copied into the heap)."""
+    if kind in ("flat", *COMPRESSED_KINDS):
+        return faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    return faiss.read_index(str(faiss_path))
 
 
 def _read_meta(meta_path: Path) -> dict | None:
@@ -110,8 +128,9 @@ def _stale_reason(raw: dict | None, faiss_path: Path, store: FeatureStore, heads
     return None
 
 
-def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads) -> bool:
-    """Whether a few of the index's stored vectors equal the store's rows mapped by the real head now."""
+def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads, err: list[float] | None = None) -> bool:
+    """Whether a few of the index's stored vectors equal the store's rows mapped by the real head now (within
+    the recorded decoding error ``err`` for compressed kinds)."""
     n = index.ntotal
     rows = np.unique(np.linspace(0, n - 1, min(SPOT_CHECK_ROWS, n)).astype(np.int64))
     ivf = faiss.try_extract_index_ivf(index)
@@ -122,7 +141,8 @@ def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads) -> bool:
     except RuntimeError:
         return False
     expected = heads.real_head.map_numpy(np.asarray(store.feats[rows]))
-    return bool(np.allclose(stored, expected, atol=1e-4))
+    tolerance = np.asarray(err) + 1e-4 if err is not None else 1e-4
+    return bool((np.abs(stored - expected) <= tolerance).all())
 
 
 def load_index(
@@ -149,17 +169,17 @@ def load_index(
         index = None
         if reason is None:
             try:
-                index = faiss.read_index(str(faiss_path))
+                index = _read(faiss_path, kind)
             except RuntimeError:
                 reason = "FAISS cannot read the .faiss file (truncated or corrupt)"
         if index is not None and (index.ntotal != raw["count"] or index.d != raw["dim"]):
             reason = "the .faiss file holds another shape than its record"
-        elif index is not None and not spot_check(index, store, heads):
+        elif index is not None and not spot_check(index, store, heads, raw.get("params", {}).get("err")):
             reason = "its vectors are not the store's rows under these heads (copied from elsewhere?)"
         if reason is None:
             meta = IndexMeta(**{k: raw[k] for k in IndexMeta.__dataclass_fields__})
             os.utime(faiss_path)  # recently used: the cache keeps it longest
-            return AttributionIndex(index, meta, faiss_path, device), False
+            return AttributionIndex(index, meta, faiss_path, device, rescorer(store, heads)), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
     return build_index(store, heads, kind, progress=progress, device=device, cached=cached), True
 

@@ -7,6 +7,7 @@ Array names follow faiss: ``xq`` queries [nq, d], ``xb`` database [nb, d], ``D``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import numpy as np
 
 from ..calibration import Calibrator, influence_normaliser, influence_of
 from ..errors import AttributionError
+from .compressed import COMPRESSED_KINDS, compressed_search
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+INDEX_KINDS = ("flat", "sq8", "fp16", "ivf", "hnsw")  # sq8/fp16: exact, over compressed codes (compressed.py)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,23 @@ class SearchResult:
 class AttributionIndex:
     """A loaded index. ``search`` gives the top-K and exact calibrated influence for one query."""
 
-    def __init__(self, index: faiss.Index, meta: IndexMeta, path: Path | None = None, device: str = "cpu"):
-        """Wrap a FAISS index. ``device``: ``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees a GPU)."""
+    def __init__(
+        self,
+        index: faiss.Index,
+        meta: IndexMeta,
+        path: Path | None = None,
+        device: str = "cpu",
+        rescore: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
+        """Wrap a FAISS index. ``device``: ``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees a GPU).
+        ``rescore``: rows -> exact float32 vectors (the compressed kinds rescore their candidates with it)."""
         self.index = index
         self.meta = meta
         self.path = path
+        self.rescore = rescore
+        self.rescored = 0  # rows rescored exactly by the last compressed search (benchmarks report it)
+        if meta.kind in COMPRESSED_KINDS and rescore is None:
+            raise AttributionError(f"a {meta.kind} index needs the float32 store to rescore its candidates")
         self._xb: np.ndarray | None = None
         self._xb_gpu = None
         if device == "cuda" and not _cuda_available():
@@ -90,6 +104,9 @@ class AttributionIndex:
             return (self._xb_gpu @ torch.from_numpy(xq).to(self._xb_gpu.device)).cpu().numpy()
         if self._xb is not None:
             return self._xb @ xq
+        if self.kind in COMPRESSED_KINDS:
+            n, step = self.ntotal, 65536
+            return np.concatenate([self.rescore(np.arange(i, min(n, i + step))) @ xq for i in range(0, n, step)])
         if self.kind == "hnsw":
             storage = faiss.downcast_index(self.index.storage)
             xb = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
@@ -135,7 +152,12 @@ class AttributionIndex:
             return [self._exact(scores, k, calibrator) for scores, k in zip(self.all_scores_many(xq), ks, strict=True)]
         out = []
         for q, k in zip(xq, ks, strict=True):
-            D, I, mass, max_score = self._grown_search(q, k, calibrator)
+            if self.kind in COMPRESSED_KINDS:
+                err = np.asarray(self.meta.params["err"])
+                found = compressed_search(self.index, q, k, calibrator, err, self.rescore)
+                D, I, mass, max_score, self.rescored = found
+            else:
+                D, I, mass, max_score = self._grown_search(q, k, calibrator)
             out.append(_result(D, I, mass, max_score, calibrator, n))
         return out
 
