@@ -57,9 +57,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from ..errors import AttributionError
     from ..index import open_index
 
-    index, built = open_index(args.store, args.mapper, args.kind, args.rebuild, not args.quiet, args.device)
+    params = {"factory": args.factory} if args.factory else None
+    if args.factory and args.kind != "ivfpq":
+        raise AttributionError("--factory goes with --kind ivfpq (a FAISS factory string such as OPQ64,IVF4096,PQ64)")
+    index, built = open_index(
+        args.store, args.mapper, args.kind, args.rebuild, not args.quiet, args.device, params=params
+    )
     state = "built" if built else "up to date"
     print(f"{display_path(index.path)}: {index.kind} index over {index.ntotal} images ({state})")
     return 0
@@ -219,7 +225,14 @@ def add_commands(command) -> None:
 
     p = command("index", "build a FAISS index over a store's head-mapped features", cmd_index)
     p.add_argument("store", metavar="STORE")
-    p.add_argument("--kind", default="flat", choices=INDEX_KINDS, help="flat (exact, default), ivf, hnsw")
+    p.add_argument(
+        "--kind",
+        default="flat",
+        choices=INDEX_KINDS,
+        help="flat (exact, default); sq8 / fp16 (exact, scanning 8-bit / float16 codes, then rescoring); ivf, hnsw "
+        "(approximate, in RAM); ivfpq (approximate, on disk, built in shards, rescored from the store)",
+    )
+    p.add_argument("--factory", help="ivfpq: a FAISS factory string (default IVF<4·sqrt(N)>,PQ<d/8>)")
     p.add_argument("--mapper", help="head checkpoint whose real_mapper maps the store (default: identity)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if an up-to-date index exists")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the index searches (default cpu)")

@@ -33,6 +33,7 @@ from ..paths import cache_dir, display_path
 from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
 from .compressed import COMPRESSED_KINDS
+from .ondisk import build_ondisk, default_ivfpq_params, read_ondisk
 from .search import INDEX_KINDS, AttributionIndex, IndexMeta
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,18 @@ def build_index(
     if kind not in INDEX_KINDS:
         raise AttributionError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
     store.check_backbone(store.backbone, heads.in_dim)
-    params = {**default_params(kind, len(store)), **(params or {})}
-    index = build_faiss(mapped_features(store, heads, progress), kind, params, progress)
-    meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
     faiss_path, meta_path = index_paths(store, kind, heads, cached)
     faiss_path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(faiss_path.parent)
-    with atomic_path(faiss_path) as tmp:
-        faiss.write_index(index, str(tmp))
+    if kind == "ivfpq":  # built shard by shard from the memory-mapped store, never all in RAM
+        params = {**default_ivfpq_params(len(store), heads.dim), **(params or {})}
+        index = build_ondisk(store, rescorer(store, heads), faiss_path, params, progress)
+    else:
+        params = {**default_params(kind, len(store)), **(params or {})}
+        index = build_faiss(mapped_features(store, heads, progress), kind, params, progress)
+        with atomic_path(faiss_path) as tmp:
+            faiss.write_index(index, str(tmp))
+    meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
     record = {"format": INDEX_FORMAT, **asdict(meta), "faiss_bytes": faiss_path.stat().st_size}
     atomic_write_json(meta_path, record)
     if faiss_path.is_relative_to(cache_dir()):
@@ -97,6 +102,8 @@ def _read(faiss_path: Path, kind: str) -> faiss.Index:
     """Flat and scalar-quantised indexes are memory-mapped (their codes are not copied into the heap)."""
     if kind in ("flat", *COMPRESSED_KINDS):
         return faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    if kind == "ivfpq":
+        return read_ondisk(faiss_path)
     return faiss.read_index(str(faiss_path))
 
 
@@ -130,10 +137,13 @@ def _stale_reason(raw: dict | None, faiss_path: Path, store: FeatureStore, heads
 
 def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads, err: list[float] | None = None) -> bool:
     """Whether a few of the index's stored vectors equal the store's rows mapped by the real head now (within
-    the recorded decoding error ``err`` for compressed kinds)."""
+    the recorded decoding error ``err`` for compressed kinds). IVF-PQ codes are lossy without a bound and their
+    on-disk lists have no direct map: only the record is checked for them."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None and isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists):
+        return True
     n = index.ntotal
     rows = np.unique(np.linspace(0, n - 1, min(SPOT_CHECK_ROWS, n)).astype(np.int64))
-    ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         ivf.make_direct_map()
     try:
@@ -153,11 +163,13 @@ def load_index(
     progress: bool = True,
     device: str = "cpu",
     cached: bool = False,
+    params: dict | None = None,
 ) -> tuple[AttributionIndex, bool]:
     """Load the saved index for (store, heads, kind), or build it when absent, stale or damaged.
 
     Args:
         cached: keep the index in the cache, not beside the store (heads that are not the store's own).
+        params: build parameters (e.g. ``{"factory": "IVF4096,PQ64"}``); a saved index built otherwise is rebuilt.
 
     Returns:
         (index, built): ``built`` is True when it was (re)built now.
@@ -166,6 +178,8 @@ def load_index(
     if not rebuild and faiss_path.is_file():
         raw = _read_meta(meta_path)
         reason = _stale_reason(raw, faiss_path, store, heads, kind)
+        if reason is None and params and any(raw["params"].get(k) != v for k, v in params.items()):
+            reason = "it was built with other parameters"
         index = None
         if reason is None:
             try:
@@ -181,7 +195,7 @@ def load_index(
             os.utime(faiss_path)  # recently used: the cache keeps it longest
             return AttributionIndex(index, meta, faiss_path, device, rescorer(store, heads)), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
-    return build_index(store, heads, kind, progress=progress, device=device, cached=cached), True
+    return build_index(store, heads, kind, params, progress=progress, device=device, cached=cached), True
 
 
 def open_index(
@@ -191,11 +205,12 @@ def open_index(
     rebuild: bool = False,
     progress: bool = True,
     device: str = "cpu",
+    params: dict | None = None,
 ) -> tuple[AttributionIndex, bool]:
     """``attribute index``: the index of a store folder under a head checkpoint (identity when None)."""
     store = FeatureStore.open(store_path)
     heads = load_heads(mapper, store.dim) if mapper else identity_heads(store.dim)
-    return load_index(store, heads, kind, rebuild=rebuild, progress=progress, device=device)
+    return load_index(store, heads, kind, rebuild=rebuild, progress=progress, device=device, params=params)
 
 
 def prune_cache(folder: Path, keep: Path | None = None) -> None:
@@ -211,3 +226,4 @@ def prune_cache(folder: Path, keep: Path | None = None) -> None:
         total -= path.stat().st_size
         path.unlink(missing_ok=True)
         path.with_suffix(".json").unlink(missing_ok=True)
+        path.with_suffix(".ivfdata").unlink(missing_ok=True)

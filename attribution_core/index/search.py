@@ -17,8 +17,11 @@ import numpy as np
 from ..calibration import Calibrator, influence_normaliser, influence_of
 from ..errors import AttributionError
 from .compressed import COMPRESSED_KINDS, compressed_search
+from .ondisk import rescored_search
 
-INDEX_KINDS = ("flat", "sq8", "fp16", "ivf", "hnsw")  # sq8/fp16: exact, over compressed codes (compressed.py)
+#: sq8/fp16: exact, over compressed codes (compressed.py); ivfpq: IVF-PQ on disk, rescored (ondisk.py).
+INDEX_KINDS = ("flat", "sq8", "fp16", "ivf", "hnsw", "ivfpq")
+RESCORED_KINDS = ("sq8", "fp16", "ivfpq")  # kinds that need the float32 store to rescore candidates
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class AttributionIndex:
         self.path = path
         self.rescore = rescore
         self.rescored = 0  # rows rescored exactly by the last compressed search (benchmarks report it)
-        if meta.kind in COMPRESSED_KINDS and rescore is None:
+        if meta.kind in RESCORED_KINDS and rescore is None:
             raise AttributionError(f"a {meta.kind} index needs the float32 store to rescore its candidates")
         self._xb: np.ndarray | None = None
         self._xb_gpu = None
@@ -91,7 +94,7 @@ class AttributionIndex:
 
     def set_params(self, nprobe: int | None = None, efSearch: int | None = None) -> None:
         """Search-time accuracy/speed knobs of the ANN kinds."""
-        if nprobe is not None and self.kind == "ivf":
+        if nprobe is not None and self.kind in ("ivf", "ivfpq"):
             faiss.extract_index_ivf(self.index).nprobe = int(nprobe)
         if efSearch is not None and self.kind == "hnsw":
             self.index.hnsw.efSearch = int(efSearch)
@@ -104,7 +107,7 @@ class AttributionIndex:
             return (self._xb_gpu @ torch.from_numpy(xq).to(self._xb_gpu.device)).cpu().numpy()
         if self._xb is not None:
             return self._xb @ xq
-        if self.kind in COMPRESSED_KINDS:
+        if self.kind in RESCORED_KINDS:
             n, step = self.ntotal, 65536
             return np.concatenate([self.rescore(np.arange(i, min(n, i + step))) @ xq for i in range(0, n, step)])
         if self.kind == "hnsw":
@@ -156,6 +159,8 @@ class AttributionIndex:
                 err = np.asarray(self.meta.params["err"])
                 found = compressed_search(self.index, q, k, calibrator, err, self.rescore)
                 D, I, mass, max_score, self.rescored = found
+            elif self.kind == "ivfpq":
+                D, I, mass, max_score = rescored_search(self.index, q, k, calibrator.threshold, self.rescore)
             else:
                 D, I, mass, max_score = self._grown_search(q, k, calibrator)
             out.append(_result(D, I, mass, max_score, calibrator, n))

@@ -1,0 +1,107 @@
+"""IVF-PQ indexes for stores larger than RAM (docs/method.md §3): trained once on a sample, filled shard by shard
+straight from the memory-mapped store, and merged into on-disk inverted lists (FAISS ``OnDiskInvertedLists``
+through ``faiss.contrib.ondisk.merge_ondisk``), which are memory-mapped at query time.
+
+Building never holds more than one shard of vectors in memory. Shards are kept in ``<index>.parts/`` until the
+merge, so an interrupted build resumes at the first missing shard. Candidates found by the PQ codes are rescored
+exactly from the float32 store before influence is computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+from faiss.contrib.ondisk import merge_ondisk
+from tqdm.auto import tqdm
+
+from ..fileio import atomic_path
+from ..store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+SHARD_ROWS = 1_000_000
+TRAIN_PER_LIST = 64  # training vectors per inverted list (FAISS wants ≥ 39)
+
+
+def default_ivfpq_params(n: int, d: int) -> dict:
+    """``IVF{nlist},PQ{m}``: nlist ≈ 4·√n (at most n/39), m = d/8 sub-quantisers of 8 bits (d/8 bytes a vector)."""
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 if n >= 39 else 1))
+    m = next(m for m in (d // 8, d // 4, d // 2, d) if m >= 1 and d % m == 0)
+    return {"factory": f"IVF{nlist},PQ{m}", "nprobe": min(nlist, max(16, nlist // 16)), "shard_rows": SHARD_ROWS}
+
+
+def build_ondisk(
+    store: FeatureStore,
+    map_rows: Callable[[np.ndarray], np.ndarray],
+    faiss_path: Path,
+    params: dict,
+    progress: bool = True,
+) -> faiss.Index:
+    """Build ``faiss_path`` (+ ``.ivfdata`` beside it) over every row of ``store`` mapped by ``map_rows``."""
+    n, d = len(store), int(map_rows(np.array([0])).shape[1])
+    parts = faiss_path.with_suffix(".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    trained = parts / "trained.faiss"
+    if not trained.is_file():
+        index = faiss.index_factory(d, params["factory"], faiss.METRIC_INNER_PRODUCT)
+        nlist = faiss.extract_index_ivf(index).nlist
+        rng = np.random.default_rng(0)
+        wanted = max(TRAIN_PER_LIST * nlist, 39 * 256)  # the coarse lists, and PQ's 256 centroids per sub-vector
+        sample = np.sort(rng.choice(n, min(n, wanted), replace=False))
+        log.info("training %s on %d of %d vectors", params["factory"], len(sample), n)
+        index.train(np.ascontiguousarray(map_rows(sample)))
+        with atomic_path(trained) as tmp:
+            faiss.write_index(index, str(tmp))
+    rows = int(params.get("shard_rows", SHARD_ROWS))
+    shards = []
+    for s, start in enumerate(tqdm(range(0, n, rows), desc="fill shards", unit="shard", disable=not progress)):
+        shard = parts / f"shard_{s:05d}.faiss"
+        shards.append(str(shard))
+        if shard.is_file():
+            continue  # done by an earlier, interrupted run
+        index = faiss.read_index(str(trained))
+        for i in range(start, min(n, start + rows), 65536):
+            ids = np.arange(i, min(n, start + rows, i + 65536), dtype=np.int64)
+            index.add_with_ids(np.ascontiguousarray(map_rows(ids)), ids)
+        with atomic_path(shard) as tmp:
+            faiss.write_index(index, str(tmp))
+    index = faiss.read_index(str(trained))
+    data = faiss_path.with_suffix(".ivfdata")
+    data.unlink(missing_ok=True)
+    merge_ondisk(index, shards, str(data))
+    with atomic_path(faiss_path) as tmp:
+        faiss.write_index(index, str(tmp))
+    shutil.rmtree(parts, ignore_errors=True)
+    return read_ondisk(faiss_path)
+
+
+def read_ondisk(faiss_path: Path) -> faiss.Index:
+    """The index with its inverted lists memory-mapped from the ``.ivfdata`` file beside it."""
+    return faiss.read_index(str(faiss_path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
+def rescored_search(
+    index: faiss.Index, q: np.ndarray, k: int, threshold: Callable[[float], float], rescore
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Top-``k`` by exact score among the index's candidates, the candidate list grown (×4) until its lowest exact
+    score is at or below the calibrator's mass threshold; returns (D, I, mass scores, max score)."""
+    n = index.ntotal
+    kk = min(n, max(k, 64))
+    while True:
+        _, rows = index.search(q[None], kk)
+        rows = rows[0][rows[0] >= 0]
+        order = np.argsort(rows)
+        exact = np.empty(len(rows), dtype=np.float32)
+        exact[order] = rescore(rows[order]) @ q
+        s_max = float(exact.max())
+        if exact.min() <= threshold(s_max) or kk >= n or len(rows) < kk:
+            break
+        kk = min(n, kk * 4)
+    top = np.argsort(-exact, kind="stable")[:k]
+    return exact[top], rows[top], exact[exact > threshold(s_max)], s_max
