@@ -45,9 +45,14 @@ class Query:
 
 
 def counterfactual_training_set(config: CounterfactualConfig, resolution: int) -> TrainingSet:
-    """The first ``views_per_photo`` views of each demo corpus photo, with their captions."""
+    """The first ``views_per_photo`` views of each of ``config.photos``, with their captions."""
     data = demo_training_set(resolution)
-    keep = np.array([int(Path(p).stem.split("_")[-1]) < config.views_per_photo for p in data.paths])
+    keep = np.array(
+        [
+            Path(p).parent.name in config.photos and int(Path(p).stem.split("_")[-1]) < config.views_per_photo
+            for p in data.paths
+        ]
+    )
     return data.subset(keep)
 
 
