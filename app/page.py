@@ -83,7 +83,8 @@ def run_space(name: str, label: str, query: Query, prompt: str | None, k: int) -
             st.rerun()
         return None
     bar = st.progress(0.0, text=f"{label}: starting…")
-    if st.button("Cancel", key=f"cancel-{cancelled_key}"):
+    cancel_slot = st.empty()
+    if cancel_slot.button("Cancel", key=f"cancel-{cancelled_key}"):
         st.session_state[cancelled_key] = True
         st.rerun()
 
@@ -93,6 +94,7 @@ def run_space(name: str, label: str, query: Query, prompt: str | None, k: int) -
 
     result = resources.attribute(name, query.digest, k, query.image, query.name, prompt, on_progress=show)
     bar.empty()
+    cancel_slot.empty()  # done: nothing left to cancel
     return result
 
 

@@ -55,7 +55,7 @@ def comparison(results: dict[str, AttributionResult], labels: dict[str, str]) ->
         .encode(
             x=alt.X("rank:Q", scale=alt.Scale(type="log"), title="rank"),
             y=alt.Y("cumulative influence:Q", axis=alt.Axis(format="%"), title="cumulative influence"),
-            color=alt.Color("space:N", title="feature space"),
+            color=alt.Color("space:N", title="space"),
         )
         .properties(height=260)
     )
