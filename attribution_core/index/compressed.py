@@ -82,6 +82,6 @@ def compressed_search(
         if kk >= n or len(rows) < kk or float(approx[-1]) < need:
             break
         kk = min(n, kk * 4)
-    top = np.argsort(-exact, kind="stable")[:k]
+    top = np.lexsort((rows, -exact))[:k]  # ties: the lower row first, as the flat scan lists them
     thr = calibrator.threshold(s_max)
     return exact[top], rows[top], exact[exact > thr], s_max, len(rows)

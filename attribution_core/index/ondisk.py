@@ -103,5 +103,5 @@ def rescored_search(
         if exact.min() <= threshold(s_max) or kk >= n or len(rows) < kk:
             break
         kk = min(n, kk * 4)
-    top = np.argsort(-exact, kind="stable")[:k]
+    top = np.lexsort((rows, -exact))[:k]  # ties: the lower row first, as the flat scan lists them
     return exact[top], rows[top], exact[exact > threshold(s_max)], s_max

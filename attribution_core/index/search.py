@@ -214,8 +214,11 @@ def _cuda_available() -> bool:
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores, best first, without sorting the whole array."""
+    """Indices of the ``k`` largest scores, best first, without sorting the whole array. Ties go to the lower
+    index, so every index kind lists equal scores in the same order."""
     if k >= scores.shape[0]:
-        return np.argsort(-scores, kind="stable")
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]
+        return np.lexsort((np.arange(len(scores)), -scores))
+    kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+    above = np.flatnonzero(scores > kth)
+    chosen = np.concatenate([above, np.flatnonzero(scores == kth)[: k - len(above)]])
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
