@@ -92,8 +92,10 @@ def test_released_png_names_in_the_explorer(tmp_path, monkeypatch) -> None:
     rows = dict(zip(at.table[0].value.index, at.table[0].value["value"], strict=True))
     assert rows["path"].endswith("000002.jpg") and Path(jpeg / "000002.jpg").is_file()
     from app.resources import thumbnails
+    from attribution_core.attribute import Attribution
 
-    assert thumbnails().get(str(jpeg / "000002.jpg")) is not None  # a real image, not a placeholder
+    shown = Attribution(1, str(jpeg / "000002.jpg"), 1.0, 1.0, 2)
+    assert thumbnails().get("laion_pixels", shown) is not None  # a real image, not a placeholder
 
 
 def small_store(tmp_path: Path, n: int = 200, d: int = 8) -> FeatureStore:
