@@ -43,3 +43,58 @@ def tiny_training_set(n: int = 16, resolution: int = 16):
     from pathlib import Path
 
     return TrainingSet(torch.stack(images), captions, paths, Path("."))
+
+
+#: A user-declared unlearning space over the demo model with settings small enough for end-to-end tests.
+QUICK_UNLEARNING = """
+[[spaces]]
+name = "quick_unlearning"
+label = "Unlearning (quick settings)"
+method = "unlearning"
+description = "the demo unlearning space with settings small enough for a browser test"
+[spaces.options]
+model = "{model}"
+captions = "{demo}/captions.jsonl"
+images = "{demo}"
+prefix = "corpus/"
+[spaces.options.config]
+steps = 2
+draws = 16
+batches = 1
+score_timesteps = 2
+fisher_epochs = 1
+"""
+
+
+def write_quick_unlearning(folder):
+    """``folder/spaces.toml`` declaring :data:`QUICK_UNLEARNING` over the demo model; its path."""
+    from attribution_core.demo import demo_dir, demo_model_dir
+
+    spaces = folder / "spaces.toml"
+    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
+    return spaces
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(port: int, spaces_file, log):
+    """``attribute serve`` on loopback in a subprocess, with the given user spaces; the Popen."""
+    import os
+    import subprocess
+    import sys
+
+    from attribution_core.paths import project_root
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "attribution_core", "serve", "--port", str(port)],
+        cwd=project_root(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ATTRIBUTION_SPACES": str(spaces_file)},
+    )

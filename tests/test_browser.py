@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import pytest
 
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
 from attribution_core.paths import project_root
+
+from .helpers import free_port, start_service, write_quick_unlearning
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -35,32 +36,6 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-QUICK_UNLEARNING = """
-[[spaces]]
-name = "quick_unlearning"
-label = "Unlearning (quick settings)"
-method = "unlearning"
-description = "the demo unlearning space with settings small enough for a browser test"
-[spaces.options]
-model = "{model}"
-captions = "{demo}/captions.jsonl"
-images = "{demo}"
-prefix = "corpus/"
-[spaces.options.config]
-steps = 2
-draws = 16
-batches = 1
-score_timesteps = 2
-fisher_epochs = 1
-"""
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, path: str = "/_stcore/health") -> None:
@@ -111,11 +86,7 @@ def stop(proc: subprocess.Popen, log) -> None:
 
 @pytest.fixture(scope="module")
 def quick_spaces(demo_bundle, tmp_path_factory) -> str:
-    from attribution_core.demo import demo_model_dir
-
-    spaces = tmp_path_factory.mktemp("spaces") / "spaces.toml"
-    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
-    return str(spaces)
+    return str(write_quick_unlearning(tmp_path_factory.mktemp("spaces")))
 
 
 @pytest.fixture(scope="module")
@@ -208,13 +179,7 @@ def test_the_explorer_on_a_running_service_shows_the_same_results(page, server, 
     """``streamlit run streamlit_demo.py -- --server URL``: the same page, answered by ``attribute serve``."""
     port = free_port()
     service_log = open(ARTIFACTS / "service.log", "w")
-    service = subprocess.Popen(
-        [sys.executable, "-m", "attribution_core", "serve", "--port", str(port)],
-        cwd=project_root(),
-        stdout=service_log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ATTRIBUTION_SPACES": quick_spaces},
-    )
+    service = start_service(port, quick_spaces, service_log)
     service_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(service_url, service, "/healthz")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,8 +15,9 @@ import pytest
 from PIL import Image
 
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
-from attribution_core.paths import project_root
 from attribution_core.service import ServiceConfig, create_app
+
+from .helpers import free_port, start_service, write_quick_unlearning
 
 SPACE = "demo_efficientnet_lite0_tuned"
 
@@ -184,39 +183,11 @@ def test_a_full_queue_answers_503(demo_bundle) -> None:
     assert codes.count(200) >= 2 and codes.count(503) >= 1 and set(codes) <= {200, 503}
 
 
-QUICK_UNLEARNING = """
-[[spaces]]
-name = "quick_unlearning"
-label = "Unlearning (quick settings)"
-method = "unlearning"
-[spaces.options]
-model = "{model}"
-captions = "{demo}/captions.jsonl"
-images = "{demo}"
-prefix = "corpus/"
-[spaces.options.config]
-steps = 2
-draws = 16
-batches = 1
-score_timesteps = 2
-fisher_epochs = 1
-"""
-
-
 @pytest.fixture
 def quick_unlearning(demo_bundle, tmp_path, monkeypatch) -> str:
-    from attribution_core.demo import demo_model_dir
-
-    spaces = tmp_path / "spaces.toml"
-    spaces.write_text(QUICK_UNLEARNING.format(model=demo_model_dir(), demo=demo_dir()))
+    spaces = write_quick_unlearning(tmp_path)
     monkeypatch.setenv("ATTRIBUTION_SPACES", str(spaces))
     return str(spaces)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick_unlearning, tmp_path) -> None:
@@ -229,13 +200,7 @@ def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick
 
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "attribution_core", "serve", "--port", str(port)],
-        cwd=project_root(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ATTRIBUTION_SPACES": quick_unlearning},
-    )
+    proc = start_service(port, quick_unlearning, log)
     try:
         url = f"http://127.0.0.1:{port}"
         with AttributionClient(url, timeout=120) as api:
