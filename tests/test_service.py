@@ -233,3 +233,14 @@ def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick
         proc.wait(timeout=30)
         log.close()
     assert "Traceback" not in Path(tmp_path / "serve.log").read_text()
+
+
+def test_a_request_over_the_time_limit_answers_504(demo_bundle) -> None:
+    from fastapi.testclient import TestClient
+
+    # the request waits 0.5 s for others to share its batch, past its 0.05 s limit
+    app = create_app(ServiceConfig(spaces=(SPACE,), timeout_s=0.05, batch_window_ms=500))
+    with TestClient(app) as slow:
+        r = slow.post("/v1/attribute", data={"space": SPACE}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 504
+    assert "no answer within 0.05 s" in r.json()["detail"]
