@@ -5,6 +5,7 @@ loads no model or index of its own. The same page, the same behaviour."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -14,20 +15,26 @@ from attribution_core.client import AttributionClient
 from attribution_core.spaces import SpaceSpec, SpaceStatus
 
 
-def server_url() -> str | None:
-    """``--server URL`` after ``--`` on the streamlit command line, else ``$ATTRIBUTION_SERVER``, else None."""
+@functools.cache
+def _options() -> tuple[str | None, str | None]:
+    """(server URL, API key) from ``--server URL --api-key KEY`` after ``--`` on the streamlit command line, else
+    ``$ATTRIBUTION_SERVER`` / ``$ATTRIBUTION_API_KEY``; read once per process (every rerun and thumbnail asks)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--server")
     parser.add_argument("--api-key")
     known, _ = parser.parse_known_args(sys.argv[1:])
-    return known.server or os.environ.get("ATTRIBUTION_SERVER") or None
+    return (
+        known.server or os.environ.get("ATTRIBUTION_SERVER") or None,
+        known.api_key or os.environ.get("ATTRIBUTION_API_KEY") or None,
+    )
+
+
+def server_url() -> str | None:
+    return _options()[0]
 
 
 def api_key() -> str | None:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--api-key")
-    known, _ = parser.parse_known_args(sys.argv[1:])
-    return known.api_key or os.environ.get("ATTRIBUTION_API_KEY") or None
+    return _options()[1]
 
 
 @st.cache_resource
