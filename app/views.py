@@ -92,6 +92,7 @@ def inspect(results: dict[str, AttributionResult], labels: dict[str, str]) -> No
         (f"score ({results[choice[0]].score_kind})", f"{a.score:.4f}"),
         ("influence", f"{a.influence * 100:.3f}%"),
     ]
+    rows += [(label, text) for label, text in (("caption", a.caption), ("source URL", a.url)) if text]
     for name, r in results.items():
         if name != choice[0]:
             other = next((b.rank for b in r.results if b.path == a.path), None)

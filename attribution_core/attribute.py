@@ -46,6 +46,7 @@ class Attribution:
     influence: float  # share of the whole training set
     row: int  # row in the training set's store
     caption: str | None = None  # the training image's caption, when the store has one
+    url: str | None = None  # where the training image came from, when the store has it
 
 
 @dataclass
@@ -87,6 +88,7 @@ class AttributionResult:
                     "influence": a.influence,
                     "row": a.row,
                     **({"caption": a.caption} if a.caption is not None else {}),
+                    **({"url": a.url} if a.url is not None else {}),
                 }
                 for a in self.results
             ],
@@ -108,6 +110,7 @@ class AttributionResult:
                 float(a["influence"]),
                 int(a.get("row", -1)),
                 a.get("caption"),
+                a.get("url"),
             )
             for a in obj["results"]
         ]
@@ -125,7 +128,19 @@ class AttributionResult:
         )
 
 
-CSV_FIELDS = ("query", "space", "rank", "path", "score", "influence", "remaining_influence", "method", "score_kind")
+CSV_FIELDS = (
+    "query",
+    "space",
+    "rank",
+    "path",
+    "score",
+    "influence",
+    "remaining_influence",
+    "method",
+    "score_kind",
+    "caption",
+    "url",
+)
 
 
 def results_to_csv(results: Sequence[AttributionResult]) -> str:
@@ -146,6 +161,8 @@ def results_to_csv(results: Sequence[AttributionResult]) -> str:
                     f"{r.remaining_influence:.8g}",
                     r.method,
                     r.score_kind,
+                    a.caption or "",
+                    a.url or "",
                 ]
             )
     return buf.getvalue()

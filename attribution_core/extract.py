@@ -13,21 +13,21 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from .backbones import Backbone
-from .errors import InputImageError, StoreError
+from .errors import StoreError
 from .fileio import FileLock, atomic_save_npy, atomic_write_bytes, clean_stale_temps
-from .images import SkippedFile, common_root, file_stamp, load_rgb, relative_name, scan_image_files
+from .images import IMAGE_SUFFIXES, SkippedFile, common_root, file_stamp, relative_name, scan_image_files
 from .paths import display_path
-from .progress import CancelFlag, Progress, ProgressCallback, check_cancelled
+from .progress import CancelFlag, Progress, ProgressCallback
+from .shard_engines import LocalEngine, ShardEngine
 from .store import FeatureStore, write_store
+from .webdataset import shard_metadata
 
 
 @dataclass
@@ -100,6 +100,7 @@ def extract_features(
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
     captions: dict[str, str] | None = None,
+    engine: ShardEngine | None = None,
 ) -> ExtractReport:
     """Embed every image under ``images`` (folders, searched recursively) into the store ``out``.
 
@@ -113,7 +114,10 @@ def extract_features(
         files: embed exactly these files (under ``root``) instead of scanning the folders.
         on_progress: called after every batch with images done / total.
         cancel: checked before every batch; finished shards are kept.
-        captions: a caption per stored path (relative to ``root``), kept in the store.
+        captions: a caption per stored path (relative to ``root``), kept in the store (images inside webdataset
+            shards bring their own captions and URLs).
+        engine: what embeds the shards: this process (:class:`LocalEngine`, the default) or a Ray cluster
+            (``attribution_core.extract_ray.RayEngine``); shards are committed here either way.
 
     Returns:
         An :class:`ExtractReport`; unreadable files are listed in ``skipped`` with a reason, never raised.
@@ -178,54 +182,43 @@ def extract_features(
             dynamic_ncols=True,
         )
 
-        def load(f: Path) -> torch.Tensor | SkippedFile:
-            try:
-                return backbone.preprocess(load_rgb(f, rel[f]))
-            except InputImageError as exc:
-                return SkippedFile(rel[f], str(exc).split(": ", 1)[-1])
+        def tick(n: int) -> None:
+            bar.update(n)
+            if on_progress:
+                on_progress(Progress(f"extract {backbone.name}", bar.n, len(files)))
 
         sizes = _shard_sizes(batch_size, shard_size)
-        start = 0
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            while start < len(todo):
-                chunk = todo[start : start + next(sizes)]
-                start += len(chunk)
-                shard_feats, shard_paths = [], []
-                for b in range(0, len(chunk), batch_size):
-                    check_cancelled(cancel)
-                    batch_files = chunk[b : b + batch_size]
-                    loaded = list(pool.map(load, batch_files))
-                    ok = [(f, t) for f, t in zip(batch_files, loaded, strict=True) if isinstance(t, torch.Tensor)]
-                    for item in loaded:
-                        if isinstance(item, SkippedFile):
-                            skipped.append(item)
-                            bad[item.path] = item.reason
-                    if ok:
-                        feats = backbone.embed(torch.stack([t for _, t in ok]))
-                        finite = np.isfinite(feats).all(axis=1)
-                        for (f, _), good in zip(ok, finite, strict=True):
-                            if not good:
-                                skipped.append(SkippedFile(rel[f], "the backbone produced NaN/inf features for it"))
-                                bad[rel[f]] = skipped[-1].reason
-                        shard_feats.append(feats[finite])
-                        shard_paths += [[rel[f], stamp[f]] for (f, _), good in zip(ok, finite, strict=True) if good]
-                    bar.update(len(batch_files))
-                    if on_progress:
-                        on_progress(Progress(f"extract {backbone.name}", bar.n, len(files)))
-                if shard_paths:
-                    name = f"shard_{shard_no:06d}"
-                    atomic_save_npy(partial / f"{name}.npy", np.concatenate(shard_feats))
-                    atomic_write_bytes(partial / f"{name}.json", json.dumps(shard_paths).encode())
-                    shard_no += 1
-                    embedded += len(shard_paths)
-                atomic_write_bytes(partial / "skipped.json", json.dumps(bad).encode())
+        chunks: list[list[tuple[Path, str]]] = []
+        while sum(map(len, chunks)) < len(todo):
+            begin = sum(map(len, chunks))
+            chunks.append([(f, rel[f]) for f in todo[begin : begin + next(sizes)]])
+        embed = engine or LocalEngine(workers)
+        for shard in embed(chunks, backbone, batch_size, tick, cancel):
+            skipped += shard.skipped
+            bad.update({s.path: s.reason for s in shard.skipped})
+            if shard.rels:
+                name = f"shard_{shard_no:06d}"
+                atomic_save_npy(partial / f"{name}.npy", shard.feats)
+                atomic_write_bytes(partial / f"{name}.json", json.dumps([[r, current[r]] for r in shard.rels]).encode())
+                shard_no += 1
+                embedded += len(shard.rels)
+            atomic_write_bytes(partial / "skipped.json", json.dumps(bad).encode())
         bar.close()
 
         done, _ = _read_done(partial)
         done = _still_current(done, current)
         order = [rel[f] for f in files if rel[f] in done or rel[f] in fresh]
-        captions = {**(previous.captions if previous is not None else {}), **(captions or {})}
-        same_captions = previous is not None and all(previous.captions.get(p) == captions.get(p) for p in order)
+        from_shards = shard_metadata([f for f in files if rel[f] in done or rel[f] in fresh], IMAGE_SUFFIXES)
+        urls = {**(previous.urls if previous is not None else {})}
+        urls.update({rel[f]: s.url for f, s in from_shards.items() if s.url})
+        captions = {
+            **(previous.captions if previous is not None else {}),
+            **{rel[f]: s.caption for f, s in from_shards.items() if s.caption},
+            **(captions or {}),
+        }
+        same_captions = previous is not None and all(
+            previous.captions.get(p) == captions.get(p) and previous.urls.get(p) == urls.get(p) for p in order
+        )
         if previous is not None and embedded == 0 and not changed and order == previous.paths and same_captions:
             shutil.rmtree(partial, ignore_errors=True)
             return ExtractReport(out, 0, reused, skipped)
@@ -249,6 +242,7 @@ def extract_features(
             source=", ".join(str(f) for f in folders),
             stamps={p: s for p, s in stamps.items() if s},
             captions=captions,
+            urls=urls,
         )
         del shards
         shutil.rmtree(partial, ignore_errors=True)

@@ -134,7 +134,13 @@ class FeatureAttributor(Attributor):
         for found, name in zip(found_all, names, strict=True):
             results = [
                 Attribution(
-                    r + 1, str(self.store.image_path(int(i))), float(s), float(p), int(i), self.store.caption(i)
+                    r + 1,
+                    str(self.store.image_path(int(i))),
+                    float(s),
+                    float(p),
+                    int(i),
+                    self.store.caption(i),
+                    self.store.url(i),
                 )
                 for r, (i, s, p) in enumerate(zip(found.I, found.D, found.influence, strict=True))
             ]

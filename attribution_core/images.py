@@ -18,6 +18,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError
 from .paths import display_path
+from .webdataset import is_shard, read_member, shard_samples, split_member
 
 #: Suffixes considered images when scanning a folder (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -100,7 +101,8 @@ def load_rgb(
     """Open an image as 8-bit RGB, upright (EXIF orientation applied), first frame of an animation.
 
     Args:
-        source: a path, the file's bytes, or an open binary file (an upload).
+        source: a path (a file, or ``SHARD.tar/MEMBER`` for an image inside a webdataset shard), the file's
+            bytes, or an open binary file (an upload).
         name: how to name the file in errors (defaults to the path).
         max_side: reduce images larger than twice this while decoding (JPEG draft, else an integer-factor
             reduce), keeping at least ``max_side`` on the short side; None keeps every pixel (extraction).
@@ -111,11 +113,15 @@ def load_rgb(
     if isinstance(source, (str, Path)):
         path = Path(source)
         name = name or display_path(path)
-        if not path.exists():
+        in_shard = None if path.exists() else split_member(path)
+        if in_shard is not None:
+            opener: Path | BinaryIO = io.BytesIO(read_member(*in_shard))
+        elif not path.exists():
             raise InputImageError(f"{name}: file not found")
-        if path.is_dir():
+        elif path.is_dir():
             raise InputImageError(f"{name}: is a folder, not an image file")
-        opener: Path | BinaryIO = path
+        else:
+            opener = path
     elif isinstance(source, bytes):
         name = name or "uploaded image"
         opener = io.BytesIO(source)
@@ -154,6 +160,7 @@ def load_rgb(
 def scan_image_files(folders: Sequence[Path], root: Path) -> tuple[list[Path], list[SkippedFile]]:
     """List image files under ``folders`` (recursively, sorted), and everything else with a reason.
 
+    A webdataset shard (``.tar``) stands for its images, listed as ``SHARD.tar/MEMBER`` in member order.
     Hidden files and folders (``.name``) are ignored silently. Symlinks to files are followed (the stored path
     is the link's); symlinks to folders are not followed (no loops, no escaping the folder) and are reported,
     as are broken links, unreadable folders and non-image files. Paths are absolute, not resolved.
@@ -167,6 +174,11 @@ def scan_image_files(folders: Sequence[Path], root: Path) -> tuple[list[Path], l
         for path, reason in _walk(folder):
             if reason is not None:
                 skipped.append(SkippedFile(_rel(path, root), reason))
+            elif is_shard(path):
+                try:
+                    found += [path / s.member for s in shard_samples(path, IMAGE_SUFFIXES)]
+                except InputImageError as exc:
+                    skipped.append(SkippedFile(_rel(path, root), str(exc).split(": ", 1)[-1]))
             elif path.suffix.lower() in IMAGE_SUFFIXES:
                 found.append(path)
             else:
@@ -220,9 +232,11 @@ def relative_name(path: Path, root: Path) -> str:
 
 
 def file_stamp(path: Path) -> str:
-    """``"size:mtime_ns"`` of a file: changes when the file is replaced or rewritten."""
+    """``"size:mtime_ns"`` of a file (of its shard, for an image inside one): changes when the file is replaced or
+    rewritten."""
     try:
-        st = path.stat()
+        in_shard = None if path.exists() else split_member(path)
+        st = (in_shard[0] if in_shard else path).stat()
     except OSError:
         return ""
     return f"{st.st_size}:{st.st_mtime_ns}"

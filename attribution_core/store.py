@@ -61,10 +61,15 @@ class FeatureStore:
         self.paths = paths
         self.stamps = stamps or {}  # path -> "size:mtime_ns" of the image when it was embedded (extracted stores)
         self.captions = _read_optional(path / "captions.json")  # path -> caption, where the store has them
+        self.urls = _read_optional(path / "urls.json")  # path -> where the image came from (webdataset shards)
 
     def caption(self, i: int) -> str | None:
         """The caption of image ``i``, or None."""
         return self.captions.get(self.paths[i])
+
+    def url(self, i: int) -> str | None:
+        """The source URL of image ``i`` (as ``img2dataset`` recorded it), or None."""
+        return self.urls.get(self.paths[i])
 
     def __len__(self) -> int:
         return self.meta.count
@@ -197,6 +202,7 @@ def write_store(
     source: str = "",
     stamps: dict[str, str] | None = None,
     captions: dict[str, str] | None = None,
+    urls: dict[str, str] | None = None,
 ) -> FeatureStore:
     """Write a store atomically (a temporary folder renamed into place) and return it opened.
 
@@ -205,6 +211,7 @@ def write_store(
         paths: N image paths, relative to ``image_root``.
         stamps: "size:mtime_ns" per path, when the images are files (extraction re-embeds what changed).
         captions: a caption per path (optional; shown with results).
+        urls: a source URL per path (optional; shown with results).
 
     Raises:
         StoreError: a feature row holds NaN or inf (nothing is written).
@@ -239,6 +246,8 @@ def write_store(
             (tmp / "stamps.json").write_text(json.dumps(stamps))
         if captions:
             (tmp / "captions.json").write_text(json.dumps({p: captions[p] for p in paths if p in captions}))
+        if urls:
+            (tmp / "urls.json").write_text(json.dumps({p: urls[p] for p in paths if p in urls}))
         meta = StoreMeta(backbone, int(dim), int(count), checksum, str(image_root or ""), source)
         record = {"format": STORE_FORMAT, **meta.__dict__, "data_stamp": data_stamp(tmp)}
         (tmp / "meta.json").write_text(json.dumps(record, indent=1))

@@ -107,7 +107,8 @@ def print_ranking(result: AttributionResult) -> None:
     """Rank, influence, score and path of each attributed image, then the remaining influence."""
     for a in result.results:
         caption = f"  “{a.caption}”" if a.caption else ""
-        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}{caption}")
+        url = f"  <{a.url}>" if a.url else ""
+        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}{caption}{url}")
     print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
 
 

@@ -36,6 +36,12 @@ class CounterfactualConfig:
     seed: int = option(0, "training seed of the base model and every retrain (same seed, same schedule)")
     loss_timesteps: int = option(100, "timesteps, strided over the schedule, at which the query's loss is measured")
     loss_draws: int = option(4, "fixed noise draws per timestep for the query's loss")
+    paired: bool = option(
+        True,
+        "retrain on the base model's own sequence of batches, noise and timesteps, each slot that drew a removed "
+        "image given a kept one (the base differs from a retrain by the removal alone); off: train on the "
+        "remaining images from scratch with the same seed",
+    )
     validation: bool = option(False, "run the validation queries instead of the reported ones")
     device: str = option("auto", "auto, cpu or cuda")
     methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare"})

@@ -4,6 +4,12 @@ A retrain's folder is named by a hash of (removed set, training data, model and 
 same removal is trained once, an interrupted retrain resumes from its checkpoint (``train_diffusion`` checkpoints
 and resumes), and a different removed set is a different folder. The base model is the retrain that removes
 nothing.
+
+Two ways to retrain (docs/method.md §7). *Unpaired*: train on the remaining images alone, so every step draws a
+different batch from the base model's and the retrain differs from the base by the removal *and* by a new
+random trajectory. *Paired* (the default): train on the base model's exact sequence of random choices, each
+slot that drew a removed image given a kept one instead (``train_diffusion(exclude=...)``), so the difference
+from the base model is the removal alone. Removing nothing is the base model either way.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ log = logging.getLogger(__name__)
 _NOT_IN_KEY = ("device", "checkpoint_every")
 
 
-def removal_key(removed: Sequence[int], data: TrainingSet, model_config: ModelConfig, train: TrainConfig) -> str:
+def removal_key(
+    removed: Sequence[int], data: TrainingSet, model_config: ModelConfig, train: TrainConfig, paired: bool = True
+) -> str:
     """The cache key of a retrain: which images were removed, from which data, under which configuration."""
     schedule = {k: v for k, v in dataclasses.asdict(train).items() if k not in _NOT_IN_KEY}
     identity = {
@@ -40,6 +48,8 @@ def removal_key(removed: Sequence[int], data: TrainingSet, model_config: ModelCo
         "model": model_config.to_dict(),
         "train": schedule,
     }
+    if paired and len(removed):
+        identity["paired"] = True
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -50,13 +60,17 @@ def retrain_without(
     model_config: ModelConfig,
     train: TrainConfig,
     progress: bool = True,
+    paired: bool = True,
 ) -> TextToImageModel:
     """The model trained on ``data`` minus the rows ``removed`` (trained now unless cached under ``cache``)."""
-    folder = Path(cache) / removal_key(removed, data, model_config, train)
+    folder = Path(cache) / removal_key(removed, data, model_config, train, paired)
     if not (folder / MODEL_INDEX).is_file():
-        keep = np.ones(len(data), dtype=bool)
-        keep[np.asarray(list(removed), dtype=np.int64)] = False
-        log.info("retraining without %d of %d training images -> %s", len(data) - keep.sum(), len(data), folder)
-        train_diffusion(data.subset(keep), folder, model_config, train, progress=progress)
+        log.info("retraining without %d of %d training images -> %s", len(set(removed)), len(data), folder)
+        if paired:
+            train_diffusion(data, folder, model_config, train, progress=progress, exclude=removed)
+        else:
+            keep = np.ones(len(data), dtype=bool)
+            keep[np.asarray(list(removed), dtype=np.int64)] = False
+            train_diffusion(data.subset(keep), folder, model_config, train, progress=progress)
         atomic_write_json(folder / "removed.json", sorted(data.paths[int(i)] for i in removed))
     return load_model(folder, resolve_device(train.device))

@@ -69,8 +69,8 @@ def make_queries(model, config: CounterfactualConfig, out: Path) -> list[Query]:
 
 
 def default_output(config: CounterfactualConfig) -> Path:
-    """``benchmarks/results/counterfactual`` (reported queries) or ``…/counterfactual_validation``."""
-    name = "counterfactual_validation" if config.validation else "counterfactual"
+    """``benchmarks/results/counterfactual[_unpaired][_validation]``: one folder per protocol and query set."""
+    name = "counterfactual" + ("" if config.paired else "_unpaired") + ("_validation" if config.validation else "")
     return project_root() / "benchmarks" / "results" / name
 
 
@@ -117,7 +117,7 @@ def run_counterfactual(config: CounterfactualConfig, out: Path | None = None, pr
         removed = ranking[:k]
         key = (method, k, draw, tuple(removed))
         if key not in effect:  # random removals are shared by every query: one retrain per draw and K
-            effect[key] = retrain_without(data, removed, cache, model_config, train, progress)
+            effect[key] = retrain_without(data, removed, cache, model_config, train, progress, config.paired)
         e, b = measure(effect[key], q), base_effect[q.name]
         row = {
             "method": method,

@@ -14,9 +14,11 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -55,10 +57,22 @@ def _lr(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _step_batch(data: TrainingSet, step: int, cfg: TrainConfig, n_timesteps: int):
-    """The seeded random choices of one step."""
+def _step_batch(data: TrainingSet, step: int, cfg: TrainConfig, n_timesteps: int, kept: torch.Tensor | None = None):
+    """The seeded random choices of one step.
+
+    ``kept`` (paired leave-K-out retraining, docs/method.md §7): the rows that may be trained on. A slot whose
+    drawn row is not kept is given a kept row from a second generator, so every other choice of the step
+    (the other rows, every flip, timestep, noise and dropped caption) is the one the full training set gets.
+    """
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     idx = torch.randint(len(data), (cfg.batch_size,), generator=g)
+    if kept is not None:
+        removed = ~torch.isin(idx, kept)
+        if removed.any():
+            g_swap = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + 7_919 * 1_000_003)
+            swap = torch.randint(len(kept), (int(removed.sum()),), generator=g_swap)
+            idx = idx.clone()
+            idx[removed] = kept[swap]
     images = data.images[idx]
     if cfg.flip:
         flip = torch.rand(cfg.batch_size, generator=g) < 0.5
@@ -86,12 +100,15 @@ def train_diffusion(
     on_progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
     stop_after: int | None = None,
+    exclude: Sequence[int] = (),
 ) -> TrainReport:
     """Train (or resume training) a model on ``data``; the EMA model is saved to ``out`` when done.
 
     Args:
         out: the model folder; ``out/checkpoint/`` holds the resumable state while training.
         stop_after: stop (checkpointed) after this many steps in this run, as an interruption would.
+        exclude: rows of ``data`` never trained on, with every other random choice kept as training on all of
+            ``data`` makes it (paired leave-K-out retraining; see ``_step_batch``).
     """
     out = Path(out)
     started = time.perf_counter()
@@ -101,6 +118,13 @@ def train_diffusion(
     opt = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
     ema = {k: v.detach().clone() for k, v in params.items()}
     identity = {"model": model_config.to_dict(), "train": dataclasses.asdict(config), "data": data_fingerprint(data)}
+    excluded = sorted({int(i) for i in exclude})
+    kept = None
+    if excluded:
+        if excluded[0] < 0 or excluded[-1] >= len(data) or len(excluded) == len(data):
+            raise ValueError(f"exclude must name some, not all, of the {len(data)} rows; got {excluded}")
+        identity["excluded"] = [data.paths[i] for i in excluded]
+        kept = torch.from_numpy(np.setdiff1d(np.arange(len(data)), excluded))
     start, losses = _resume(out / CHECKPOINT, identity, params, ema, opt)
     if start:
         log.info("resuming from step %d (checkpoint in %s)", start, out / CHECKPOINT)
@@ -113,7 +137,7 @@ def train_diffusion(
     model.unet.train()
     model.text_encoder.train()
     for step in steps:
-        batch, captions, t, noise = _step_batch(data_on_device, step, config, model_config.num_train_timesteps)
+        batch, captions, t, noise = _step_batch(data_on_device, step, config, model_config.num_train_timesteps, kept)
         for group in opt.param_groups:
             group["lr"] = _lr(step, config)
         loss = model.losses(batch, model.encode_prompts(captions), t.to(device), noise.to(device)).mean()
