@@ -135,12 +135,10 @@ class RayEngine:
                     "threads": max(1, int(self.cpus_per_worker)),
                 },
                 batch_size=1,
-                concurrency=self.workers,
+                compute=ray.data.ActorPoolStrategy(size=self.workers),
                 num_cpus=self.cpus_per_worker,
                 num_gpus=self.gpus_per_worker,
-                max_restarts=-1,  # a killed actor is replaced ...
-                max_task_retries=-1,  # ... and its shard re-run
-            )
+            )  # Ray Data's actor pools restart a killed actor and retry its shard (max_restarts=-1 by default)
             for row in dataset.iter_rows():
                 check_cancelled(cancel)
                 chunk = chunks[int(row["chunk"])]

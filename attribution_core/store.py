@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,7 +197,7 @@ def checksum_of(feats: np.ndarray, paths: list[str]) -> str:
 
 def write_store(
     path: Path | str,
-    feats: np.ndarray | list[np.ndarray],
+    feats: np.ndarray | Iterable[np.ndarray],
     paths: list[str],
     backbone: str,
     image_root: Path | str | None = None,
@@ -207,7 +209,8 @@ def write_store(
     """Write a store atomically (a temporary folder renamed into place) and return it opened.
 
     Args:
-        feats: float32 [N, d], or a list of such blocks written one after another (constant memory).
+        feats: float32 [N, d], or blocks of rows (a list, or a generator that makes them one at a time: a store
+            larger than RAM is written in constant memory).
         paths: N image paths, relative to ``image_root``.
         stamps: "size:mtime_ns" per path, when the images are files (extraction re-embeds what changed).
         captions: a caption per path (optional; shown with results).
@@ -217,11 +220,11 @@ def write_store(
         StoreError: a feature row holds NaN or inf (nothing is written).
     """
     path = Path(path)
-    blocks = feats if isinstance(feats, list) else [feats]
-    count = sum(b.shape[0] for b in blocks)
-    dim = blocks[0].shape[1] if blocks else 0
-    if count != len(paths):
-        raise ValueError(f"{count} feature rows but {len(paths)} paths")
+    blocks = iter([feats] if isinstance(feats, np.ndarray) else feats)
+    first = next(blocks, None)
+    dim = first.shape[1] if first is not None else 0
+    blocks = itertools.chain([first] if first is not None else [], blocks)
+    count = len(paths)
     tmp = temp_sibling(path)
     tmp.mkdir(parents=True)
     try:
@@ -236,8 +239,12 @@ def write_store(
                         f"{source or display_path(path)}: feature row {bad} ({paths[bad]}) holds NaN or inf; "
                         "the features are broken (re-extract them)"
                     )
+                if row + part.shape[0] > count:
+                    raise ValueError(f"more feature rows than the {count} paths")
                 out[row : row + part.shape[0]] = part
                 row += part.shape[0]
+        if row != count:
+            raise ValueError(f"{row} feature rows but {count} paths")
         out.flush()
         checksum = checksum_of(out, paths)
         del out

@@ -7,9 +7,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from attribution_core.counterfactual import markdown_table, query_loss, removal_key, retrain_without, summarise
 from attribution_core.diffusion import ModelConfig, TrainConfig
+from attribution_core.diffusion.train import _step_batch
 
 from .helpers import tiny_training_set
 
@@ -43,6 +45,29 @@ def test_removing_the_query_itself_raises_its_loss_more_than_removing_a_random_i
     assert rise_query > rise_other
 
 
+def test_a_paired_retrain_sees_the_base_batches_with_only_the_removed_images_replaced(tiny_setup) -> None:
+    data, _ = tiny_setup
+    removed = [2, 5]
+    kept = torch.tensor([i for i in range(len(data)) if i not in removed])
+    replaced = 0
+
+    def shows(x: torch.Tensor, row: int) -> bool:  # the training image or its flip
+        return torch.equal(x, data.images[row]) or torch.equal(x, data.images[row].flip(-1))
+
+    for step in range(40):
+        full = _step_batch(data, step, TRAIN, 1000)
+        paired = _step_batch(data, step, TRAIN, 1000, kept)
+        # every timestep and noise draw is the base model's
+        assert torch.equal(full[2], paired[2]) and torch.equal(full[3], paired[3])
+        for slot in range(TRAIN.batch_size):
+            if any(shows(full[0][slot], r) for r in removed):
+                replaced += 1
+                assert not any(shows(paired[0][slot], r) for r in removed)
+            else:
+                assert torch.equal(full[0][slot], paired[0][slot]) and full[1][slot] == paired[1][slot]
+    assert replaced > 0
+
+
 def test_retrains_are_cached_by_removed_set(tiny_setup) -> None:
     data, cache = tiny_setup
     assert removal_key([1, 2], data, MODEL, TRAIN) == removal_key([2, 1], data, MODEL, TRAIN)
@@ -51,6 +76,9 @@ def test_retrains_are_cached_by_removed_set(tiny_setup) -> None:
     # device and checkpoint spacing do not change the trained weights, so they do not change the key
     same = dataclasses.replace(TRAIN, device="cuda", checkpoint_every=7)
     assert removal_key([1], data, MODEL, TRAIN) == removal_key([1], data, MODEL, same)
+    # paired and unpaired retrains are different models; removing nothing is the base model either way
+    assert removal_key([1], data, MODEL, TRAIN) != removal_key([1], data, MODEL, TRAIN, paired=False)
+    assert removal_key([], data, MODEL, TRAIN) == removal_key([], data, MODEL, TRAIN, paired=False)
     first = retrain_without(data, [5], cache, MODEL, TRAIN, progress=False)
     folders = sorted(p.name for p in cache.iterdir())
     again = retrain_without(data, [5], cache, MODEL, TRAIN, progress=False)  # loaded, not retrained

@@ -1,0 +1,137 @@
+"""Cold start with a 1,000,000-image store: what a fresh process (the explorer's first run, a service worker, a
+CLI query) pays before its first answer, and the memory that opening the store and its index adds.
+
+A 1M x 1280 store (EfficientNet-Lite0's dimension; synthetic clustered features, 5 GB) and its flat index are
+made once in the work folder. Then, each in a fresh process:
+  - baseline: load the features into RAM and build a FAISS flat index from them (as the original demo loaded
+    its ``.pth`` features), then answer one query;
+  - this library: ``create_attributor`` on a space over that store (store and index memory-mapped, the real
+    EfficientNet-Lite0 backbone loaded), then ``attribute`` one real photograph.
+Reported: seconds to ready and to the first answer, and resident memory split into anonymous (a private copy)
+and file-backed (shared page cache, reclaimable). Streamlit's own server start (about 2 s here) is not included.
+
+    python benchmarks/cold_start.py [--n 1000000] [--dir /tmp/attribution_cold_1m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+D = 1280
+
+
+def rss_mb() -> dict[str, float]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def query_image():
+    import skimage.data
+    from PIL import Image
+
+    return Image.fromarray(skimage.data.astronaut())
+
+
+def phase_baseline(work: Path) -> dict:
+    t0 = time.perf_counter()
+    before = rss_mb()
+    import faiss
+    import numpy as np
+    import torch
+
+    from attribution_core.backbones import create_backbone
+
+    feats = np.load(work / "store" / "feats.npy")  # a private copy, as torch.load of a .pth gives
+    index = faiss.IndexFlatIP(feats.shape[1])
+    index.add(feats)
+    backbone = create_backbone("efficientnet_lite0", device="cpu")
+    ready = time.perf_counter() - t0
+    x = backbone.embed(torch.stack([backbone.preprocess(query_image().convert("RGB"))]))
+    index.search(x / np.linalg.norm(x, axis=1, keepdims=True), 10)
+    return {"ready_s": ready, "first_s": time.perf_counter() - t0, "before": before, "after": rss_mb()}
+
+
+def phase_library(work: Path) -> dict:
+    t0 = time.perf_counter()
+    from attribution_core.registry import create_attributor
+    from attribution_core.spaces import SpaceSpec
+
+    before = rss_mb()  # after the imports (torch and the library): what opening the space adds is measured
+    spec = SpaceSpec(name="bench_1m", label="1M", backbone="efficientnet_lite0", store=work / "store")
+    attributor = create_attributor(spec, device="cpu", progress=False)
+    ready = time.perf_counter() - t0
+    opened = rss_mb()
+    attributor.attribute([query_image()], k=10)
+    return {
+        "ready_s": ready,
+        "first_s": time.perf_counter() - t0,
+        "before": before,
+        "opened": opened,
+        "after": rss_mb(),
+    }
+
+
+def child(work: Path, phase: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--dir", str(work)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dir", default="/tmp/attribution_cold_1m")
+    ap.add_argument("--phase", choices=("baseline", "library"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = Path(args.dir)
+    if args.phase:
+        print(json.dumps(phase_baseline(work) if args.phase == "baseline" else phase_library(work)))
+        return
+
+    from attribution_core.index import open_index
+    from attribution_core.store import write_store
+    from attribution_core.synthetic import clustered_blocks
+
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "store" / "meta.json").is_file():
+        blocks = clustered_blocks(args.n, D, n_clusters=max(10, args.n // 1000), seed=0, spread=0.6)
+        write_store(work / "store", blocks, [f"{i:07d}.jpg" for i in range(args.n)], "efficientnet_lite0")
+    open_index(work / "store", kind="flat", progress=False)  # built once, reused
+    print(
+        f"# {args.n:,} x {D} store, {platform.processor() or platform.machine()}; each row a fresh process "
+        "(the store's pages in the page cache, as after any earlier use)"
+    )
+    baseline = child(work, "baseline")
+    lib_cold = child(work, "library")
+    print()
+    print("| cold start, fresh process | ready (s) | first answer (s) | RSS after (MiB) | anonymous | file-backed |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, r in (
+        ("baseline: features loaded into RAM + flat index built", baseline),
+        ("library: store + flat index memory-mapped", lib_cold),
+    ):
+        a = r["after"]
+        print(
+            f"| {label} | {r['ready_s']:.1f} | {r['first_s']:.1f} | {a['VmRSS']:.0f} | {a['RssAnon']:.0f} | "
+            f"{a['RssFile']:.0f} |"
+        )
+    opened, before = lib_cold["opened"], lib_cold["before"]
+    print(
+        f"\nlibrary: opening the space (backbone + store + index) adds {opened['RssAnon'] - before['RssAnon']:.0f} MiB "
+        f"of anonymous memory after the imports (goal for store + index: ≤ 200 MiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
