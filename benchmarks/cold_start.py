@@ -23,16 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from _memory import rss_mb  # benchmarks/_memory.py
+
 D = 1280
-
-
-def rss_mb() -> dict[str, float]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
 
 
 def query_image():

@@ -1,12 +1,13 @@
 """Leave-K-out counterfactual benchmark (docs/method.md §7; the AbU paper's Table 1 at demo scale).
 
-Trains the base model (16x16, 204 demo corpus images), generates the queries, ranks the training set with
-unlearning, the demo feature spaces and random removal, retrains from scratch without each top-K, and prints the
-table (also written with a CSV and a ΔL-vs-K plot to ``benchmarks/results/counterfactual/``). Resumable: run it
-again after an interrupt. ``--validation`` runs the validation queries (for hyperparameter choices; never
-reported).
+Trains the base model (8x8, 64 demo corpus images: 8 photos x 8 views), generates the queries, ranks the training
+set with unlearning, the demo feature spaces and random removal, retrains without each top-K (paired: the base
+model's own batch sequence, removed images' slots given kept ones; ``--no-paired`` retrains from scratch on the
+rest), and prints the table (also written with a CSV and a ΔL-vs-K plot to ``benchmarks/results/counterfactual/``,
+or ``counterfactual_unpaired/``). Resumable: run it again after an interrupt. ``--validation`` runs the validation
+queries (for any choice of settings; never reported).
 
-    python benchmarks/counterfactual.py [--validation] [--device cuda]
+    python benchmarks/counterfactual.py [--validation] [--no-paired] [--device cuda]
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from _memory import peak_rss_mb, rss_mb  # benchmarks/_memory.py
 
 from attribution_core.calibration import Calibrator
 from attribution_core.index import open_index
@@ -35,19 +35,6 @@ from attribution_core.store import FeatureStore, write_store
 from attribution_core.synthetic import clustered_blocks, perturbed
 
 RELEASED_CLIP = Calibrator(inv_tau=16.1587, bias=-38.5)
-
-
-def rss_mb() -> dict[str, float]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def params_of(args) -> dict:

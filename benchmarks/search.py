@@ -24,6 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
+from _memory import rss_mb  # benchmarks/_memory.py
 
 from attribution_core.calibration import Calibrator
 from attribution_core.heads import identity_heads
@@ -32,16 +33,6 @@ from attribution_core.store import FeatureStore, write_store
 from attribution_core.synthetic import clustered_features, perturbed
 
 RELEASED_CLIP = Calibrator(inv_tau=16.1587, bias=-38.5)
-
-
-def rss_mb() -> dict[str, float]:
-    """Resident memory of this process, total and split into anonymous and file-backed pages (MiB)."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
 
 
 @torch.inference_mode()
