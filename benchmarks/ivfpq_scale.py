@@ -83,7 +83,7 @@ def phase_query(args) -> dict:
         times.append((time.perf_counter() - t) * 1000)
         rows.append(found.I)
         infl.append(found.influence)
-        remaining.append(found.remaining)
+        remaining.append(found.remaining_influence)
     np.savez(Path(args.dir) / "ann.npz", rows=np.stack(rows), infl=np.stack(infl), remaining=np.array(remaining))
     after = rss_mb()
     return {
@@ -170,7 +170,7 @@ def main() -> None:
         listed_err.append(
             max(abs(p - truth.get(r, 0.0)) for r, p in zip(a_rows.tolist(), a_infl.tolist(), strict=True))
         )
-        remaining_err.append(abs(float(a_rem) - e.remaining))
+        remaining_err.append(abs(float(a_rem) - e.remaining_influence))
 
     disk = {p.name: p.stat().st_size for p in (work / "store").rglob("*") if p.is_file()}
     store_gb = disk.get("feats.npy", 0) / 1e9
