@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SHARD_ROWS = 1_000_000
 TRAIN_PER_LIST = 64  # training vectors per inverted list (FAISS wants ≥ 39)
+RERANK = 10  # candidates rescored exactly per result wanted (params "rerank")
 
 
 def default_ivfpq_params(n: int, d: int) -> dict:
@@ -87,12 +88,14 @@ def read_ondisk(faiss_path: Path) -> faiss.Index:
 
 
 def rescored_search(
-    index: faiss.Index, q: np.ndarray, k: int, threshold: Callable[[float], float], rescore
+    index: faiss.Index, q: np.ndarray, k: int, threshold: Callable[[float], float], rescore, rerank: int = RERANK
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Top-``k`` by exact score among the index's candidates, the candidate list grown (×4) until its lowest exact
-    score is at or below the calibrator's mass threshold; returns (D, I, mass scores, max score)."""
+    """Top-``k`` by exact score among the index's ``rerank``·k best candidates by PQ code, the candidate list grown
+    (×4) until its lowest exact score is at or below the calibrator's mass threshold; returns (D, I, mass scores,
+    max score). PQ scores are coarse: many near-equal neighbours swap places, so the exact top-k is looked for
+    among more candidates than k (FAISS's ``IndexRefine`` k_factor does the same)."""
     n = index.ntotal
-    kk = min(n, max(k, 64))
+    kk = min(n, max(k * max(1, rerank), 64))
     while True:
         _, rows = index.search(q[None], kk)
         rows = rows[0][rows[0] >= 0]

@@ -17,7 +17,7 @@ import numpy as np
 from ..calibration import Calibrator, influence_normaliser, influence_of
 from ..errors import AttributionError
 from .compressed import COMPRESSED_KINDS, compressed_search
-from .ondisk import rescored_search
+from .ondisk import RERANK, rescored_search
 
 #: sq8/fp16: exact, over compressed codes (compressed.py); ivfpq: IVF-PQ on disk, rescored (ondisk.py).
 INDEX_KINDS = ("flat", "sq8", "fp16", "ivf", "hnsw", "ivfpq")
@@ -160,7 +160,8 @@ class AttributionIndex:
                 found = compressed_search(self.index, q, k, calibrator, err, self.rescore)
                 D, I, mass, max_score, self.rescored = found
             elif self.kind == "ivfpq":
-                D, I, mass, max_score = rescored_search(self.index, q, k, calibrator.threshold, self.rescore)
+                rerank = int(self.meta.params.get("rerank", RERANK))
+                D, I, mass, max_score = rescored_search(self.index, q, k, calibrator.threshold, self.rescore, rerank)
             else:
                 D, I, mass, max_score = self._grown_search(q, k, calibrator)
             out.append(_result(D, I, mass, max_score, calibrator, n))
