@@ -189,9 +189,10 @@ def extract_features(
 
         sizes = _shard_sizes(batch_size, shard_size)
         chunks: list[list[tuple[Path, str]]] = []
-        while sum(map(len, chunks)) < len(todo):
-            begin = sum(map(len, chunks))
+        begin = 0
+        while begin < len(todo):
             chunks.append([(f, rel[f]) for f in todo[begin : begin + next(sizes)]])
+            begin += len(chunks[-1])
         embed = engine or LocalEngine(workers)
         for shard in embed(chunks, backbone, batch_size, tick, cancel):
             skipped += shard.skipped

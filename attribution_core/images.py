@@ -18,7 +18,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError
 from .paths import display_path
-from .webdataset import is_shard, read_member, shard_samples, split_member
+from .webdataset import is_shard, read_member, shard_images, split_member
 
 #: Suffixes considered images when scanning a folder (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -176,7 +176,7 @@ def scan_image_files(folders: Sequence[Path], root: Path) -> tuple[list[Path], l
                 skipped.append(SkippedFile(_rel(path, root), reason))
             elif is_shard(path):
                 try:
-                    found += [path / s.member for s in shard_samples(path, IMAGE_SUFFIXES)]
+                    found += [path / m for m in shard_images(path, IMAGE_SUFFIXES)]
                 except InputImageError as exc:
                     skipped.append(SkippedFile(_rel(path, root), str(exc).split(": ", 1)[-1]))
             elif path.suffix.lower() in IMAGE_SUFFIXES:

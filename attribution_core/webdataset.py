@@ -87,15 +87,23 @@ def read_member(shard: Path, member: str) -> bytes:
     return data
 
 
+def shard_images(shard: Path, image_suffixes: frozenset[str]) -> list[str]:
+    """The image members of a shard, in member order (listing them reads only the member table)."""
+    out = []
+    for member in member_table(shard):
+        _, dot, suffix = member.rpartition(".")
+        if dot and f".{suffix.lower()}" in image_suffixes:
+            out.append(member)
+    return out
+
+
 def shard_samples(shard: Path, image_suffixes: frozenset[str]) -> list[Sample]:
     """The images of a shard in member order, each with the caption (``.txt``, else the JSON's ``caption``) and
     the URL (the JSON's ``url``) that ``img2dataset`` stored beside it."""
     table = member_table(shard)
     samples = []
-    for member in table:
-        stem, dot, suffix = member.rpartition(".")
-        if not dot or f".{suffix.lower()}" not in image_suffixes:
-            continue
+    for member in shard_images(shard, image_suffixes):
+        stem = member.rpartition(".")[0]
         meta: dict = {}
         if f"{stem}.json" in table:
             try:
