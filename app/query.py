@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from attribution_core.diffusion.sample import generation_of
+from attribution_core.diffusion.generation import generation_of
 from attribution_core.errors import AttributionError, InputImageError
 from attribution_core.images import QUERY_MAX_SIDE, load_rgb, release_memory
 from attribution_core.paths import display_path, project_root

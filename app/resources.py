@@ -12,11 +12,11 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
+from attribution_core import diffusion  # its names load diffusers on first use, not at the explorer's start
 from attribution_core.attribute import Attribution, AttributionResult, Attributor
 from attribution_core.client import ServiceError
 from attribution_core.demo import build_demo, demo_model_dir
-from attribution_core.diffusion import SamplerSettings, generate_image, load_model
-from attribution_core.diffusion.sample import png_bytes
+from attribution_core.diffusion.generation import SamplerSettings, png_bytes
 from attribution_core.errors import InputImageError
 from attribution_core.images import load_rgb
 from attribution_core.progress import CancelFlag, Progress
@@ -139,7 +139,7 @@ def attribute(
 
 @st.cache_resource(show_spinner="Loading the demo diffusion model…")
 def demo_model():
-    return load_model(demo_model_dir())
+    return diffusion.load_model(demo_model_dir())
 
 
 _generate_lock = threading.Lock()
@@ -149,7 +149,7 @@ _generate_lock = threading.Lock()
 def generate_png(prompt: str, seed: int) -> bytes:
     """An image of the demo model for (prompt, seed), as a PNG carrying its generation record."""
     with _generate_lock:
-        image, generation = generate_image(demo_model(), prompt, seed, SamplerSettings())
+        image, generation = diffusion.generate_image(demo_model(), prompt, seed, SamplerSettings())
     return png_bytes(image, generation)
 
 

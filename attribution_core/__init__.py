@@ -7,7 +7,6 @@ themselves when this package is imported).
 """
 
 from . import demo as _demo  # noqa: F401  (registers the demo spaces)
-from . import unlearning as _unlearning  # noqa: F401  (registers the unlearning method)
 from .attribute import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
 from .backbones import Backbone, create_backbone, list_backbones
 from .calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
@@ -24,11 +23,14 @@ from .registry import (
     list_methods,
     list_spaces,
     load_spaces_file,
+    register_lazy_method,
     register_method,
     register_space,
 )
 from .spaces import SpaceSpec
 from .store import FeatureStore, import_released_feats, write_store
+
+register_lazy_method("unlearning", "attribution_core.unlearning")  # diffusers is imported on first use only
 
 __all__ = [
     "INDEX_KINDS",
@@ -63,6 +65,7 @@ __all__ = [
     "load_index",
     "load_rgb",
     "load_spaces_file",
+    "register_lazy_method",
     "register_method",
     "register_space",
     "results_to_csv",

@@ -88,16 +88,20 @@ class FeatureAttributor(Attributor):
         device: str = "auto",
         progress: bool = True,
         index_kind: str = "flat",
+        index_params: dict | None = None,
         allow_download: bool = False,
         **_: Any,
     ) -> FeatureAttributor:
-        """Load every part of ``spec``; build (or rebuild a stale) index on first use."""
+        """Load every part of ``spec``; build (or rebuild a stale) index on first use. ``index_params``: query-time
+        knobs of the ANN kinds (``nprobe``, ``efSearch``, ``rerank``; see ``load_index``)."""
         backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
         store = open_space_store(spec)
         store.check_backbone(backbone.name, backbone.dim)
         cached = spec.mapper is not None and spec.mapper != _registered_mapper(spec.name)  # ad-hoc heads
-        index, _ = load_index(store, heads, index_kind, progress=progress, device=device, cached=cached)
+        index, _ = load_index(
+            store, heads, index_kind, progress=progress, device=device, cached=cached, params=index_params
+        )
         return cls(spec, backbone, heads, space_calibrator(spec), store, index)
 
     @classmethod

@@ -36,6 +36,8 @@ PLUGINS_ENV = "ATTRIBUTION_PLUGINS"
 ENTRY_POINT_GROUP = "attribution_core.plugins"
 
 _METHODS: dict[str, type[Attributor]] = {}
+#: Methods registered by module name, imported on first use (a method whose imports are heavy, e.g. diffusers).
+_LAZY_METHODS: dict[str, str] = {}
 _SPACES: dict[str, SpaceSpec] = {}
 #: Functions that list spaces whose paths depend on the project root at call time (it can change at run time).
 _PROVIDERS: list[Callable[[], Iterable[SpaceSpec]]] = [released_spaces]
@@ -48,6 +50,14 @@ def register_method(cls: type[Attributor]) -> type[Attributor]:
         raise ValueError(f"{cls.__name__} must set the class attribute 'method' to register")
     _METHODS[cls.method] = cls
     return cls
+
+
+def register_lazy_method(name: str, module: str) -> None:
+    """Register method ``name`` as provided by ``module``, which is imported (and registers the class with
+    :func:`register_method`) only when the method is first looked up: importing the library, or querying a space
+    of another method, never pays for that module's imports."""
+    if name not in _METHODS:
+        _LAZY_METHODS[name] = module
 
 
 def register_space(spec: SpaceSpec) -> SpaceSpec:
@@ -65,17 +75,19 @@ def register_space_provider(provider: Callable[[], Iterable[SpaceSpec]]) -> Call
 
 def list_methods() -> list[str]:
     _load_plugins()
-    return sorted(_METHODS)
+    return sorted({*_METHODS, *_LAZY_METHODS})
 
 
 def method_class(name: str) -> type[Attributor]:
-    """The Attributor class registered as ``name``."""
+    """The Attributor class registered as ``name`` (importing its module first when it was registered lazily)."""
     _load_plugins()
+    if name not in _METHODS and name in _LAZY_METHODS:
+        importlib.import_module(_LAZY_METHODS.pop(name))
     try:
         return _METHODS[name]
     except KeyError:
         raise AttributionError(
-            f"unknown attribution method {name!r}; known methods: {', '.join(sorted(_METHODS))}"
+            f"unknown attribution method {name!r}; known methods: {', '.join(list_methods())}"
         ) from None
 
 

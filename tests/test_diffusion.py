@@ -24,8 +24,8 @@ from attribution_core.diffusion import (
     train_diffusion,
 )
 from attribution_core.diffusion.customize import CustomizeConfig, apply_customization, customize, save_customization
+from attribution_core.diffusion.generation import generation_of
 from attribution_core.diffusion.model import cross_attention_kv
-from attribution_core.diffusion.sample import generation_of
 from attribution_core.errors import CheckpointError
 from attribution_core.images import load_rgb
 from attribution_core.paths import project_root

@@ -123,6 +123,17 @@ def test_ivfpq_on_disk_is_built_in_shards_resumes_and_rescores_exactly(tmp_path,
     assert np.mean(recalls) >= 0.9
     again, built = load_index(store, heads, "ivfpq", progress=False)
     assert not built and again.ntotal == 6000
+    # nprobe and rerank are query-time: set on the saved index, never a rebuild; a build parameter rebuilds
+    narrow, built = load_index(store, heads, "ivfpq", progress=False, params={"nprobe": 1, "rerank": 1})
+    assert not built and faiss.extract_index_ivf(narrow.index).nprobe == 1 and narrow.rerank == 1
+    spread = random_unit(5, 32, seed=3)  # directions whose neighbours lie in many lists, not in one cluster
+
+    def recall(ix):
+        return np.mean([len(set(ix.search(q, 20, cal).I) & set(flat.search(q, 20, cal).I)) / 20 for q in spread])
+
+    assert recall(narrow) < recall(again)  # the knob acts: one of 64 lists finds less
+    _, built = load_index(store, heads, "ivfpq", progress=False, params={"factory": "IVF32,PQ8", "shard_rows": 2000})
+    assert built
 
 
 def load_heads_from(tmp_path, d: int):

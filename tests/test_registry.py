@@ -103,6 +103,19 @@ def test_methods_registry_lists_the_feature_method() -> None:
     assert get_space("demo_pixel").method == "feature"
 
 
+def test_a_feature_query_never_imports_diffusers() -> None:
+    """Cold start: the library, the explorer's resources and a feature space's attributor load without diffusers
+    (seconds of imports); unlearning is still listed and loads its module when asked for."""
+    code = (
+        "import sys, attribution_core, app.resources\n"
+        "from attribution_core.registry import list_methods, method_class\n"
+        "assert 'unlearning' in list_methods() and 'diffusers' not in sys.modules, 'diffusers imported early'\n"
+        "print(method_class('unlearning').__name__, 'diffusers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=project_root(), capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["UnlearningAttributor", "True"]
+
+
 def test_global_options_after_the_subcommand_and_config_flags(capsys) -> None:
     args = build_parser().parse_args(
         [

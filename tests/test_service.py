@@ -196,7 +196,7 @@ def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick
     from attribution_core.client import AttributionClient
     from attribution_core.demo import demo_model_dir
     from attribution_core.diffusion import generate_image, load_model
-    from attribution_core.diffusion.sample import png_bytes
+    from attribution_core.diffusion.generation import png_bytes
 
     port = free_port()
     log = (tmp_path / "serve.log").open("w")

@@ -56,15 +56,18 @@ def test_zero_learning_rate_gives_exactly_zero_influence(trained) -> None:
 
 def test_a_training_image_used_as_the_query_finds_itself_and_its_photo(demo_bundle) -> None:
     """The demo model, default settings: a corpus image unlearned with its caption puts views of its own photo in
-    all of the top 10 and itself in the top 3% (measured: rank 12 of 1,020 here; it does not rank first, see
-    README), where a random ranking would put it near 510."""
+    all of the top 10 and is itself first, or tied for first with near-duplicates: at 16×16 several views of the
+    brick wall differ from it by a tenth of the usual pixel distance, and their loss rises are within 1% of its own
+    (measured: 0.7%, rank 8; a random ranking would put it near 510)."""
     attributor = create_attributor("demo_unlearning", device="cpu")
     data = attributor.data
     photo = np.array([p.split("/")[1] for p in data.paths])
     scores, _ = attributor.scores(data.images[0], data.captions[0])
     top = np.argsort(-scores)[:10]
     assert (photo[top] == photo[0]).all(), data.paths[0]
-    assert int((scores > scores[0]).sum()) + 1 <= 31
+    assert scores[0] >= 0.99 * scores.max() and int((scores > scores[0]).sum()) < 10
+    others = scores[photo != photo[0]]
+    assert scores[0] > 2 * np.median(others)  # far above the images of other photos
 
 
 def test_unlearning_space_needs_a_prompt_and_answers_the_query_schema(demo_bundle, tmp_path) -> None:

@@ -11,8 +11,9 @@ import torch
 
 from ..backbones import Backbone
 from ..diffusion.data import tensor_image
+from ..diffusion.generation import SamplerSettings
 from ..diffusion.model import TextToImageModel
-from ..diffusion.sample import SamplerSettings, generate
+from ..diffusion.sample import generate
 
 #: Seed of the fixed noise the query's loss is measured with (the same for the base model and every retrain).
 LOSS_NOISE_SEED = 20241

@@ -20,7 +20,8 @@ from ..backbones import create_backbone
 from ..demo.diffusion import demo_training_set
 from ..demo.synthesis import PHOTO_NOUNS
 from ..diffusion.data import TrainingSet, image_tensor, tensor_image
-from ..diffusion.sample import Generation, SamplerSettings, generate, save_generated
+from ..diffusion.generation import Generation, SamplerSettings, save_generated
+from ..diffusion.sample import generate
 from ..fileio import atomic_write_json
 from ..paths import project_root
 from ..progress import tracked

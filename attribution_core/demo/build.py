@@ -23,8 +23,7 @@ from ..progress import Progress, ProgressCallback
 from ..spaces import SpaceSpec
 from ..store import FeatureStore, checksum_of, write_store
 from ..train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
-from .diffusion import demo_model_dir
-from .diffusion_testcase import build_diffusion_test_case, diffusion_json
+from .diffusion import demo_model_dir, diffusion_json
 from .images import make_demo_images
 from .layout import (
     CAPTIONS,
@@ -139,6 +138,8 @@ def build_demo(
     if on_progress:
         on_progress(Progress("train the tuned space", 1, 1))
     if (demo_model_dir() / "model_index.json").is_file():
+        from .diffusion_testcase import build_diffusion_test_case  # diffusers: imported only to build it
+
         build_diffusion_test_case(progress, on_progress)
     atomic_write_text(stamp, want)
     return demo_spaces()

@@ -16,13 +16,14 @@ import torch
 
 from ..diffusion.customize import CustomizeConfig, customize, save_customization
 from ..diffusion.data import image_tensor, tensor_image
+from ..diffusion.generation import Generation, SamplerSettings, save_generated
 from ..diffusion.load import load_model
-from ..diffusion.sample import Generation, SamplerSettings, generate, save_generated
+from ..diffusion.sample import generate
 from ..fileio import atomic_write_json
 from ..images import load_rgb
 from ..paths import project_root
 from ..progress import Progress, ProgressCallback
-from .diffusion import demo_model_dir, demo_training_set
+from .diffusion import demo_model_dir, demo_training_set, diffusion_json
 from .layout import demo_dir, demo_json
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,6 @@ QUADRANTS = (2, 3)
 #: Prompt types and their templates; each is generated with SEEDS.
 PROMPTS = {"object": "a photo of {token}", "view": "a photo of {token}, close-up, flipped"}
 SEEDS = (0, 1, 2, 3)
-
-
-def diffusion_json() -> Path:
-    return project_root() / "dataset" / "json" / "test_demo_diffusion.json"
 
 
 def token_of(class_id: str) -> str:

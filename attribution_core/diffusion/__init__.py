@@ -1,12 +1,36 @@
 """The demo text-to-image diffusion model (diffusers UNet with cross-attention, pixel space): configuration,
-training, sampling, customisation."""
+training, sampling, customisation.
 
-from .config import TINY_MODEL, ModelConfig, TrainConfig
-from .data import TrainingSet, image_tensor, load_training_set, read_captions, tensor_image
-from .load import load_model
-from .model import TextToImageModel, cross_attention_kv
-from .sample import Generation, SamplerSettings, generate, generate_image, read_generation, save_generated
-from .train import TrainReport, train_diffusion
+The names below are imported from their modules on first use (PEP 562), so importing ``attribution_core`` — or
+only ``diffusion.data`` — does not import diffusers (seconds at every cold start of the CLI, explorer and service).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "TINY_MODEL": "config",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "TrainingSet": "data",
+    "image_tensor": "data",
+    "load_training_set": "data",
+    "read_captions": "data",
+    "tensor_image": "data",
+    "load_model": "load",
+    "TextToImageModel": "model",
+    "cross_attention_kv": "model",
+    "Generation": "generation",
+    "SamplerSettings": "generation",
+    "generate": "sample",
+    "generate_image": "sample",
+    "read_generation": "generation",
+    "save_generated": "generation",
+    "TrainReport": "train",
+    "train_diffusion": "train",
+}
 
 __all__ = [
     "TINY_MODEL",
@@ -29,3 +53,20 @@ __all__ = [
     "tensor_image",
     "train_diffusion",
 ]
+
+if TYPE_CHECKING:
+    from .config import TINY_MODEL, ModelConfig, TrainConfig
+    from .data import TrainingSet, image_tensor, load_training_set, read_captions, tensor_image
+    from .generation import Generation, SamplerSettings, read_generation, save_generated
+    from .load import load_model
+    from .model import TextToImageModel, cross_attention_kv
+    from .sample import generate, generate_image
+    from .train import TrainReport, train_diffusion
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

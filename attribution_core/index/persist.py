@@ -34,7 +34,7 @@ from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
 from .compressed import COMPRESSED_KINDS
 from .ondisk import build_ondisk, default_ivfpq_params, read_ondisk
-from .search import INDEX_KINDS, AttributionIndex, IndexMeta
+from .search import INDEX_KINDS, SEARCH_PARAMS, AttributionIndex, IndexMeta
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +169,35 @@ def load_index(
 
     Args:
         cached: keep the index in the cache, not beside the store (heads that are not the store's own).
-        params: build parameters (e.g. ``{"factory": "IVF4096,PQ64"}``); a saved index built otherwise is rebuilt.
+        params: build parameters (e.g. ``{"factory": "IVF4096,PQ64"}``): a saved index built otherwise is rebuilt;
+            and query-time ones (``nprobe``, ``efSearch``, ``rerank``), which are set on the loaded index and
+            never cause a rebuild.
 
     Returns:
         (index, built): ``built`` is True when it was (re)built now.
     """
+    search = {k: v for k, v in (params or {}).items() if k in SEARCH_PARAMS}
+    build = {k: v for k, v in (params or {}).items() if k not in SEARCH_PARAMS}
+    index, built = _load_or_build(store, heads, kind, rebuild, progress, device, cached, build)
+    index.set_params(**search)
+    return index, built
+
+
+def _load_or_build(
+    store: FeatureStore,
+    heads: Heads,
+    kind: str,
+    rebuild: bool,
+    progress: bool,
+    device: str,
+    cached: bool,
+    params: dict,
+) -> tuple[AttributionIndex, bool]:
     faiss_path, meta_path = index_paths(store, kind, heads, cached)
     if not rebuild and faiss_path.is_file():
         raw = _read_meta(meta_path)
         reason = _stale_reason(raw, faiss_path, store, heads, kind)
-        if reason is None and params and any(raw["params"].get(k) != v for k, v in params.items()):
+        if reason is None and any(raw["params"].get(k) != v for k, v in params.items()):
             reason = "it was built with other parameters"
         index = None
         if reason is None:
@@ -195,7 +214,7 @@ def load_index(
             os.utime(faiss_path)  # recently used: the cache keeps it longest
             return AttributionIndex(index, meta, faiss_path, device, rescorer(store, heads)), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
-    return build_index(store, heads, kind, params, progress=progress, device=device, cached=cached), True
+    return build_index(store, heads, kind, params or None, progress=progress, device=device, cached=cached), True
 
 
 def open_index(

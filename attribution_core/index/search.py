@@ -22,6 +22,8 @@ from .ondisk import RERANK, rescored_search
 #: sq8/fp16: exact, over compressed codes (compressed.py); ivfpq: IVF-PQ on disk, rescored (ondisk.py).
 INDEX_KINDS = ("flat", "sq8", "fp16", "ivf", "hnsw", "ivfpq")
 RESCORED_KINDS = ("sq8", "fp16", "ivfpq")  # kinds that need the float32 store to rescore candidates
+#: Query-time knobs: changing one never rebuilds an index (every other parameter is a build parameter).
+SEARCH_PARAMS = ("nprobe", "efSearch", "rerank")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ class AttributionIndex:
                 self._xb_gpu = torch.from_numpy(self._xb).to("cuda")
         elif meta.kind == "ivf" and use_gpu and getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
             self.index = faiss.index_cpu_to_all_gpus(index)  # GPU FAISS build present and a GPU visible
-        self.set_params(**{k: v for k, v in meta.params.items() if k in ("nprobe", "efSearch")})
+        self.rerank = int(meta.params.get("rerank", RERANK))
+        self.set_params(**{k: v for k, v in meta.params.items() if k in SEARCH_PARAMS})
 
     @property
     def kind(self) -> str:
@@ -92,12 +95,19 @@ class AttributionIndex:
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
-    def set_params(self, nprobe: int | None = None, efSearch: int | None = None) -> None:
-        """Search-time accuracy/speed knobs of the ANN kinds."""
+    def set_params(self, nprobe: int | None = None, efSearch: int | None = None, rerank: int | None = None) -> None:
+        """Search-time accuracy/speed knobs of the ANN kinds (no rebuild): ``nprobe`` inverted lists visited (ivf,
+        ivfpq), ``efSearch`` (hnsw), ``rerank`` candidates rescored exactly per result wanted (ivfpq)."""
+        for name, value in (("nprobe", nprobe), ("efSearch", efSearch), ("rerank", rerank)):
+            if value is not None and (isinstance(value, bool) or int(value) < 1):
+                raise AttributionError(f"{name} must be a positive integer, not {value!r}")
         if nprobe is not None and self.kind in ("ivf", "ivfpq"):
-            faiss.extract_index_ivf(self.index).nprobe = int(nprobe)
+            ivf = faiss.extract_index_ivf(self.index)
+            ivf.nprobe = min(int(nprobe), int(ivf.nlist))
         if efSearch is not None and self.kind == "hnsw":
             self.index.hnsw.efSearch = int(efSearch)
+        if rerank is not None:
+            self.rerank = int(rerank)
 
     def all_scores(self, xq: np.ndarray) -> np.ndarray:
         """Exact scores of one query [d] against every vector -> [nb]."""
@@ -160,8 +170,8 @@ class AttributionIndex:
                 found = compressed_search(self.index, q, k, calibrator, err, self.rescore)
                 D, I, mass, max_score, self.rescored = found
             elif self.kind == "ivfpq":
-                rerank = int(self.meta.params.get("rerank", RERANK))
-                D, I, mass, max_score = rescored_search(self.index, q, k, calibrator.threshold, self.rescore, rerank)
+                found = rescored_search(self.index, q, k, calibrator.threshold, self.rescore, self.rerank)
+                D, I, mass, max_score = found
             else:
                 D, I, mass, max_score = self._grown_search(q, k, calibrator)
             out.append(_result(D, I, mass, max_score, calibrator, n))

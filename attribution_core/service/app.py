@@ -170,7 +170,7 @@ def _thumbnail(state: ServiceState, space: str, row: int, size: int) -> bytes:
 
 
 def _prompt_of(image: Image.Image) -> str | None:
-    from ..diffusion.sample import generation_of
+    from ..diffusion.generation import generation_of
 
     generation = generation_of(image)
     return generation.prompt if generation else None

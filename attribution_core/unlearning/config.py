@@ -28,4 +28,4 @@ class UnlearningConfig:
 
     def cache_key(self) -> dict:
         """The settings the cached "before" losses depend on."""
-        return {"score_timesteps": self.score_timesteps, "seed": self.seed}
+        return {"score_timesteps": self.score_timesteps, "seed": self.seed, "noise": "shared"}
