@@ -30,7 +30,7 @@ from .registry import (
 from .spaces import SpaceSpec
 from .store import FeatureStore, import_released_feats, write_store
 
-register_lazy_method("unlearning", "attribution_core.unlearning")  # diffusers is imported on first use only
+register_lazy_method("unlearning", "attribution_core.unlearning.attributor")  # diffusers is imported on first use only
 
 __all__ = [
     "INDEX_KINDS",

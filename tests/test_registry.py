@@ -104,10 +104,12 @@ def test_methods_registry_lists_the_feature_method() -> None:
 
 
 def test_a_feature_query_never_imports_diffusers() -> None:
-    """Cold start: the library, the explorer's resources and a feature space's attributor load without diffusers
-    (seconds of imports); unlearning is still listed and loads its module when asked for."""
+    """Cold start: the library, the CLI's parser and the explorer's resources load without diffusers (seconds of
+    imports); unlearning is still listed and loads its module when asked for."""
     code = (
         "import sys, attribution_core, app.resources\n"
+        "from attribution_core.cli import build_parser\n"
+        "build_parser()\n"
         "from attribution_core.registry import list_methods, method_class\n"
         "assert 'unlearning' in list_methods() and 'diffusers' not in sys.modules, 'diffusers imported early'\n"
         "print(method_class('unlearning').__name__, 'diffusers' in sys.modules)\n"

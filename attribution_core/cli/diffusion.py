@@ -50,7 +50,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from ..diffusion.customize import apply_customization
 
         apply_customization(model, args.customized)
-    settings = SamplerSettings(steps=args.steps, guidance=args.guidance)
+    settings = SamplerSettings(steps=args.steps, guidance=args.guidance, eta=args.eta)
     image, generation = generate_image(model, args.prompt, args.seed, settings)
     if args.display_size and args.display_size > image.width:
         from PIL import Image
@@ -122,9 +122,10 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Register ``diffusion train|sample|customize``, ``unlearn`` and ``counterfactual``."""
-    from ..counterfactual import CounterfactualConfig
+    from ..counterfactual.config import CounterfactualConfig
     from ..diffusion import TrainConfig
-    from ..diffusion.customize import CustomizeConfig
+    from ..diffusion.config import CustomizeConfig
+    from ..diffusion.generation import SamplerSettings
     from ..unlearning import UnlearningConfig
 
     group = command("diffusion", "the demo text-to-image diffusion model: train, sample", None)
@@ -146,8 +147,12 @@ def add_commands(command) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--model", help="model folder (default: the demo model)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
+    default = SamplerSettings()
+    p.add_argument("--steps", type=int, default=default.steps, help=f"DDIM steps (default {default.steps})")
+    p.add_argument(
+        "--guidance", type=float, default=default.guidance, help=f"guidance scale (default {default.guidance:g})"
+    )
+    p.add_argument("--eta", type=float, default=default.eta, help=f"DDIM eta, 0 to 1 (default {default.eta:g})")
     p.add_argument("--display-size", type=int, default=0, help="also upscale the PNG to this side (nearest)")
     p.add_argument("--customized", help="a customised model's folder (from `attribute diffusion customize`)")
     p.add_argument("--device", default="auto")

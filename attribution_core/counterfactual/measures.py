@@ -11,7 +11,7 @@ import torch
 
 from ..backbones import Backbone
 from ..diffusion.data import tensor_image
-from ..diffusion.generation import SamplerSettings
+from ..diffusion.generation import FIRST_SAMPLER
 from ..diffusion.model import TextToImageModel
 from ..diffusion.sample import generate
 
@@ -50,6 +50,6 @@ def query_effect(
     model: TextToImageModel, query: torch.Tensor, prompt: str, seed: int, backbone: Backbone, timesteps: int, draws: int
 ) -> QueryEffect:
     """Loss and regeneration of one query under ``model`` (the same sampler settings as the query's)."""
-    regenerated = generate(model, [prompt], [seed], SamplerSettings())[0].cpu()
+    regenerated = generate(model, [prompt], [seed], FIRST_SAMPLER)[0].cpu()
     mse = float((((regenerated - query) / 2) ** 2).mean())
     return QueryEffect(query_loss(model, query, prompt, timesteps, draws), mse, cosine(backbone, regenerated, query))

@@ -20,7 +20,7 @@ from ..backbones import create_backbone
 from ..demo.diffusion import demo_training_set
 from ..demo.synthesis import PHOTO_NOUNS
 from ..diffusion.data import TrainingSet, image_tensor, tensor_image
-from ..diffusion.generation import Generation, SamplerSettings, save_generated
+from ..diffusion.generation import FIRST_SAMPLER, Generation, save_generated
 from ..diffusion.sample import generate
 from ..fileio import atomic_write_json
 from ..paths import project_root
@@ -62,9 +62,9 @@ def make_queries(model, config: CounterfactualConfig, out: Path) -> list[Query]:
     queries = []
     for photo, seed in config.queries():
         prompt = f"a photo of {PHOTO_NOUNS[photo]}"
-        x = generate(model, [prompt], [seed], SamplerSettings())[0].cpu()
+        x = generate(model, [prompt], [seed], FIRST_SAMPLER)[0].cpu()
         image = tensor_image(x)
-        save_generated(image, Generation(prompt, seed, model.fingerprint(), SamplerSettings()), out / f"{photo}.png")
+        save_generated(image, Generation(prompt, seed, model.fingerprint(), FIRST_SAMPLER), out / f"{photo}.png")
         queries.append(Query(f"{photo}-s{seed}", prompt, seed, image_tensor(image, model.config.resolution)))
     return queries
 

@@ -16,7 +16,7 @@ import torch
 
 from ..diffusion.customize import CustomizeConfig, customize, save_customization
 from ..diffusion.data import image_tensor, tensor_image
-from ..diffusion.generation import Generation, SamplerSettings, save_generated
+from ..diffusion.generation import FIRST_SAMPLER, Generation, save_generated
 from ..diffusion.load import load_model
 from ..diffusion.sample import generate
 from ..fileio import atomic_write_json
@@ -67,7 +67,7 @@ def build_diffusion_test_case(progress: bool = True, on_progress: ProgressCallba
             save_customization(
                 model, token, base_fp, folder, {"exemplars": entry["exemplar"], "prompt": prompts["object"]}
             )
-            settings = SamplerSettings()
+            settings = FIRST_SAMPLER
             for t, prompt in prompts.items():
                 images = generate(model, [prompt] * len(SEEDS), list(SEEDS), settings)
                 for x, seed, path in zip(images, SEEDS, paths[t], strict=True):

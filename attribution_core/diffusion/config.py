@@ -58,3 +58,13 @@ class TrainConfig:
 
 #: A configuration for tests and CI: trains in seconds.
 TINY_MODEL = ModelConfig(block_out_channels=(16, 32), attention_levels=(False, True), text_dim=32, text_layers=1)
+
+
+@dataclass(frozen=True)
+class CustomizeConfig:
+    """Options of ``attribute diffusion customize``."""
+
+    steps: int = option(150, "fine-tuning steps")
+    batch_size: int = option(12, "exemplar views per step (random flips), plus as many regularisation images")
+    lr: float = option(2e-3, "Adam learning rate of the k/v weights and the new token's embedding")
+    seed: int = option(0, "random seed")

@@ -10,32 +10,21 @@ weights, the new embedding row, the token) applied to the base model on load.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..config import option
 from ..errors import CheckpointError
 from ..fileio import atomic_path, atomic_write_json
 from ..paths import display_path
 from ..progress import CancelFlag, ProgressCallback, tracked
+from .config import CustomizeConfig
 from .data import TrainingSet
 from .model import TextToImageModel, cross_attention_kv
 
 DELTA_FILE = "delta.safetensors"
 META_FILE = "customization.json"
-
-
-@dataclass(frozen=True)
-class CustomizeConfig:
-    """Options of ``attribute diffusion customize``."""
-
-    steps: int = option(150, "fine-tuning steps")
-    batch_size: int = option(12, "exemplar views per step (random flips), plus as many regularisation images")
-    lr: float = option(2e-3, "Adam learning rate of the k/v weights and the new token's embedding")
-    seed: int = option(0, "random seed")
 
 
 def customize(

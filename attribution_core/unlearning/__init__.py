@@ -1,9 +1,27 @@
-"""Attribution by unlearning (AbU, docs/method.md §6): Fisher, loss caches, unlearning, scoring, the Attributor."""
+"""Attribution by unlearning (AbU, docs/method.md §6): Fisher, loss caches, unlearning, scoring, the Attributor.
 
-from .attributor import UnlearningAttributor, prompt_of
-from .caches import cached_fisher, cached_losses
-from .config import UnlearningConfig
-from .scores import diagonal_fisher, influence_of, score_timesteps, scores_from_losses, training_losses, unlearn
+Names load their modules on first use (``attribution_core.lazy``); the method registers itself when
+``attributor`` is imported, which the registry does the first time the method is looked up."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "UnlearningAttributor": "attributor",
+    "prompt_of": "attributor",
+    "cached_fisher": "caches",
+    "cached_losses": "caches",
+    "UnlearningConfig": "config",
+    "diagonal_fisher": "scores",
+    "influence_of": "scores",
+    "score_timesteps": "scores",
+    "scores_from_losses": "scores",
+    "training_losses": "scores",
+    "unlearn": "scores",
+}
 
 __all__ = [
     "UnlearningAttributor",
@@ -18,3 +36,11 @@ __all__ = [
     "training_losses",
     "unlearn",
 ]
+
+if TYPE_CHECKING:
+    from .attributor import UnlearningAttributor, prompt_of
+    from .caches import cached_fisher, cached_losses
+    from .config import UnlearningConfig
+    from .scores import diagonal_fisher, influence_of, score_timesteps, scores_from_losses, training_losses, unlearn
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
