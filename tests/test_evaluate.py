@@ -149,3 +149,28 @@ def test_demo_evaluation_end_to_end(demo_bundle, tmp_path) -> None:
     assert float(rows["demo_efficientnet_lite0"]["object-recall@10"]) == pytest.approx(recomputed, abs=1e-6)
     ap = np.mean([average_precision(np.array(r["ranks"])) for r in mine])
     assert float(rows["demo_efficientnet_lite0"]["object-mAP"]) == pytest.approx(ap, abs=1e-6)
+
+
+def test_max_per_type_evaluates_every_space_on_the_same_images(demo_bundle, tmp_path) -> None:
+    """`--max-per-type N` bounds a slow method's time; feature spaces answer the same N images, so rows compare."""
+    ranks = tmp_path / "ranks.jsonl"
+    args = ["evaluate", "dataset/json/test_demo.json", "--space", "demo_pixel", "--max-per-type", "2"]
+    out = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "-q", *args, "--dump-ranks", str(ranks)],
+        capture_output=True,
+        text=True,
+        cwd=project_root(),
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    dumped = [json.loads(line) for line in ranks.read_text().splitlines()]
+    per_model_type: dict[tuple[str, str], int] = {}
+    for r in dumped:
+        per_model_type[(r["model"], r["type"])] = per_model_type.get((r["model"], r["type"]), 0) + 1
+    assert set(per_model_type.values()) == {2}
+    assert f"({len({m for m, _ in per_model_type})} models, {len(dumped)} synthesized images)" in out.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "attribution_core", *args[:-1], "0"], capture_output=True, text=True, cwd=project_root()
+    )
+    assert bad.returncode != 0 and "--max-per-type must be at least 1" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -156,6 +156,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..spaces import custom_space
 
     test_cases = [read_test_case(p) for p in args.test_cases]
+    if args.max_per_type is not None:
+        from ..errors import AttributionError
+        from ..evaluate.testcase import first_per_type
+
+        if args.max_per_type < 1:
+            raise AttributionError(f"--max-per-type must be at least 1, not {args.max_per_type}")
+        test_cases = [first_per_type(tc, args.max_per_type) for tc in test_cases]  # every space, the same queries
     if args.describe:
         for tc in test_cases:
             print(json.dumps(describe_test_case(tc), indent=1))
@@ -314,7 +321,10 @@ def add_commands(command) -> None:
     p.add_argument("--dump-ranks", metavar="FILE", help="write every synthesized image's exemplar ranks (JSON lines)")
     p.add_argument("--describe", action="store_true", help="only report each test case's structure")
     p.add_argument(
-        "--max-per-type", type=int, help="slow methods (unlearning): synthesized images per model and prompt type"
+        "--max-per-type",
+        type=int,
+        help="only the first N synthesized images per model and prompt type, for every space (bounds a slow "
+        "method's time; rows stay comparable)",
     )
     p.add_argument(
         "--influence",

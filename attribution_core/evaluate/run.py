@@ -19,6 +19,7 @@ def run_evaluation(
 
     Args:
         options: ``ks``, ``no_head``, ``device``, ``progress``, ``influence`` (methods ignore what they do not use).
+            To evaluate every space on a subset, pass ``first_per_type(tc, n)`` test cases.
 
     Returns:
         (test case, result) pairs, space by space.

@@ -7,6 +7,7 @@ of synthesized images for methods that need one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -51,6 +52,13 @@ class TestCase:
             for paths in m.synth.values():
                 seen.update(dict.fromkeys(paths))
         return list(seen)
+
+
+def first_per_type(tc: TestCase, n: int) -> TestCase:
+    """The test case with only the first ``n`` synthesized images of each model and prompt type (every space then
+    answers the same queries: a slow method's rows compare with the others')."""
+    models = tuple(dataclasses.replace(m, synth={t: p[:n] for t, p in m.synth.items()}) for m in tc.models)
+    return dataclasses.replace(tc, models=models)
 
 
 def read_test_case(path: Path | str) -> TestCase:

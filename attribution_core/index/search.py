@@ -143,6 +143,11 @@ class AttributionIndex:
 
             return (torch.from_numpy(xq).to(self._xb_gpu.device) @ self._xb_gpu.T).cpu().numpy()
         if self._xb is not None:
+            if len(xq) == 1:
+                # one query: a matrix-vector product reads the memory-mapped vectors once, in file order. The
+                # matrix-matrix form (xq @ xb.T) was measured 20× slower on a 5 GB mapped index whose pages did not
+                # all fit in the page cache (28 s against 1.3 s); in RAM the two take the same time.
+                return (self._xb @ xq[0])[None]
             return xq @ self._xb.T
         return np.stack([self.all_scores(q) for q in xq])
 
