@@ -84,7 +84,7 @@ class AttributionIndex:
                 self._xb_gpu = torch.from_numpy(self._xb).to("cuda")
         elif meta.kind == "ivf" and use_gpu and getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
             self.index = faiss.index_cpu_to_all_gpus(index)  # GPU FAISS build present and a GPU visible
-        self.rerank = int(meta.params.get("rerank", RERANK))
+        self.rerank = RERANK  # unless the index's params say otherwise (set_params below)
         self.set_params(**{k: v for k, v in meta.params.items() if k in SEARCH_PARAMS})
 
     @property
