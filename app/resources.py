@@ -44,8 +44,8 @@ def needs_prompt(space_name: str) -> bool:
 
 
 def build_demo_with_progress() -> None:
-    """First launch: build the demo bundle with a progress bar (driven by the build's own progress) instead of
-    failing."""
+    """First launch: build the demo's feature spaces with a progress bar (driven by the build's own progress)
+    instead of failing. The diffusion test case (evaluation only, minutes more) is left to ``attribute demo``."""
     intro = "First launch: building the offline demo bundle (a few minutes)"
     bar = st.progress(0.0, text=f"{intro}…")
 
@@ -53,7 +53,7 @@ def build_demo_with_progress() -> None:
         count = f" {p.done:,}/{p.total:,}" if p.total > 1 else ""
         bar.progress(p.fraction, text=f"{intro}: {p.stage}{count}")
 
-    build_demo(progress=False, on_progress=show)
+    build_demo(progress=False, on_progress=show, diffusion_test_case=False)
     bar.empty()
 
 

@@ -3,8 +3,11 @@
 Steps, each resumable (the work folder keeps what is done):
   1. a 10M x 512 float32 store (20 GB on disk), written block by block in constant memory;
   2. the on-disk IVF-PQ index, built by the library in shards (a child process: its build time and peak RSS);
-  3. queries in a fresh child process that opens the store and the index memory-mapped: RSS (anonymous and
-     file-backed) and p50/p95 latency of top-K + calibrated influence, candidates rescored from the store;
+  3. queries, for each ``--rerank`` (candidates rescored exactly per result wanted), in a fresh child process that
+     drops the store's pages from the page cache and opens the store and the index memory-mapped: RSS (anonymous
+     and file-backed) and p50/p95 latency of top-K + calibrated influence, candidates rescored from the store;
+     and once more for the largest rerank with the rows' prefetch switched off (the library's gather before it
+     read scattered rows one page fault at a time: the control);
   4. the exact answer (every score of every query, computed here in chunks): recall@K, error of the listed
      influences and of the remaining influence;
 then a table projected to 100M and 1B images from the measured per-vector costs.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -67,11 +71,33 @@ def phase_build(args) -> dict:
     }
 
 
+def variant_name(rerank: int, prefetch: bool) -> str:
+    return f"rerank{rerank}" + ("" if prefetch else "-noprefetch")
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (clean pages only; no root needed), so every query phase starts
+    with the store on disk, as after a reboot or beside other work: the measurement does not depend on what an
+    earlier phase left cached."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def phase_query(args) -> dict:
-    xq = np.load(Path(args.dir) / "queries.npy")
+    if args.no_prefetch:  # the measurement's own control: the library's row gather without its prefetch
+        import attribution_core.mapped as mapped
+
+        mapped.prefetch_rows = lambda array, rows: None
+    work = Path(args.dir)
+    xq = np.load(work / "queries.npy")
+    evict(work / "store" / "feats.npy")
     before = rss_mb()
     t0 = time.perf_counter()
-    index, built = open_index(Path(args.dir) / "store", kind="ivfpq", params=params_of(args), progress=False)
+    params = {**params_of(args), "rerank": args.rerank[0]}
+    index, built = open_index(work / "store", kind="ivfpq", params=params, progress=False)
     open_s = time.perf_counter() - t0
     assert not built, "the index should have been built by the build phase"
     opened = rss_mb()
@@ -84,7 +110,8 @@ def phase_query(args) -> dict:
         rows.append(found.I)
         infl.append(found.influence)
         remaining.append(found.remaining_influence)
-    np.savez(Path(args.dir) / "ann.npz", rows=np.stack(rows), infl=np.stack(infl), remaining=np.array(remaining))
+    name = variant_name(args.rerank[0], not args.no_prefetch)
+    np.savez(work / f"ann-{name}.npz", rows=np.stack(rows), infl=np.stack(infl), remaining=np.array(remaining))
     after = rss_mb()
     return {
         "open_s": open_s,
@@ -97,11 +124,11 @@ def phase_query(args) -> dict:
     }
 
 
-def child(args, phase: str) -> dict:
+def child(args, phase: str, extra: tuple[str, ...] = (), name: str | None = None) -> dict:
     """Run a phase in a fresh process (its own peak RSS), keeping its answer in the work folder."""
-    out = Path(args.dir) / f"{phase}.json"
+    out = Path(args.dir) / f"{name or phase}.json"
     if not out.is_file():
-        cmd = [sys.executable, __file__, "--phase", phase, *sys.argv[1:]]
+        cmd = [sys.executable, __file__, *sys.argv[1:], *extra, "--phase", phase, "--out", str(out)]
         subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
 
@@ -129,12 +156,17 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=64)
     ap.add_argument("--shard-rows", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/tmp/attribution_ivfpq_10m", help="work folder (kept: the run resumes)")
+    ap.add_argument(
+        "--rerank", type=int, nargs="+", default=[2, 4, 10], help="candidates rescored per result (query time)"
+    )
+    ap.add_argument("--no-prefetch", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--phase", choices=("build", "query"), help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.dir)
     if args.phase:
         result = phase_build(args) if args.phase == "build" else phase_query(args)
-        (work / f"{args.phase}.json").write_text(json.dumps(result))
+        Path(args.out).write_text(json.dumps(result))
         return
 
     work.mkdir(parents=True, exist_ok=True)
@@ -157,47 +189,61 @@ def main() -> None:
     print(f"# store ready in {t_data:.0f} s", flush=True)
 
     build = child(args, "build")
-    query = child(args, "query")
+    variants = [(r, True) for r in args.rerank] + [(max(args.rerank), False)]  # the last: prefetch off (control)
+    queries = {}
+    for rerank, prefetch in variants:
+        name = variant_name(rerank, prefetch)
+        extra = ("--rerank", str(rerank), *(() if prefetch else ("--no-prefetch",)))
+        queries[name] = child(args, "query", extra, name=f"query-{name}")
     t0 = time.perf_counter()
     exact = exact_answers(store, xq, args.k)
     t_exact = (time.perf_counter() - t0) * 1000 / len(xq)
-    ann = np.load(work / "ann.npz")
 
-    recall = np.mean([len(set(a) & set(e.I)) / args.k for a, e in zip(ann["rows"], exact, strict=True)])
-    listed_err, remaining_err = [], []
-    for a_rows, a_infl, a_rem, e in zip(ann["rows"], ann["infl"], ann["remaining"], exact, strict=True):
-        truth = dict(zip(e.I.tolist(), e.influence.tolist(), strict=True))
-        listed_err.append(
-            max(abs(p - truth.get(r, 0.0)) for r, p in zip(a_rows.tolist(), a_infl.tolist(), strict=True))
-        )
-        remaining_err.append(abs(float(a_rem) - e.remaining_influence))
+    quality = {}
+    for name in queries:
+        ann = np.load(work / f"ann-{name}.npz")
+        recall = np.mean([len(set(a) & set(e.I)) / args.k for a, e in zip(ann["rows"], exact, strict=True)])
+        listed_err, remaining_err = [], []
+        for a_rows, a_infl, a_rem, e in zip(ann["rows"], ann["infl"], ann["remaining"], exact, strict=True):
+            truth = dict(zip(e.I.tolist(), e.influence.tolist(), strict=True))
+            listed_err.append(
+                max(abs(p - truth.get(r, 0.0)) for r, p in zip(a_rows.tolist(), a_infl.tolist(), strict=True))
+            )
+            remaining_err.append(abs(float(a_rem) - e.remaining_influence))
+        quality[name] = (recall, max(listed_err), max(remaining_err))
 
     disk = {p.name: p.stat().st_size for p in (work / "store").rglob("*") if p.is_file()}
     store_gb = disk.get("feats.npy", 0) / 1e9
     index_gb = sum(v for k, v in disk.items() if k.endswith((".faiss", ".ivfdata"))) / 1e9
-    q_rss = query["rss_after"]
+
+    def row(label: str, cell, goal: str = "") -> None:
+        print(f"| {label} | " + " | ".join(cell(queries[name], *quality[name]) for name in queries) + f" | {goal} |")
+
     print()
-    print("| 10M IVF-PQ (measured) | value | goal |")
-    print("|---|---:|---|")
-    print(f"| build (train + fill shards + merge), incl. reading the store | {build['seconds'] / 60:.1f} min | |")
+    print(f"build (train + fill shards + merge), incl. reading the store: {build['seconds'] / 60:.1f} min")
     print(
-        f"| build peak RSS: anonymous (total, incl. the store's page cache) | {build['peak_anon_mb'] / 1024:.2f} GB "
-        f"({build['peak_rss_mb'] / 1024:.1f} GB) | never the whole dataset in RAM |"
+        f"build peak RSS: anonymous {build['peak_anon_mb'] / 1024:.2f} GB (total incl. the store's page cache "
+        f"{build['peak_rss_mb'] / 1024:.1f} GB; goal: never the whole dataset in RAM)"
     )
-    print(f"| open store + index | {query['open_s']:.2f} s | |")
-    print(
-        f"| query-time RSS after {len(xq)} queries (anonymous / file-backed) | "
-        f"{q_rss['VmRSS'] / 1024:.2f} GB ({q_rss['RssAnon'] / 1024:.2f} / {q_rss['RssFile'] / 1024:.2f}) | ≤ 2 GB |"
+    print(f"disk: store (float32) {store_gb:.1f} GB, index (codes + ids + lists) {index_gb:.2f} GB")
+    print(f"baseline: exact scores of the whole store, per query (batched, here): {t_exact:.0f} ms")
+    print("each column: a fresh process, the store's pages dropped from the page cache first\n")
+    print("| 10M IVF-PQ (measured) | " + " | ".join(queries) + " | goal |")
+    print("|---|" + "---:|" * len(queries) + "---|")
+    row("open store + index (s)", lambda q, *_: f"{q['open_s']:.2f}")
+    row(
+        f"query-time RSS after {len(xq)} queries, GB: anonymous / file-backed",
+        lambda q, *_: f"{q['rss_after']['RssAnon'] / 1024:.2f} / {q['rss_after']['RssFile'] / 1024:.2f}",
+        "≤ 2 GB",
     )
-    print(
-        f"| latency p50 / p95 (top-{args.k} + influence, rescored) | {query['p50_ms']:.1f} / {query['p95_ms']:.1f} ms "
-        f"| ≤ 20 ms |"
+    row(
+        f"latency p50 / p95, ms (top-{args.k} + influence, rescored)",
+        lambda q, *_: f"{q['p50_ms']:.1f} / {q['p95_ms']:.1f}",
+        "≤ 20 ms",
     )
-    print(f"| baseline: exact scores of the whole store, per query (batched, here) | {t_exact:.0f} ms | |")
-    print(f"| recall@{args.k} vs exact | {recall:.3f} | ≥ 0.95 |")
-    print(f"| max error of a listed influence (share of the total) | {max(listed_err) * 100:.3f} % | ≤ 1 % |")
-    print(f"| max error of the remaining influence | {max(remaining_err) * 100:.3f} % | ≤ 1 % |")
-    print(f"| disk: store (float32) / index (codes + ids + lists) | {store_gb:.1f} GB / {index_gb:.2f} GB | |")
+    row(f"recall@{args.k} vs exact", lambda q, recall, *_: f"{recall:.3f}", "≥ 0.95")
+    row("max error of a listed influence (share of the total)", lambda q, r, le, re: f"{le * 100:.3f} %", "≤ 1 %")
+    row("max error of the remaining influence", lambda q, r, le, re: f"{re * 100:.3f} %", "≤ 1 %")
 
     per_vec_index = index_gb * 1e9 / n
     per_vec_build_s = build["seconds"] / n

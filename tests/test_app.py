@@ -121,7 +121,8 @@ def test_models_load_once_per_server_process(demo_bundle, monkeypatch) -> None:
 
 @pytest.mark.slow
 def test_first_launch_builds_the_demo_instead_of_failing(tmp_path, monkeypatch) -> None:
-    """A fresh home with no demo bundle: the page builds it (progress bar), then answers the example query."""
+    """A fresh home with no demo bundle: the page builds its feature spaces (progress bar), then answers the
+    example query."""
     monkeypatch.setenv("ATTRIBUTION_HOME", str(tmp_path))
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -130,5 +131,7 @@ def test_first_launch_builds_the_demo_instead_of_failing(tmp_path, monkeypatch) 
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert (tmp_path / "feats" / "demo" / "efficientnet_lite0" / "train" / "meta.json").is_file()
     assert any(t.startswith("Remaining influence:") for t in texts(at))
+    # the diffusion test case (evaluation only, minutes more) is left to `attribute demo`
+    assert not (tmp_path / "dataset" / "json" / "test_demo_diffusion.json").exists()
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -69,30 +70,53 @@ def train_tuned_space(device: str = "auto", progress: bool = True, backbone: Bac
 
 
 def build_demo(
-    progress: bool = True, device: str = "auto", on_progress: ProgressCallback | None = None
+    progress: bool = True,
+    device: str = "auto",
+    on_progress: ProgressCallback | None = None,
+    diffusion_test_case: bool = True,
 ) -> list[SpaceSpec]:
-    """Build (or finish, or confirm) the whole demo bundle. Idempotent: a second run does no work.
+    """Build (or finish, or confirm) the demo bundle. Idempotent: a second run does no work.
+
+    Two parts, each done once: what the feature spaces need (images, stores, indexes, the tuned space), and the
+    diffusion test case (customised demo models and their generations: about 4 minutes more on 2 cores), which
+    only evaluation uses.
 
     Args:
         progress: tqdm bars on the terminal.
         on_progress: called as each stage advances (images, extraction per backbone, tuned space).
+        diffusion_test_case: build the diffusion test case too (``attribute demo`` does; the explorer's first
+            launch does not, so that it answers sooner: the test case is built by the next ``attribute demo``).
 
     Returns:
         The demo spaces, ready.
     """
     out = demo_dir()
-    stamp = out / ".complete"
+    stamp = out / ".complete"  # the feature part is done (the diffusion test case has its own JSON)
     want = json.dumps({"version": DEMO_VERSION, "backbones": list(DEMO_BACKBONES)})
     stores_ready = all((demo_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
     stores_ready = stores_ready and all((demo_corpus_store(b) / "meta.json").is_file() for b in DEMO_BACKBONES)
     stores_ready = stores_ready and tuned_heads_path().is_file() and tuned_calibrator_path().is_file()
     stores_ready = stores_ready and (out / CAPTIONS).is_file()
-    stores_ready = stores_ready and (
-        diffusion_json().is_file() or not (demo_model_dir() / "model_index.json").is_file()
-    )
-    if stamp.is_file() and stamp.read_text() == want and stores_ready:
+    features_ready = stamp.is_file() and stamp.read_text() == want and stores_ready
+    if not features_ready:
+        stamp.unlink(missing_ok=True)
+        diffusion_json().unlink(missing_ok=True)  # made from the old images: rebuilt with the new ones
+    wants_test_case = diffusion_test_case and (demo_model_dir() / "model_index.json").is_file()
+    if features_ready and not (wants_test_case and not diffusion_json().is_file()):
         log.info("demo bundle is up to date")
         return demo_spaces()
+    if not features_ready:
+        _build_feature_part(out, progress, device, on_progress)
+        atomic_write_text(stamp, want)
+    if wants_test_case and not diffusion_json().is_file():
+        from .diffusion_testcase import build_diffusion_test_case  # diffusers: imported only to build it
+
+        build_diffusion_test_case(progress, on_progress)
+    return demo_spaces()
+
+
+def _build_feature_part(out: Path, progress: bool, device: str, on_progress: ProgressCallback | None) -> None:
+    """Images, feature stores with flat indexes, the corpus-only stores, and the tuned space."""
     images = make_demo_images(out, progress, on_progress)
     n_ex = sum(len(e["exemplar"]) for e in images.test_case)
     n_q = sum(len(v) for e in images.test_case for v in e["synth"].values())
@@ -137,12 +161,6 @@ def build_demo(
     train_tuned_space(device, progress, backbone=loaded.get(TUNED_BACKBONE))
     if on_progress:
         on_progress(Progress("train the tuned space", 1, 1))
-    if (demo_model_dir() / "model_index.json").is_file():
-        from .diffusion_testcase import build_diffusion_test_case  # diffusers: imported only to build it
-
-        build_diffusion_test_case(progress, on_progress)
-    atomic_write_text(stamp, want)
-    return demo_spaces()
 
 
 def _rows_checksum(store: FeatureStore, rows: list[int]) -> str:

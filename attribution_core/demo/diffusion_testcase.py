@@ -56,7 +56,8 @@ def build_diffusion_test_case(progress: bool = True, on_progress: ProgressCallba
         prompts = {t: p.format(token=token) for t, p in PROMPTS.items()}
         paths = {t: [synth_dir / f"{t}_{s:02d}.png" for s in SEEDS] for t in PROMPTS}
         done = (folder / "customization.json").is_file() and all(p.is_file() for v in paths.values() for p in v)
-        if done and json.loads((folder / "customization.json").read_text()).get("base_model") == base_fp:
+        record = json.loads((folder / "customization.json").read_text()) if done else {}
+        if record.get("base_model") == base_fp and record.get("exemplars") == entry["exemplar"]:
             log.debug("%s: already customised", model_id)
         else:
             model = load_model(demo_model_dir())

@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import AttributionError
 from ..fileio import atomic_path, atomic_write_json, clean_stale_temps, is_writable_dir
 from ..heads import Heads, identity_heads, load_heads
+from ..mapped import gather_rows, physical_memory, prefetch_file
 from ..paths import cache_dir, display_path
 from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
@@ -90,19 +91,29 @@ def build_index(
 
 
 def rescorer(store: FeatureStore, heads: Heads):
-    """Rows -> their exact float32 vectors in the attribution space, from the memory-mapped store."""
+    """Rows -> their exact float32 vectors in the attribution space, from the memory-mapped store (the rows' pages
+    are read together: see attribution_core/mapped.py)."""
 
     def rescore(rows: np.ndarray) -> np.ndarray:
-        return heads.real_head.map_numpy(np.asarray(store.feats[rows]))
+        return heads.real_head.map_numpy(gather_rows(store.feats, rows))
 
     return rescore
 
 
 def _read(faiss_path: Path, kind: str) -> faiss.Index:
-    """Flat and scalar-quantised indexes are memory-mapped (their codes are not copied into the heap)."""
+    """Flat and scalar-quantised indexes are memory-mapped (their codes are not copied into the heap), and read
+    into the page cache in the background from the moment they are opened: every exact query scans them whole,
+    and a first scan that faults the file in page by page took 26 s for 5 GB here, against 4.8 s once the whole
+    file was asked for at once (attribution_core/mapped.py). IVF-PQ's on-disk lists are read ahead the same way
+    when they take at most a quarter of the machine's memory."""
     if kind in ("flat", *COMPRESSED_KINDS):
-        return faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        index = faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        prefetch_file(faiss_path)
+        return index
     if kind == "ivfpq":
+        data = faiss_path.with_suffix(".ivfdata")
+        if data.is_file() and data.stat().st_size <= physical_memory() // 4:
+            prefetch_file(data)
         return read_ondisk(faiss_path)
     return faiss.read_index(str(faiss_path))
 
@@ -150,7 +161,7 @@ def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads, err: list[
         stored = np.stack([index.reconstruct(int(i)) for i in rows])
     except RuntimeError:
         return False
-    expected = heads.real_head.map_numpy(np.asarray(store.feats[rows]))
+    expected = heads.real_head.map_numpy(gather_rows(store.feats, rows))
     tolerance = np.asarray(err) + 1e-4 if err is not None else 1e-4
     return bool((np.abs(stored - expected) <= tolerance).all())
 

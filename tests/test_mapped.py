@@ -1,0 +1,65 @@
+"""Memory-mapped reads: the prefetching gather returns exactly what plain indexing returns, whatever the rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribution_core import mapped
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A 3,000 × 37 float32 array (rows of 148 bytes: rows straddle page boundaries) and its memory map."""
+    array = np.random.default_rng(0).standard_normal((3000, 37)).astype(np.float32)
+    np.save(tmp_path / "feats.npy", array)
+    return array, np.load(tmp_path / "feats.npy", mmap_mode="r")
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [5, 3, 3, 2999, 0, 1, 2, 500],  # unsorted, repeated, first and last
+        list(range(3000)),  # every row: one contiguous run
+        [],
+        [1234],
+    ],
+)
+def test_gather_equals_indexing(saved, rows):
+    array, mapped_array = saved
+    rows = np.array(rows, dtype=np.int64)
+    np.testing.assert_array_equal(mapped.gather_rows(mapped_array, rows), array[rows])
+    np.testing.assert_array_equal(mapped.gather_rows(array, rows), array[rows])  # in RAM: plain indexing
+
+
+def test_gather_from_a_view_of_the_map(saved):
+    """A slice of the map starts inside the file: the prefetch must advise that slice's pages, not the file's start."""
+    array, mapped_array = saved
+    view = mapped_array[1000:2000]
+    np.testing.assert_array_equal(mapped.gather_rows(view, np.array([0, 999, 10])), array[[1000, 1999, 1010]])
+
+
+def test_neighbouring_rows_are_advised_in_one_call():
+    """Rows whose pages touch are advised together (a block of rows costs one system call); every range starts on
+    a page and covers its rows."""
+    offset, row_bytes, page = 128, 148, 4096
+    runs = mapped.page_runs(offset, row_bytes, np.arange(100, 2000), page)
+    assert len(runs) == 1
+    start, length = runs[0]
+    assert start % page == 0 and start <= offset + 100 * row_bytes and start + length >= offset + 2000 * row_bytes
+    far = mapped.page_runs(offset, row_bytes, np.array([2999, 0, 1]), page)  # 440 kB apart: two ranges, in order
+    assert len(far) == 2 and far[0][0] == 0 and far[1][0] <= offset + 2999 * row_bytes < far[1][0] + far[1][1]
+    assert mapped.page_runs(offset, row_bytes, np.array([], dtype=np.int64), page) == []
+
+
+def test_prefetch_file_reads_ahead_and_leaves_the_file_alone(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"x" * 100_000)
+    for target in (path, tmp_path / "missing.bin"):  # a missing file is not an error: it is advice only
+        thread = mapped.prefetch_file(target)
+        if thread is not None:
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+    assert path.read_bytes() == b"x" * 100_000
