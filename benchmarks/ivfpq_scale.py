@@ -40,10 +40,12 @@ from attribution_core.store import FeatureStore, write_store
 from attribution_core.synthetic import clustered_blocks, perturbed
 
 RELEASED_CLIP = Calibrator(inv_tau=16.1587, bias=-38.5)
+DEFAULT_NPROBE = 64
+CHOSEN_RECALL = 0.99  # the smallest validated nprobe reaching this recall is the one reported (goal: 0.95)
 
 
 def params_of(args) -> dict:
-    return {"factory": args.factory, "nprobe": args.nprobe, "shard_rows": args.shard_rows}
+    return {"factory": args.factory, "nprobe": args.nprobe, "shard_rows": args.shard_rows, "rescore": args.rescore[0]}
 
 
 def phase_build(args) -> dict:
@@ -71,8 +73,22 @@ def phase_build(args) -> dict:
     }
 
 
-def variant_name(rerank: int, prefetch: bool) -> str:
-    return f"rerank{rerank}" + ("" if prefetch else "-noprefetch")
+def variant_name(rescore: str, rerank: int, prefetch: bool = True, warm: bool = False, nprobe: int = 0) -> str:
+    name = f"{rescore} rerank {rerank}" + (f" nprobe {nprobe}" if nprobe else "")
+    return name + ("" if prefetch else " no-prefetch") + (" warm" if warm else "")
+
+
+def variants(args, rescore: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(name, extra arguments) of each query phase over the index rescored from ``rescore``: every rerank from
+    disk; the float32 store once more without the rows' prefetch (the control, on fewer queries: each is slow);
+    the float16 copy once more with the copy read into the page cache first (it fits; the float32 store does not)."""
+    top = max(args.rerank)
+    out = [(variant_name(rescore, r), ("--rerank", str(r))) for r in args.rerank]
+    if rescore == "store":
+        out.append((variant_name(rescore, top, prefetch=False), ("--rerank", str(top), "--no-prefetch")))
+    else:
+        out.append((variant_name(rescore, top, warm=True), ("--rerank", str(top), "--warm")))
+    return out
 
 
 def evict(path: Path) -> None:
@@ -86,6 +102,37 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
+def read_into_cache(path: Path) -> None:
+    """Read a file whole, so that its pages are in the page cache (as a server that has answered for a while)."""
+    with open(path, "rb") as f:
+        while f.read(1 << 26):
+            pass
+
+
+def phase_choose(args) -> dict:
+    """nprobe chosen on validation queries (never the reported ones): recall@K and p50 of each candidate nprobe,
+    the float16 copy in the page cache."""
+    work = Path(args.dir)
+    xq, truth = np.load(work / "validation.npy"), np.load(work / "validation_exact.npy")
+    for copy in (work / "store" / "index").glob("*.rescore.npy"):
+        read_into_cache(copy)
+    index, built = open_index(work / "store", kind="ivfpq", params=params_of(args), progress=False)
+    assert not built, "the index should have been built by the build phase"
+    index.set_params(rerank=max(args.rerank))
+    index.search(xq[0], args.k, RELEASED_CLIP)  # warm-up
+    out = {}
+    for nprobe in args.choose_nprobe:
+        index.set_params(nprobe=nprobe)
+        times, recalls = [], []
+        for q, t in zip(xq, truth, strict=True):
+            t0 = time.perf_counter()
+            found = index.search(q, args.k, RELEASED_CLIP)
+            times.append((time.perf_counter() - t0) * 1000)
+            recalls.append(len(set(found.I.tolist()) & set(t.tolist())) / args.k)
+        out[str(nprobe)] = {"recall": float(np.mean(recalls)), "p50_ms": float(np.median(times))}
+    return out
+
+
 def phase_query(args) -> dict:
     if args.no_prefetch:  # the measurement's own control: the library's row gather without its prefetch
         import attribution_core.mapped as mapped
@@ -93,7 +140,13 @@ def phase_query(args) -> dict:
         mapped.prefetch_rows = lambda array, rows: None
     work = Path(args.dir)
     xq = np.load(work / "queries.npy")
+    if args.no_prefetch:
+        xq = xq[: args.control_queries]
     evict(work / "store" / "feats.npy")
+    for copy in (work / "store" / "index").glob("*.rescore.npy"):
+        evict(copy)
+        if args.warm:
+            read_into_cache(copy)
     before = rss_mb()
     t0 = time.perf_counter()
     params = {**params_of(args), "rerank": args.rerank[0]}
@@ -110,8 +163,14 @@ def phase_query(args) -> dict:
         rows.append(found.I)
         infl.append(found.influence)
         remaining.append(found.remaining_influence)
-    name = variant_name(args.rerank[0], not args.no_prefetch)
-    np.savez(work / f"ann-{name}.npz", rows=np.stack(rows), infl=np.stack(infl), remaining=np.array(remaining))
+    nprobe = args.nprobe if args.nprobe != DEFAULT_NPROBE else 0
+    name = variant_name(args.rescore[0], args.rerank[0], not args.no_prefetch, args.warm, nprobe)
+    np.savez(
+        work / f"ann-{name.replace(' ', '_')}.npz",
+        rows=np.stack(rows),
+        infl=np.stack(infl),
+        remaining=np.array(remaining),
+    )
     after = rss_mb()
     return {
         "open_s": open_s,
@@ -126,7 +185,7 @@ def phase_query(args) -> dict:
 
 def child(args, phase: str, extra: tuple[str, ...] = (), name: str | None = None) -> dict:
     """Run a phase in a fresh process (its own peak RSS), keeping its answer in the work folder."""
-    out = Path(args.dir) / f"{name or phase}.json"
+    out = Path(args.dir) / f"{(name or phase).replace(' ', '_')}.json"
     if not out.is_file():
         cmd = [sys.executable, __file__, *sys.argv[1:], *extra, "--phase", phase, "--out", str(out)]
         subprocess.run(cmd, check=True)
@@ -153,19 +212,31 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--factory", default="IVF4096,PQ64", help="FAISS factory string (default IVF4096,PQ64)")
-    ap.add_argument("--nprobe", type=int, default=64)
+    ap.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE)
+    ap.add_argument(
+        "--choose-nprobe",
+        type=int,
+        nargs="+",
+        default=[8, 16, 32, 64],
+        help="nprobe candidates tried on validation queries (float16 copy, largest rerank)",
+    )
     ap.add_argument("--shard-rows", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/tmp/attribution_ivfpq_10m", help="work folder (kept: the run resumes)")
     ap.add_argument(
         "--rerank", type=int, nargs="+", default=[2, 4, 10], help="candidates rescored per result (query time)"
     )
+    ap.add_argument(
+        "--rescore", nargs="+", default=["store", "float16"], help="where candidates are rescored from (build time)"
+    )
+    ap.add_argument("--control-queries", type=int, default=20, help="queries of the no-prefetch control")
     ap.add_argument("--no-prefetch", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--phase", choices=("build", "query"), help=argparse.SUPPRESS)
+    ap.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=("build", "query", "choose"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.dir)
     if args.phase:
-        result = phase_build(args) if args.phase == "build" else phase_query(args)
+        result = {"build": phase_build, "query": phase_query, "choose": phase_choose}[args.phase](args)
         Path(args.out).write_text(json.dumps(result))
         return
 
@@ -186,25 +257,41 @@ def main() -> None:
         rows = np.sort(np.random.default_rng(1).choice(n, args.queries, replace=False))
         np.save(work / "queries.npy", perturbed(np.asarray(store.feats[rows]), 0.3, seed=1))
     xq = np.load(work / "queries.npy")
+    if not (work / "validation_exact.npy").is_file():  # validation queries: other rows, other noise
+        report_rows = np.sort(np.random.default_rng(1).choice(n, args.queries, replace=False))
+        candidates = np.random.default_rng(2).choice(n, 2 * args.queries, replace=False)
+        rows = np.sort(candidates[~np.isin(candidates, report_rows)][: args.queries])
+        xv = perturbed(np.asarray(store.feats[rows]), 0.3, seed=2)
+        np.save(work / "validation.npy", xv)
+        np.save(work / "validation_exact.npy", np.stack([e.I for e in exact_answers(store, xv, args.k)]))
     print(f"# store ready in {t_data:.0f} s", flush=True)
 
-    build = child(args, "build")
-    variants = [(r, True) for r in args.rerank] + [(max(args.rerank), False)]  # the last: prefetch off (control)
-    queries = {}
-    for rerank, prefetch in variants:
-        name = variant_name(rerank, prefetch)
-        extra = ("--rerank", str(rerank), *(() if prefetch else ("--no-prefetch",)))
-        queries[name] = child(args, "query", extra, name=f"query-{name}")
+    builds, queries = {}, {}
+    for rescore in args.rescore:  # each source its own build (a build parameter): the later replaces the earlier
+        builds[rescore] = child(args, "build", ("--rescore", rescore), name=f"build-{rescore}")
+        for name, extra in variants(args, rescore):
+            queries[name] = child(args, "query", ("--rescore", rescore, *extra), name=f"query-{name}")
+    last = args.rescore[-1]  # the index now on disk
+    chosen_by = child(args, "choose", ("--rescore", last), name=f"choose-{last}")
+    good = [int(p) for p, r in chosen_by.items() if r["recall"] >= CHOSEN_RECALL]
+    chosen = min(good) if good else max(args.choose_nprobe)
+    top = str(max(args.rerank))
+    if chosen != args.nprobe:
+        for warm in (False, True):
+            name = variant_name(last, int(top), warm=warm, nprobe=chosen)
+            extra = ("--rescore", last, "--rerank", top, "--nprobe", str(chosen), *(("--warm",) if warm else ()))
+            queries[name] = child(args, "query", extra, name=f"query-{name}")
+    build = builds[args.rescore[0]]  # the projection below scales this build
     t0 = time.perf_counter()
     exact = exact_answers(store, xq, args.k)
     t_exact = (time.perf_counter() - t0) * 1000 / len(xq)
 
     quality = {}
     for name in queries:
-        ann = np.load(work / f"ann-{name}.npz")
-        recall = np.mean([len(set(a) & set(e.I)) / args.k for a, e in zip(ann["rows"], exact, strict=True)])
+        ann = np.load(work / f"ann-{name.replace(' ', '_')}.npz")
+        recall = np.mean([len(set(a) & set(e.I)) / args.k for a, e in zip(ann["rows"], exact, strict=False)])
         listed_err, remaining_err = [], []
-        for a_rows, a_infl, a_rem, e in zip(ann["rows"], ann["infl"], ann["remaining"], exact, strict=True):
+        for a_rows, a_infl, a_rem, e in zip(ann["rows"], ann["infl"], ann["remaining"], exact, strict=False):
             truth = dict(zip(e.I.tolist(), e.influence.tolist(), strict=True))
             listed_err.append(
                 max(abs(p - truth.get(r, 0.0)) for r, p in zip(a_rows.tolist(), a_infl.tolist(), strict=True))
@@ -215,19 +302,32 @@ def main() -> None:
     disk = {p.name: p.stat().st_size for p in (work / "store").rglob("*") if p.is_file()}
     store_gb = disk.get("feats.npy", 0) / 1e9
     index_gb = sum(v for k, v in disk.items() if k.endswith((".faiss", ".ivfdata"))) / 1e9
+    copy_gb = sum(v for k, v in disk.items() if k.endswith(".rescore.npy")) / 1e9
 
     def row(label: str, cell, goal: str = "") -> None:
         print(f"| {label} | " + " | ".join(cell(queries[name], *quality[name]) for name in queries) + f" | {goal} |")
 
     print()
-    print(f"build (train + fill shards + merge), incl. reading the store: {build['seconds'] / 60:.1f} min")
+    for rescore, b in builds.items():
+        print(
+            f"build, rescore from {rescore} (train + fill shards + merge, incl. reading the store): "
+            f"{b['seconds'] / 60:.1f} min; peak RSS anonymous {b['peak_anon_mb'] / 1024:.2f} GB (total incl. the "
+            f"store's page cache {b['peak_rss_mb'] / 1024:.1f} GB; goal: never the whole dataset in RAM)"
+        )
     print(
-        f"build peak RSS: anonymous {build['peak_anon_mb'] / 1024:.2f} GB (total incl. the store's page cache "
-        f"{build['peak_rss_mb'] / 1024:.1f} GB; goal: never the whole dataset in RAM)"
+        f"disk: store (float32) {store_gb:.1f} GB, index (codes + ids + lists) {index_gb:.2f} GB, float16 "
+        f"rescoring copy {copy_gb:.1f} GB"
     )
-    print(f"disk: store (float32) {store_gb:.1f} GB, index (codes + ids + lists) {index_gb:.2f} GB")
     print(f"baseline: exact scores of the whole store, per query (batched, here): {t_exact:.0f} ms")
-    print("each column: a fresh process, the store's pages dropped from the page cache first\n")
+    print(
+        "each column: a fresh process; the store's and the float16 copy's pages dropped from the page cache first "
+        "(warm: the copy then read whole into it); the no-prefetch control on the first "
+        f"{args.control_queries} queries\n"
+    )
+    print(f"nprobe chosen on {len(np.load(work / 'validation.npy'))} validation queries ({last}, warm, rerank {top}):")
+    for p, r in chosen_by.items():
+        print(f"  nprobe {p}: recall@{args.k} {r['recall']:.3f}, p50 {r['p50_ms']:.1f} ms")
+    print(f"  chosen: {chosen} (the smallest with recall ≥ {CHOSEN_RECALL})\n")
     print("| 10M IVF-PQ (measured) | " + " | ".join(queries) + " | goal |")
     print("|---|" + "---:|" * len(queries) + "---|")
     row("open store + index (s)", lambda q, *_: f"{q['open_s']:.2f}")

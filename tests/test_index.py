@@ -136,6 +136,57 @@ def test_ivfpq_on_disk_is_built_in_shards_resumes_and_rescores_exactly(tmp_path,
     assert built
 
 
+def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
+    """``rescore: float16``: a float16 copy of the mapped vectors is written beside the index (also across an
+    interrupted build); candidates are rescored from it (scores within 2^-11 of exact, the flat top-K found); a
+    damaged copy rebuilds the index; going back to the store removes the copy."""
+    import faiss
+
+    from attribution_core.index import ondisk
+
+    xb = clustered(6000, 32, seed=5)
+    store = write_store(tmp_path / "s", xb, [str(i) for i in range(6000)], "test")
+    heads = identity_heads(32)
+    params = {"factory": "IVF64,PQ8", "shard_rows": 2000, "nprobe": 64, "rescore": "float16"}
+    real_write = faiss.write_index
+
+    def interrupt_at_second_shard(index, path):
+        if "shard_00001" in str(path):
+            raise KeyboardInterrupt
+        return real_write(index, path)
+
+    monkeypatch.setattr(ondisk.faiss, "write_index", interrupt_at_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(store, heads, "ivfpq", params, progress=False)
+    monkeypatch.setattr(ondisk.faiss, "write_index", real_write)
+    index = build_index(store, heads, "ivfpq", params, progress=False)  # resumed: shard 0's rows were kept
+    copy_path = ondisk.rescore_copy_path(index.path)
+    copy = np.load(copy_path)
+    assert copy.dtype == np.float16 and copy.shape == (6000, 32)
+    np.testing.assert_allclose(copy.astype(np.float32), xb, atol=2**-11)
+    flat, _ = load_index(store, heads, "flat", progress=False)
+    cal = Calibrator(16.1587, -38.5)
+    queries = xb[[10, 3000, 5999]] + 0.2 * random_unit(3, 32, seed=9)
+    for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        got, want = index.search(q, 20, cal), flat.search(q, 20, cal)
+        np.testing.assert_allclose(got.D, xb[got.I] @ q, atol=2**-10)
+        assert len(set(got.I) & set(want.I)) >= 18
+        np.testing.assert_allclose(got.influence.sum() + got.remaining_influence, 1.0, atol=1e-5)
+    _, built = load_index(store, heads, "ivfpq", progress=False)
+    assert not built
+    damaged = np.load(copy_path, mmap_mode="r+")
+    damaged[0] = 0  # one of the spot-checked rows
+    damaged.flush()
+    del damaged
+    _, built = load_index(store, heads, "ivfpq", progress=False, params={"rescore": "float16"})
+    assert built  # the copy no longer matched the store
+    np.testing.assert_allclose(np.load(copy_path)[0].astype(np.float32), xb[0], atol=2**-11)
+    _, built = load_index(store, heads, "ivfpq", progress=False, params={"rescore": "store"})
+    assert built and not copy_path.exists()
+    with pytest.raises(AttributionError, match="rescore 'float8'"):
+        build_index(store, heads, "ivfpq", {"rescore": "float8"}, progress=False)
+
+
 def load_heads_from(tmp_path, d: int):
     """Real (random) linear heads in the authors' layout, so rescoring goes through a head, not the identity."""
     path = tmp_path / "heads.pth"

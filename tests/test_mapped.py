@@ -54,12 +54,23 @@ def test_neighbouring_rows_are_advised_in_one_call():
     assert mapped.page_runs(offset, row_bytes, np.array([], dtype=np.int64), page) == []
 
 
-def test_prefetch_file_reads_ahead_and_leaves_the_file_alone(tmp_path):
-    path = tmp_path / "blob.bin"
-    path.write_bytes(b"x" * 100_000)
-    for target in (path, tmp_path / "missing.bin"):  # a missing file is not an error: it is advice only
-        thread = mapped.prefetch_file(target)
-        if thread is not None:
-            thread.join(timeout=10)
-            assert not thread.is_alive()
-    assert path.read_bytes() == b"x" * 100_000
+def test_flat_index_scans_the_same_vectors_through_numpy_map(tmp_path):
+    """A saved flat index is scanned through a numpy memory map of its file's tail: the same vectors as FAISS's
+    own, and the same answers."""
+    import faiss
+
+    from attribution_core.calibration import Calibrator
+    from attribution_core.heads import identity_heads
+    from attribution_core.index import load_index
+    from attribution_core.store import write_store
+    from attribution_core.synthetic import clustered_features
+
+    xb = clustered_features(500, 16, 10, seed=1)
+    store = write_store(tmp_path / "s", xb, [f"{i}.jpg" for i in range(500)], "test")
+    load_index(store, identity_heads(16), "flat", progress=False)
+    index, built = load_index(store, identity_heads(16), "flat", progress=False)
+    assert not built and isinstance(index._xb, np.memmap)
+    own = faiss.rev_swig_ptr(index.index.get_xb(), 500 * 16).reshape(500, 16)
+    np.testing.assert_array_equal(np.asarray(index._xb), own)
+    found = index.search(xb[7], 5, Calibrator(16.1587, -38.5))
+    assert found.I[0] == 7 and abs(found.D[0] - 1.0) < 1e-5

@@ -95,9 +95,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     from ..errors import AttributionError
     from ..index import open_index
 
-    params = {"factory": args.factory} if args.factory else None
+    params = {k: v for k, v in (("factory", args.factory), ("rescore", args.rescore)) if v} or None
     if args.factory and args.kind != "ivfpq":
         raise AttributionError("--factory goes with --kind ivfpq (a FAISS factory string such as OPQ64,IVF4096,PQ64)")
+    if args.rescore and args.kind != "ivfpq":
+        raise AttributionError("--rescore goes with --kind ivfpq (the other kinds rescore from the store, if at all)")
     index, built = open_index(
         args.store, args.mapper, args.kind, args.rebuild, not args.quiet, args.device, params=params
     )
@@ -296,6 +298,12 @@ def add_commands(command) -> None:
         "(approximate, in RAM); ivfpq (approximate, on disk, built in shards, rescored from the store)",
     )
     p.add_argument("--factory", help="ivfpq: a FAISS factory string (default IVF<4·sqrt(N)>,PQ<d/8>)")
+    p.add_argument(
+        "--rescore",
+        choices=("store", "float16"),
+        help="ivfpq: rescore candidates from the float32 store (default) or from a float16 copy of the mapped "
+        "vectors written beside the index (half the bytes to keep in the page cache; scores within 2^-11)",
+    )
     p.add_argument("--mapper", help="head checkpoint whose real_mapper maps the store (default: identity)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if an up-to-date index exists")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the index searches (default cpu)")

@@ -4,7 +4,11 @@ through ``faiss.contrib.ondisk.merge_ondisk``), which are memory-mapped at query
 
 Building never holds more than one shard of vectors in memory. Shards are kept in ``<index>.parts/`` until the
 merge, so an interrupted build resumes at the first missing shard. Candidates found by the PQ codes are rescored
-exactly from the float32 store before influence is computed.
+before influence is computed: exactly, from the float32 store through the head (``rescore: "store"``, the
+default), or from a float16 copy of the head-mapped vectors written beside the index during the build
+(``rescore: "float16"``, ``<index>.rescore.npy``): half the bytes of a float32 store of the same dimension, so that
+the rows candidates are read from can stay in the page cache of a machine with less memory than the store.
+Scores from float16 vectors differ from float32 ones by at most Σ|q_i|·|x_i|·2⁻¹¹ ≤ 2⁻¹¹ for unit vectors.
 """
 
 from __future__ import annotations
@@ -28,13 +32,24 @@ log = logging.getLogger(__name__)
 SHARD_ROWS = 1_000_000
 TRAIN_PER_LIST = 64  # training vectors per inverted list (FAISS wants ≥ 39)
 RERANK = 10  # candidates rescored exactly per result wanted (params "rerank")
+RESCORE_SOURCES = ("store", "float16")  # params "rescore": where candidates' vectors are read from
 
 
 def default_ivfpq_params(n: int, d: int) -> dict:
     """``IVF{nlist},PQ{m}``: nlist ≈ 4·√n (at most n/39), m = d/8 sub-quantisers of 8 bits (d/8 bytes a vector)."""
     nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 if n >= 39 else 1))
     m = next(m for m in (d // 8, d // 4, d // 2, d) if m >= 1 and d % m == 0)
-    return {"factory": f"IVF{nlist},PQ{m}", "nprobe": min(nlist, max(16, nlist // 16)), "shard_rows": SHARD_ROWS}
+    return {
+        "factory": f"IVF{nlist},PQ{m}",
+        "nprobe": min(nlist, max(16, nlist // 16)),
+        "shard_rows": SHARD_ROWS,
+        "rescore": "store",
+    }
+
+
+def rescore_copy_path(faiss_path: Path) -> Path:
+    """The float16 copy of the head-mapped vectors beside an index built with ``rescore: "float16"``."""
+    return faiss_path.with_suffix(".rescore.npy")
 
 
 def build_ondisk(
@@ -60,6 +75,7 @@ def build_ondisk(
         with atomic_path(trained) as tmp:
             faiss.write_index(index, str(tmp))
     rows = int(params.get("shard_rows", SHARD_ROWS))
+    copy = _open_rescore_copy(parts / "rescore.npy", n, d) if params.get("rescore") == "float16" else None
     shards = []
     for s, start in enumerate(tqdm(range(0, n, rows), desc="fill shards", unit="shard", disable=not progress)):
         shard = parts / f"shard_{s:05d}.faiss"
@@ -69,9 +85,19 @@ def build_ondisk(
         index = faiss.read_index(str(trained))
         for i in range(start, min(n, start + rows), 65536):
             ids = np.arange(i, min(n, start + rows, i + 65536), dtype=np.int64)
-            index.add_with_ids(np.ascontiguousarray(map_rows(ids)), ids)
+            vectors = np.ascontiguousarray(map_rows(ids))
+            index.add_with_ids(vectors, ids)
+            if copy is not None:
+                copy[ids[0] : ids[-1] + 1] = vectors
+        if copy is not None:
+            copy.flush()  # the shard's rows of the copy are on disk before the shard counts as done
         with atomic_path(shard) as tmp:
             faiss.write_index(index, str(tmp))
+    if copy is not None:
+        del copy
+        (parts / "rescore.npy").replace(rescore_copy_path(faiss_path))
+    else:
+        rescore_copy_path(faiss_path).unlink(missing_ok=True)  # an earlier build's copy: not this index's
     index = faiss.read_index(str(trained))
     data = faiss_path.with_suffix(".ivfdata")
     data.unlink(missing_ok=True)
@@ -80,6 +106,24 @@ def build_ondisk(
         faiss.write_index(index, str(tmp))
     shutil.rmtree(parts, ignore_errors=True)
     return read_ondisk(faiss_path)
+
+
+def _open_rescore_copy(path: Path, n: int, d: int) -> np.ndarray:
+    """The float16 copy being filled (reopened by a resumed build, whose finished shards' rows are kept)."""
+    if path.is_file():
+        copy = np.load(path, mmap_mode="r+")
+        if copy.shape == (n, d) and copy.dtype == np.float16:
+            return copy
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, d))
+
+
+def read_rescore_copy(faiss_path: Path, n: int, d: int) -> np.ndarray | None:
+    """The float16 copy beside an index, memory-mapped; None when it is missing or of another shape."""
+    try:
+        copy = np.load(rescore_copy_path(faiss_path), mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return copy if copy.shape == (n, d) and copy.dtype == np.float16 else None
 
 
 def read_ondisk(faiss_path: Path) -> faiss.Index:

@@ -29,12 +29,19 @@ import numpy as np
 from ..errors import AttributionError
 from ..fileio import atomic_path, atomic_write_json, clean_stale_temps, is_writable_dir
 from ..heads import Heads, identity_heads, load_heads
-from ..mapped import gather_rows, physical_memory, prefetch_file
+from ..mapped import gather_rows
 from ..paths import cache_dir, display_path
 from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
 from .compressed import COMPRESSED_KINDS
-from .ondisk import build_ondisk, default_ivfpq_params, read_ondisk
+from .ondisk import (
+    RESCORE_SOURCES,
+    build_ondisk,
+    default_ivfpq_params,
+    read_ondisk,
+    read_rescore_copy,
+    rescore_copy_path,
+)
 from .search import INDEX_KINDS, SEARCH_PARAMS, AttributionIndex, IndexMeta
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,10 @@ def build_index(
     clean_stale_temps(faiss_path.parent)
     if kind == "ivfpq":  # built shard by shard from the memory-mapped store, never all in RAM
         params = {**default_ivfpq_params(len(store), heads.dim), **(params or {})}
+        if params["rescore"] not in RESCORE_SOURCES:
+            raise AttributionError(
+                f"rescore {params['rescore']!r}: candidates are rescored from one of {', '.join(RESCORE_SOURCES)}"
+            )
         index = build_ondisk(store, rescorer(store, heads), faiss_path, params, progress)
     else:
         params = {**default_params(kind, len(store)), **(params or {})}
@@ -87,7 +98,8 @@ def build_index(
     if faiss_path.is_relative_to(cache_dir()):
         prune_cache(cache_dir() / "indexes", keep=faiss_path)
     del index  # reopened memory-mapped, like a saved index: the vectors stay in the page cache, not the heap
-    return AttributionIndex(_read(faiss_path, kind), meta, faiss_path, device, rescorer(store, heads))
+    rescore = index_rescorer(store, heads, faiss_path, params)
+    return AttributionIndex(_read(faiss_path, kind), meta, faiss_path, device, rescore)
 
 
 def rescorer(store: FeatureStore, heads: Heads):
@@ -100,20 +112,39 @@ def rescorer(store: FeatureStore, heads: Heads):
     return rescore
 
 
+def index_rescorer(store: FeatureStore, heads: Heads, faiss_path: Path, params: dict):
+    """Where an index's candidates are rescored from: the float16 copy beside an IVF-PQ index built with
+    ``rescore: "float16"``, else the float32 store through the head (:func:`rescorer`)."""
+    if params.get("rescore") != "float16":
+        return rescorer(store, heads)
+    copy = read_rescore_copy(faiss_path, len(store), heads.dim)
+    if copy is None:
+        raise AttributionError(f"{display_path(rescore_copy_path(faiss_path))}: missing or damaged; rebuild the index")
+
+    def rescore(rows: np.ndarray) -> np.ndarray:
+        return gather_rows(copy, rows).astype(np.float32)
+
+    return rescore
+
+
+def _rescore_copy_stale(faiss_path: Path, store: FeatureStore, heads: Heads) -> str | None:
+    """Why an IVF-PQ index's float16 rescoring copy cannot be used (missing, other shape, or a spot check of 16
+    rows against the store mapped by the head now), or None."""
+    copy = read_rescore_copy(faiss_path, len(store), heads.dim)
+    if copy is None:
+        return "its float16 rescoring copy is missing or of another shape"
+    rows = np.unique(np.linspace(0, len(store) - 1, min(SPOT_CHECK_ROWS, len(store))).astype(np.int64))
+    expected = heads.real_head.map_numpy(gather_rows(store.feats, rows))
+    if not (np.abs(gather_rows(copy, rows).astype(np.float32) - expected) <= 2**-10).all():
+        return "its float16 rescoring copy does not hold the store's rows under these heads"
+    return None
+
+
 def _read(faiss_path: Path, kind: str) -> faiss.Index:
-    """Flat and scalar-quantised indexes are memory-mapped (their codes are not copied into the heap), and read
-    into the page cache in the background from the moment they are opened: every exact query scans them whole,
-    and a first scan that faults the file in page by page took 26 s for 5 GB here, against 4.8 s once the whole
-    file was asked for at once (attribution_core/mapped.py). IVF-PQ's on-disk lists are read ahead the same way
-    when they take at most a quarter of the machine's memory."""
+    """Flat and scalar-quantised indexes are memory-mapped (their codes are not copied into the heap)."""
     if kind in ("flat", *COMPRESSED_KINDS):
-        index = faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-        prefetch_file(faiss_path)
-        return index
+        return faiss.read_index(str(faiss_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
     if kind == "ivfpq":
-        data = faiss_path.with_suffix(".ivfdata")
-        if data.is_file() and data.stat().st_size <= physical_memory() // 4:
-            prefetch_file(data)
         return read_ondisk(faiss_path)
     return faiss.read_index(str(faiss_path))
 
@@ -220,10 +251,13 @@ def _load_or_build(
             reason = "the .faiss file holds another shape than its record"
         elif index is not None and not spot_check(index, store, heads, raw.get("params", {}).get("err")):
             reason = "its vectors are not the store's rows under these heads (copied from elsewhere?)"
+        if reason is None and raw["params"].get("rescore") == "float16":
+            reason = _rescore_copy_stale(faiss_path, store, heads)
         if reason is None:
             meta = IndexMeta(**{k: raw[k] for k in IndexMeta.__dataclass_fields__})
             os.utime(faiss_path)  # recently used: the cache keeps it longest
-            return AttributionIndex(index, meta, faiss_path, device, rescorer(store, heads)), False
+            rescore = index_rescorer(store, heads, faiss_path, meta.params)
+            return AttributionIndex(index, meta, faiss_path, device, rescore), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
     return build_index(store, heads, kind, params or None, progress=progress, device=device, cached=cached), True
 
@@ -257,3 +291,4 @@ def prune_cache(folder: Path, keep: Path | None = None) -> None:
         path.unlink(missing_ok=True)
         path.with_suffix(".json").unlink(missing_ok=True)
         path.with_suffix(".ivfdata").unlink(missing_ok=True)
+        rescore_copy_path(path).unlink(missing_ok=True)
