@@ -57,9 +57,16 @@ def test_a_batch_of_queries_gets_the_same_answers_as_one_at_a_time(tmp_path, kin
 
 @pytest.mark.parametrize("kind", ["sq8", "fp16"])
 @pytest.mark.parametrize("calibrator", [Calibrator(16.1587, -38.5), Calibrator(60.0, -500.0), Calibrator(8.0, 2.0)])
-def test_compressed_exact_kinds_give_the_flat_answers(tmp_path, kind, calibrator) -> None:
+@pytest.mark.parametrize("first_scan", ["covers all", "grown"])
+def test_compressed_exact_kinds_give_the_flat_answers(tmp_path, monkeypatch, kind, calibrator, first_scan) -> None:
     """Scanning 8-bit or float16 codes, then rescoring within the error bound, gives the float32 scan's top-K,
-    scores and influences: whatever the calibrator's mass window (narrow, wide, or every image)."""
+    scores and influences: whatever the calibrator's mass window (narrow, wide, or every image), and whether the
+    first scan's candidates suffice or the scan must be grown."""
+    from attribution_core.index import compressed
+
+    if first_scan == "grown":
+        monkeypatch.setattr(compressed, "CANDIDATES_PER_RESULT", 1)
+        monkeypatch.setattr(compressed, "MIN_CANDIDATES", 8)
     xb = clustered(4000, 48, seed=2)
     heads = load_heads_from(tmp_path, 48)
     store = write_store(tmp_path / "s", xb, [str(i) for i in range(4000)], "test")
@@ -78,6 +85,48 @@ def test_compressed_exact_kinds_give_the_flat_answers(tmp_path, kind, calibrator
             np.testing.assert_allclose(got.influence, want.influence, rtol=1e-4, atol=1e-12)
             assert got.remaining_influence == pytest.approx(want.remaining_influence, abs=1e-6)
             assert got.mass_count == want.mass_count
+            assert 50 <= index.rescored < 4000 or calibrator.b >= 0  # only the candidates within the bound
+
+
+@pytest.mark.parametrize("kind", ["sq8", "fp16"])
+@pytest.mark.parametrize("d", [48, 40])  # FAISS scans 8-bit codes with integer SIMD only when d % 16 == 0
+def test_compressed_scores_stay_within_the_error_bound(kind, d) -> None:
+    """Every approximate score the scan gives is within δ(q) of the exact float32 score, for queries near the data
+    and far from it (the bound the exact rescoring rests on)."""
+    from attribution_core.index.compressed import build_compressed, scan_query
+
+    xb = clustered(2000, d, seed=9)
+    index, params = build_compressed(xb, kind)
+    queries = np.concatenate([xb[:5] + 0.2 * random_unit(5, d, seed=1), random_unit(5, d, seed=2)])
+    slack = []
+    for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        q = q.astype(np.float32)
+        q_scan, alpha, shift, delta = scan_query(kind, q, params)
+        approx, rows = index.search(q_scan[None], 2000)
+        gap = np.abs(approx[0].astype(np.float64) / alpha + shift - xb[rows[0]] @ q)
+        assert gap.max() <= delta
+        slack.append(gap.max() / delta)
+    assert max(slack) > 0.05  # the bound is not vacuous: the worst row uses a real share of it
+
+
+def test_compressed_index_of_an_older_layout_is_rebuilt(tmp_path, caplog) -> None:
+    """An 8-bit index whose record lacks the per-dimension layout (written before signed direct codes) is rebuilt,
+    with a warning that says why, never searched with the wrong decoding."""
+    import json
+
+    xb = clustered(1000, 16)
+    store = write_store(tmp_path / "s", xb, [str(i) for i in range(1000)], "test")
+    heads = identity_heads(16)
+    load_index(store, heads, "sq8", progress=False)
+    meta_path = next((tmp_path / "s" / "index").glob("sq8-*.json"))
+    record = json.loads(meta_path.read_text())
+    for key in ("scale", "offset", "amax"):
+        del record["params"][key]
+    meta_path.write_text(json.dumps(record))
+    index, built = load_index(store, heads, "sq8", progress=False)
+    assert built and "older layout" in caplog.text
+    q = xb[7]
+    np.testing.assert_array_equal(index.search(q, 10, Calibrator(16.1587, -38.5)).I, np.argsort(-(xb @ q))[:10])
 
 
 def test_ivfpq_on_disk_is_built_in_shards_resumes_and_rescores_exactly(tmp_path, monkeypatch) -> None:

@@ -43,10 +43,11 @@ def mapped_features(store: FeatureStore, heads: Heads, progress: bool = True) ->
 
 def build_faiss(xb: np.ndarray, kind: str, params: dict, progress: bool = True) -> faiss.Index:
     """A FAISS inner-product index of ``kind`` over unit-norm ``xb`` [nb, d] (compressed kinds record their
-    per-dimension decoding error in ``params["err"]``)."""
+    codes' layout and per-dimension decoding error in ``params``)."""
     nb, d = xb.shape
     if kind in COMPRESSED_KINDS:
-        index, params["err"] = build_compressed(xb, kind)
+        index, layout = build_compressed(xb, kind)
+        params.update(layout)
         return index
     if kind == "flat":
         index = faiss.IndexFlatIP(d)

@@ -33,7 +33,7 @@ from ..mapped import gather_rows
 from ..paths import cache_dir, display_path
 from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
-from .compressed import COMPRESSED_KINDS
+from .compressed import COMPRESSED_KINDS, decoded, layout_stale
 from .ondisk import (
     RESCORE_SOURCES,
     build_ondisk,
@@ -133,11 +133,16 @@ def _rescore_copy_stale(faiss_path: Path, store: FeatureStore, heads: Heads) -> 
     copy = read_rescore_copy(faiss_path, len(store), heads.dim)
     if copy is None:
         return "its float16 rescoring copy is missing or of another shape"
-    rows = np.unique(np.linspace(0, len(store) - 1, min(SPOT_CHECK_ROWS, len(store))).astype(np.int64))
+    rows = _spot_rows(len(store))
     expected = heads.real_head.map_numpy(gather_rows(store.feats, rows))
     if not (np.abs(gather_rows(copy, rows).astype(np.float32) - expected) <= 2**-10).all():
         return "its float16 rescoring copy does not hold the store's rows under these heads"
     return None
+
+
+def _spot_rows(n: int) -> np.ndarray:
+    """The rows a spot check compares: up to SPOT_CHECK_ROWS, evenly spaced from first to last."""
+    return np.unique(np.linspace(0, n - 1, min(SPOT_CHECK_ROWS, n)).astype(np.int64))
 
 
 def _read(faiss_path: Path, kind: str) -> faiss.Index:
@@ -174,18 +179,19 @@ def _stale_reason(raw: dict | None, faiss_path: Path, store: FeatureStore, heads
             return f"its {key} differs (the store or heads changed)"
     if raw.get("faiss_bytes") != faiss_path.stat().st_size:
         return "the .faiss file is not the one written with its record"
-    return None
+    return layout_stale(kind, raw.get("params") or {})
 
 
-def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads, err: list[float] | None = None) -> bool:
-    """Whether a few of the index's stored vectors equal the store's rows mapped by the real head now (within
-    the recorded decoding error ``err`` for compressed kinds). IVF-PQ codes are lossy without a bound and their
-    on-disk lists have no direct map: only the record is checked for them."""
+def spot_check(
+    index: faiss.Index, store: FeatureStore, heads: Heads, kind: str = "flat", params: dict | None = None
+) -> bool:
+    """Whether a few of the index's stored vectors equal the store's rows mapped by the real head now (compressed
+    kinds: decoded with the layout in ``params``, within its recorded decoding error). IVF-PQ codes are lossy
+    without a bound and their on-disk lists have no direct map: only the record is checked for them."""
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists):
         return True
-    n = index.ntotal
-    rows = np.unique(np.linspace(0, n - 1, min(SPOT_CHECK_ROWS, n)).astype(np.int64))
+    rows = _spot_rows(index.ntotal)
     if ivf is not None:
         ivf.make_direct_map()
     try:
@@ -193,7 +199,10 @@ def spot_check(index: faiss.Index, store: FeatureStore, heads: Heads, err: list[
     except RuntimeError:
         return False
     expected = heads.real_head.map_numpy(gather_rows(store.feats, rows))
-    tolerance = np.asarray(err) + 1e-4 if err is not None else 1e-4
+    tolerance = 1e-4
+    if kind in COMPRESSED_KINDS:
+        stored = decoded(kind, stored, params or {})
+        tolerance = np.asarray((params or {})["err"]) + 1e-4
     return bool((np.abs(stored - expected) <= tolerance).all())
 
 
@@ -249,7 +258,7 @@ def _load_or_build(
                 reason = "FAISS cannot read the .faiss file (truncated or corrupt)"
         if index is not None and (index.ntotal != raw["count"] or index.d != raw["dim"]):
             reason = "the .faiss file holds another shape than its record"
-        elif index is not None and not spot_check(index, store, heads, raw.get("params", {}).get("err")):
+        elif index is not None and not spot_check(index, store, heads, kind, raw["params"]):
             reason = "its vectors are not the store's rows under these heads (copied from elsewhere?)"
         if reason is None and raw["params"].get("rescore") == "float16":
             reason = _rescore_copy_stale(faiss_path, store, heads)

@@ -172,8 +172,7 @@ class AttributionIndex:
         out = []
         for q, k in zip(xq, ks, strict=True):
             if self.kind in COMPRESSED_KINDS:
-                err = np.asarray(self.meta.params["err"])
-                found = compressed_search(self.index, q, k, calibrator, err, self.rescore)
+                found = compressed_search(self.index, self.kind, q, k, calibrator, self.meta.params, self.rescore)
                 D, I, mass, max_score, self.rescored = found
             elif self.kind == "ivfpq":
                 found = rescored_search(self.index, q, k, calibrator.threshold, self.rescore, self.rerank)
