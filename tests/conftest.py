@@ -10,10 +10,12 @@ from PIL import Image
 
 @pytest.fixture(scope="session")
 def demo_bundle():
-    """The real demo bundle in the project (idempotent: built on the first run, reused after)."""
+    """The real demo bundle's feature spaces in the project (idempotent: built on the first run, reused after). The
+    diffusion test case (10 customised models, ~4 minutes) is left out: no test reads it, and
+    ``test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated`` builds one model of it."""
     from attribution_core.demo import build_demo
 
-    return build_demo(progress=False)
+    return build_demo(progress=False, diffusion_test_case=False)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -84,3 +85,49 @@ def test_tuned_space_beats_the_untuned_backbone_on_held_out_exemplars(demo_bundl
             key = f"{ptype}-{metric}"
             assert tuned.metrics[key] > plain.metrics[key], (key, tuned.metrics, plain.metrics)
         assert tuned.metrics[f"{ptype}-influence"] > uncalibrated.metrics[f"{ptype}-influence"] + 0.3
+
+
+def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo_bundle, tmp_path, monkeypatch) -> None:
+    """One model of the diffusion test case, built as ``attribute demo`` builds all ten (customise the demo model
+    on its exemplars, generate with the new token), in a separate home: the AbC format plus each image's prompt and
+    its customised model; the PNGs carry their prompt; unlearning evaluates it (every exemplar ranked among the
+    corpus and the exemplars, better than chance on average)."""
+    from attribution_core.demo import diffusion_testcase, unlearning_space
+    from attribution_core.diffusion.generation import read_generation
+    from attribution_core.evaluate.testcase import first_per_type, read_test_case
+    from attribution_core.unlearning.evaluate import evaluate_unlearning_space
+
+    home = tmp_path / "home"
+    (home / "dataset" / "json").mkdir(parents=True)
+    (home / "dataset" / "demo").mkdir()
+    for name in ("captions.jsonl", "corpus", "exemplar"):  # read from the real bundle; outputs go to the new home
+        (home / "dataset" / "demo" / name).symlink_to(demo_dir() / name)
+    entries = json.loads(demo_json().read_text())
+    first = next(e for e in entries if e["class_id"].endswith(f"_q{diffusion_testcase.QUADRANTS[0]}"))
+    (home / "dataset" / "json" / demo_json().name).write_text(json.dumps([first]))
+    monkeypatch.setenv("ATTRIBUTION_HOME", str(home))
+    monkeypatch.setattr(diffusion_testcase, "SEEDS", (0,))
+    path = diffusion_testcase.build_diffusion_test_case(progress=False)
+
+    assert path == home / "dataset" / "json" / "test_demo_diffusion.json"
+    [entry] = json.loads(path.read_text())
+    assert entry["exemplar"] == first["exemplar"] and entry["class_id"] == first["class_id"]
+    assert set(entry["synth"]) == set(diffusion_testcase.PROMPTS)
+    token = diffusion_testcase.token_of(first["class_id"])
+    for images in entry["synth"].values():
+        for image in images:
+            prompt = entry["prompts"][image]
+            assert token in prompt and read_generation(home / image).prompt == prompt
+    assert (home / entry["customized"] / "customization.json").is_file()
+
+    spec = unlearning_space()
+    quick = {"steps": 2, "draws": 16, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1}
+    spec = dataclasses.replace(spec, options={**spec.options, "config": quick})
+    test_case = first_per_type(read_test_case(path), 1)
+    [result] = evaluate_unlearning_space(spec, [test_case], home, device="cpu", progress=False)
+    n_candidates = len((demo_dir() / "captions.jsonl").read_text().splitlines()) + len(first["exemplar"])
+    ranks = [r for row in result.ranks for r in row["ranks"]]
+    assert len(result.ranks) == len(diffusion_testcase.PROMPTS) and len(ranks) == 2 * len(first["exemplar"])
+    assert all(1 <= r <= n_candidates for r in ranks)
+    assert np.mean(ranks) < n_candidates / 2  # chance would put the exemplars' mean rank near the middle
+    assert set(result.metrics) >= {f"{t}-mAP" for t in diffusion_testcase.PROMPTS}

@@ -188,7 +188,8 @@ def test_ivfpq_on_disk_is_built_in_shards_resumes_and_rescores_exactly(tmp_path,
 def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
     """``rescore: float16``: a float16 copy of the mapped vectors is written beside the index (also across an
     interrupted build); candidates are rescored from it (scores within 2^-11 of exact, the flat top-K found); a
-    damaged copy rebuilds the index; going back to the store removes the copy."""
+    damaged copy rebuilds the index with the parameters it was built with; going back to the store removes the
+    copy."""
     import faiss
 
     from attribution_core.index import ondisk
@@ -227,8 +228,9 @@ def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
     damaged[0] = 0  # one of the spot-checked rows
     damaged.flush()
     del damaged
-    _, built = load_index(store, heads, "ivfpq", progress=False, params={"rescore": "float16"})
-    assert built  # the copy no longer matched the store
+    rebuilt, built = load_index(store, heads, "ivfpq", progress=False)
+    assert built  # the copy no longer matched the store; the rebuild keeps what was asked for at the first build
+    assert rebuilt.meta.params["factory"] == "IVF64,PQ8" and rebuilt.meta.params["rescore"] == "float16"
     np.testing.assert_allclose(np.load(copy_path)[0].astype(np.float32), xb[0], atol=2**-11)
     _, built = load_index(store, heads, "ivfpq", progress=False, params={"rescore": "store"})
     assert built and not copy_path.exists()

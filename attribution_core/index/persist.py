@@ -76,6 +76,7 @@ def build_index(
     """Build and save an index over ``store`` mapped by ``heads.real_head``."""
     if kind not in INDEX_KINDS:
         raise AttributionError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    requested = dict(params or {})  # what the user chose; a stale index is rebuilt with it (defaults recomputed)
     store.check_backbone(store.backbone, heads.in_dim)
     faiss_path, meta_path = index_paths(store, kind, heads, cached)
     faiss_path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def build_index(
         with atomic_path(faiss_path) as tmp:
             faiss.write_index(index, str(tmp))
     meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
-    record = {"format": INDEX_FORMAT, **asdict(meta), "faiss_bytes": faiss_path.stat().st_size}
+    record = {"format": INDEX_FORMAT, **asdict(meta), "requested": requested, "faiss_bytes": faiss_path.stat().st_size}
     atomic_write_json(meta_path, record)
     if faiss_path.is_relative_to(cache_dir()):
         prune_cache(cache_dir() / "indexes", keep=faiss_path)
@@ -245,8 +246,8 @@ def _load_or_build(
     params: dict,
 ) -> tuple[AttributionIndex, bool]:
     faiss_path, meta_path = index_paths(store, kind, heads, cached)
+    raw = _read_meta(meta_path)
     if not rebuild and faiss_path.is_file():
-        raw = _read_meta(meta_path)
         reason = _stale_reason(raw, faiss_path, store, heads, kind)
         if reason is None and any(raw["params"].get(k) != v for k, v in params.items()):
             reason = "it was built with other parameters"
@@ -268,6 +269,8 @@ def _load_or_build(
             rescore = index_rescorer(store, heads, faiss_path, meta.params)
             return AttributionIndex(index, meta, faiss_path, device, rescore), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
+    if not params and raw is not None and isinstance(raw.get("requested"), dict):
+        params = raw["requested"]  # a rebuild keeps what the user chose (e.g. --factory, --rescore)
     return build_index(store, heads, kind, params or None, progress=progress, device=device, cached=cached), True
 
 
