@@ -8,7 +8,10 @@ as the baseline in the same run:
   - torch's CPU matrix-vector product in float32, float16 and bfloat16.
 
 Only the scan is timed (FAISS's includes its top-256 selection); the error bound and the exact rescoring that an
-exact kind adds on top are not. Leads for the "≤ 0.6× the float32 scan" goal, not library code yet.
+exact kind adds on top are not (``benchmarks/search.py`` times the whole exact query). The signed 8-bit direct
+kernel multiplies integer codes by an integer query (FAISS truncates a float query's components): here it only
+times that kernel; the library's sq8 kind quantises the query itself and bounds the error
+(attribution_core/index/compressed.py).
 
     python benchmarks/scan_kernels.py [--n 1000000] [--d 512] [--queries 20]
 """
