@@ -24,7 +24,8 @@ from .evaluate.metrics import SpaceResult
 from .evaluate.testcase import TestCase
 from .heads import Heads, identity_heads, load_heads
 from .images import QUERY_MAX_SIDE, load_rgb
-from .index import AttributionIndex, load_index
+from .index import INDEX_KINDS, AttributionIndex, load_index
+from .index.search import SEARCH_PARAMS
 from .paths import display_path
 from .progress import CancelFlag, ProgressCallback, check_cancelled
 from .registry import all_spaces, register_method
@@ -87,20 +88,32 @@ class FeatureAttributor(Attributor):
         *,
         device: str = "auto",
         progress: bool = True,
-        index_kind: str = "flat",
+        index_kind: str | None = None,
         index_params: dict | None = None,
         allow_download: bool = False,
         **_: Any,
     ) -> FeatureAttributor:
-        """Load every part of ``spec``; build (or rebuild a stale) index on first use. ``index_params``: query-time
-        knobs of the ANN kinds (``nprobe``, ``efSearch``, ``rerank``; see ``load_index``)."""
+        """Load every part of ``spec``; build (or rebuild a stale) index on first use.
+
+        Args:
+            index_kind: the index kind; default the space's ``options.index``, else ``flat``.
+            index_params: query-time knobs of the ANN kinds (``nprobe``, ``efSearch``, ``rerank``; see
+                ``load_index``), over those the space's options declare.
+        """
+        index_kind = index_kind or spec.options.get("index", "flat")
+        if index_kind not in INDEX_KINDS:
+            raise AttributionError(
+                f"space {spec.name!r}: index {index_kind!r} is not an index kind; "
+                f"choose one of {', '.join(INDEX_KINDS)}"
+            )
+        index_params = {**{k: spec.options[k] for k in SEARCH_PARAMS if k in spec.options}, **(index_params or {})}
         backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
         store = open_space_store(spec)
         store.check_backbone(backbone.name, backbone.dim)
         cached = spec.mapper is not None and spec.mapper != _registered_mapper(spec.name)  # ad-hoc heads
         index, _ = load_index(
-            store, heads, index_kind, progress=progress, device=device, cached=cached, params=index_params
+            store, heads, index_kind, progress=progress, device=device, cached=cached, params=index_params or None
         )
         return cls(spec, backbone, heads, space_calibrator(spec), store, index)
 

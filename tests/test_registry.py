@@ -70,6 +70,32 @@ def test_user_space_in_spaces_and_evaluate(demo_bundle, tmp_path) -> None:
     assert len(row.split("|")) > 8  # a metrics row, not an error
 
 
+def test_a_space_declares_its_index_kind(demo_bundle, tmp_path) -> None:
+    """``options = { index = "sq8" }`` in a spaces file: the CLI, explorer and service query that index (the same
+    answers as the flat scan); ``--index`` overrides it; an unknown kind is a one-line error naming the space."""
+    import numpy as np
+
+    from attribution_core.registry import create_attributor
+
+    text = user_spaces_file(tmp_path).read_text()
+    (tmp_path / "spaces.toml").write_text(
+        text.replace('description = "pixels over my own store"', 'options = { index = "sq8" }')
+        + text.replace("my_pixels", "my_typo").replace(
+            'description = "pixels over my own store"', 'options = { index = "sq9" }'
+        )
+    )
+    compressed, typo = load_spaces_file(tmp_path / "spaces.toml")
+    query = project_root() / "assets" / "chelsea_q0_object_00.jpg"
+    got = create_attributor(compressed, device="cpu", progress=False)
+    flat = create_attributor(compressed, device="cpu", progress=False, index_kind="flat")
+    assert got.index.kind == "sq8" and flat.index.kind == "flat"
+    a, b = got.attribute([query], 20)[0], flat.attribute([query], 20)[0]
+    assert [r.path for r in a.results] == [r.path for r in b.results]
+    np.testing.assert_allclose([r.influence for r in a.results], [r.influence for r in b.results], rtol=1e-4)
+    with pytest.raises(AttributionError, match="space 'my_typo': index 'sq9' is not an index kind"):
+        create_attributor(typo, device="cpu", progress=False)
+
+
 def test_third_party_method_through_the_cli(demo_bundle) -> None:
     env = {"ATTRIBUTION_PLUGINS": PLUGIN}
     listed = {s["name"]: s for s in json.loads(run("spaces", "--json", env=env).stdout)}

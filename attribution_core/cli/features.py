@@ -28,10 +28,11 @@ def cmd_query(args: argparse.Namespace) -> int:
     from ..registry import create_attributor
 
     k = check_k(args.top_k)
-    index_params = search_params(args)
+    space = resolve_space(args)
+    index_params = search_params(args, args.index or space.options.get("index", "flat"))
     images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]  # all checked before any model loads
     attributor = create_attributor(
-        resolve_space(args),
+        space,
         device=args.device,
         index_kind=args.index,
         index_params=index_params,
@@ -43,18 +44,19 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def search_params(args: argparse.Namespace) -> dict:
-    """``--nprobe`` / ``--rerank`` as the index's query-time parameters; a clear error where they do not apply."""
+def search_params(args: argparse.Namespace, kind: str) -> dict:
+    """``--nprobe`` / ``--rerank`` as the query-time parameters of a ``kind`` index; a clear error where they do not
+    apply."""
     from ..errors import AttributionError
 
     params = {k: v for k, v in (("nprobe", args.nprobe), ("rerank", args.rerank)) if v is not None}
     for name, value in params.items():
         if value < 1:
             raise AttributionError(f"--{name} must be at least 1, not {value}")
-    if args.nprobe is not None and args.index not in ("ivf", "ivfpq"):
-        raise AttributionError(f"--nprobe goes with --index ivf or ivfpq (this query uses --index {args.index})")
-    if args.rerank is not None and args.index != "ivfpq":
-        raise AttributionError(f"--rerank goes with --index ivfpq (this query uses --index {args.index})")
+    if args.nprobe is not None and kind not in ("ivf", "ivfpq"):
+        raise AttributionError(f"--nprobe goes with --index ivf or ivfpq (this query uses --index {kind})")
+    if args.rerank is not None and kind != "ivfpq":
+        raise AttributionError(f"--rerank goes with --index ivfpq (this query uses --index {kind})")
     return params
 
 
@@ -252,7 +254,7 @@ def add_commands(command) -> None:
     p = command("query", "attribute generated images to the training set", cmd_query)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", "-k", type=int, default=10, help="training images to list per query (default 10)")
-    p.add_argument("--index", default="flat", choices=INDEX_KINDS, help="index kind (default flat)")
+    p.add_argument("--index", choices=INDEX_KINDS, help="index kind (default: the space's options.index, else flat)")
     p.add_argument("--nprobe", type=int, help="ivf/ivfpq: inverted lists visited per query (query time: no rebuild)")
     p.add_argument(
         "--rerank", type=int, help="ivfpq: candidates rescored exactly from the store per result listed (default 10)"
