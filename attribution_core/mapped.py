@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,17 @@ def gather_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.int64)
     prefetch_rows(array, rows)
     return np.asarray(array[rows])
+
+
+def chunked_scores(
+    vectors_of: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, q: np.ndarray, chunk: int = 16384
+) -> np.ndarray:
+    """``vectors_of(rows) @ q`` [len(rows)], ``chunk`` rows at a time: memory stays bounded (a query whose mass
+    covers most of a 1M × 1280 store would otherwise gather a 5 GB copy of it at once)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return np.empty(0, dtype=np.float32)
+    return np.concatenate([vectors_of(rows[i : i + chunk]) @ q for i in range(0, len(rows), chunk)])
 
 
 def prefetch_rows(array: np.ndarray, rows: np.ndarray) -> None:

@@ -96,3 +96,23 @@ def test_head_checkpoint_of_strings_is_refused(tmp_path) -> None:
     torch.save({"real_mapper": {"weight": "eye"}, "synth_mapper": {"weight": "eye"}}, tmp_path / "s.pth")
     with pytest.raises(CheckpointError, match=r"s\.pth: real_mapper must be a dict of tensors"):
         load_heads(tmp_path / "s.pth", 4)
+
+
+def test_an_identity_linear_head_only_normalises_and_notices_a_change() -> None:
+    """The untuned space's identity head skips its d×d product outside autograd: bit-identical output; once its
+    weights change in place (a training step), the product is used again; gradients still flow in training."""
+    import numpy as np
+
+    from attribution_core.heads import identity_heads
+
+    head = identity_heads(64).real_head
+    x = torch.randn(100, 64)
+    with torch.no_grad():
+        reference = torch.nn.functional.normalize(head.mapper(x), dim=-1)
+    assert head.is_identity() and np.array_equal(head.map_numpy(x.numpy()), reference.numpy())
+    head(x).sum().backward()  # with autograd: through the mapper
+    assert head.mapper.weight.grad is not None
+    with torch.no_grad():
+        head.mapper.weight[3, 5] += 0.25
+        changed = torch.nn.functional.normalize(head.mapper(x), dim=-1)
+    assert not head.is_identity() and np.array_equal(head.map_numpy(x.numpy()), changed.numpy())

@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 
 from ..calibration import Calibrator
+from ..mapped import chunked_scores
 
 #: Compressed exact kinds and their FAISS scalar quantiser.
 COMPRESSED_KINDS = {"sq8": "QT_8bit_direct_signed", "fp16": "QT_fp16"}
@@ -156,7 +157,7 @@ def compressed_search(
             break
         kk = min(n, kk * 4)
     candidates = np.sort(rows[approx >= need])
-    exact = rescore(candidates) @ q
+    exact = chunked_scores(rescore, candidates, q)
     top = np.lexsort((candidates, -exact))[:k]  # ties: the lower row first, as the flat scan lists them
     s_max = float(exact[top[0]])
     thr = calibrator.threshold(s_max)

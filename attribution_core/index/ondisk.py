@@ -25,6 +25,7 @@ from faiss.contrib.ondisk import merge_ondisk
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_path
+from ..mapped import chunked_scores
 from ..store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def rescored_search(
         rows = rows[0][rows[0] >= 0]
         order = np.argsort(rows)
         exact = np.empty(len(rows), dtype=np.float32)
-        exact[order] = rescore(rows[order]) @ q
+        exact[order] = chunked_scores(rescore, rows[order], q)
         s_max = float(exact.max())
         if exact.min() <= threshold(s_max) or kk >= n or len(rows) < kk:
             break

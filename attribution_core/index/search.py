@@ -16,7 +16,7 @@ import numpy as np
 
 from ..calibration import Calibrator, influence_normaliser, influence_of
 from ..errors import AttributionError
-from ..mapped import map_tail
+from ..mapped import chunked_scores, map_tail
 from .compressed import COMPRESSED_KINDS, compressed_search
 from .ondisk import RERANK, rescored_search
 
@@ -119,8 +119,7 @@ class AttributionIndex:
         if self._xb is not None:
             return self._xb @ xq
         if self.kind in RESCORED_KINDS:
-            n, step = self.ntotal, 65536
-            return np.concatenate([self.rescore(np.arange(i, min(n, i + step))) @ xq for i in range(0, n, step)])
+            return chunked_scores(self.rescore, np.arange(self.ntotal), xq, 65536)
         if self.kind == "hnsw":
             storage = faiss.downcast_index(self.index.storage)
             xb = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
