@@ -68,8 +68,9 @@ def phase_library(work: Path, kind: str) -> dict:
     attributor = create_attributor(spec, device="cpu", progress=False, index_kind=kind)
     ready = time.perf_counter() - t0
     opened = rss_mb()
-    attributor.attribute([query_image()], k=10)
+    result = attributor.attribute([query_image()], k=10)[0]
     return {
+        "mass_count": result.mass_count,
         "ready_s": ready,
         "first_s": time.perf_counter() - t0,
         "before": before,
@@ -131,7 +132,10 @@ def main() -> None:
         )
     for label, r in rows[1:]:
         opened, before = r["opened"], r["before"]
-        print(f"{label}: opening the space adds {opened['RssAnon'] - before['RssAnon']:.0f} MiB of anonymous memory")
+        print(
+            f"{label}: opening the space adds {opened['RssAnon'] - before['RssAnon']:.0f} MiB of anonymous memory; "
+            f"{r['mass_count']:,} images carry influence for the query"
+        )
     print("(after the imports; goal for store + index: ≤ 200 MiB)")
 
 
