@@ -56,7 +56,10 @@ def test_a_batch_of_queries_gets_the_same_answers_as_one_at_a_time(tmp_path, kin
 
 
 @pytest.mark.parametrize("kind", ["sq8", "fp16"])
-@pytest.mark.parametrize("calibrator", [Calibrator(16.1587, -38.5), Calibrator(60.0, -500.0), Calibrator(8.0, 2.0)])
+@pytest.mark.parametrize(
+    "calibrator",
+    [Calibrator(16.1587, -38.5), Calibrator(60.0, -500.0), Calibrator(1.0, -50.0), Calibrator(8.0, 2.0)],
+)  # narrow and wide mass windows, one that covers every image, and b >= 0 (all scores needed)
 @pytest.mark.parametrize("first_scan", ["covers all", "grown"])
 def test_compressed_exact_kinds_give_the_flat_answers(tmp_path, monkeypatch, kind, calibrator, first_scan) -> None:
     """Scanning 8-bit or float16 codes, then rescoring within the error bound, gives the float32 scan's top-K,
@@ -85,7 +88,10 @@ def test_compressed_exact_kinds_give_the_flat_answers(tmp_path, monkeypatch, kin
             np.testing.assert_allclose(got.influence, want.influence, rtol=1e-4, atol=1e-12)
             assert got.remaining_influence == pytest.approx(want.remaining_influence, abs=1e-6)
             assert got.mass_count == want.mass_count
-            assert 50 <= index.rescored < 4000 or calibrator.b >= 0  # only the candidates within the bound
+            if calibrator.b < 0 and want.mass_count < 4000:
+                assert 50 <= index.rescored < 4000  # only the candidates within the bound
+            elif calibrator.b < 0:
+                assert index.rescored == 4000  # every image has mass: all scored, in order
 
 
 @pytest.mark.parametrize("kind", ["sq8", "fp16"])

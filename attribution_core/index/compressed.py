@@ -154,9 +154,12 @@ def compressed_search(
         a_max = float(approx[0])
         need = min(float(approx[min(k, len(approx)) - 1]) - 2 * delta, calibrator.threshold(a_max - delta) - delta)
         if kk >= n or len(rows) < kk or float(approx[-1]) < need:
+            candidates = np.sort(rows[approx >= need])
             break
-        kk = min(n, kk * 4)
-    candidates = np.sort(rows[approx >= need])
+        if kk * 4 > n // 4:  # a large share of the store is within the bound: score it all, in file order
+            candidates = np.arange(n)
+            break
+        kk *= 4
     exact = chunked_scores(rescore, candidates, q)
     top = np.lexsort((candidates, -exact))[:k]  # ties: the lower row first, as the flat scan lists them
     s_max = float(exact[top[0]])
