@@ -115,6 +115,27 @@ def test_compressed_scores_stay_within_the_error_bound(kind, d) -> None:
     assert max(slack) > 0.05  # the bound is not vacuous: the worst row uses a real share of it
 
 
+def test_compressed_index_scores_candidates_from_row_norms_and_rebuilds_when_they_are_damaged(tmp_path, caplog) -> None:
+    """Under a linear head a compressed index keeps each store row's norm under the head beside it and scores a
+    candidate as (x·Wᵀq + b·q)/‖Wx + b‖ (no d×d product per row): the same scores as mapping the row; a damaged
+    norms file is noticed by the spot check on load and the index rebuilt."""
+    from attribution_core.index.linear_scores import norms_path
+
+    xb = clustered(2000, 32, seed=6)
+    heads = load_heads_from(tmp_path, 32)
+    store = write_store(tmp_path / "s", xb, [str(i) for i in range(2000)], "test")
+    index, _ = load_index(store, heads, "sq8", progress=False)
+    rows = np.arange(0, 2000, 7)
+    q = heads.synth_head.map_numpy(xb[[11]] + 0.1)[0]
+    np.testing.assert_allclose(index.score_rows(rows, q), heads.real_head.map_numpy(xb[rows]) @ q, atol=1e-6)
+    norms = np.load(norms_path(index.path), mmap_mode="r+")
+    norms[0] *= 2  # row 0 is spot-checked
+    norms.flush()
+    del norms
+    _, built = load_index(store, heads, "sq8", progress=False)
+    assert built and "row norms do not match" in caplog.text
+
+
 def test_compressed_index_of_an_older_layout_is_rebuilt(tmp_path, caplog) -> None:
     """An 8-bit index whose record lacks the per-dimension layout (written before signed direct codes) is rebuilt,
     with a warning that says why, never searched with the wrong decoding."""

@@ -35,7 +35,6 @@ import faiss
 import numpy as np
 
 from ..calibration import Calibrator
-from ..mapped import chunked_scores
 
 #: Compressed exact kinds and their FAISS scalar quantiser.
 COMPRESSED_KINDS = {"sq8": "QT_8bit_direct_signed", "fp16": "QT_fp16"}
@@ -134,12 +133,13 @@ def compressed_search(
     k: int,
     calibrator: Calibrator,
     params: dict,
-    rescore: Callable[[np.ndarray], np.ndarray],
+    score_rows: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Exact top-``k`` of unit query ``q`` [d] and the exact scores of every image with mass.
 
     Args:
-        rescore: rows [m] (sorted) -> their exact float32 vectors [m, d].
+        score_rows: (rows [m] sorted, q) -> their exact float32 scores [m] (from the store: through the head, or
+            from the rows' norms under a linear head, linear_scores.py).
 
     Returns:
         (D [k] exact scores, I [k] rows, mass: exact scores above the threshold, max score, rows rescored).
@@ -160,7 +160,7 @@ def compressed_search(
             candidates = np.arange(n)
             break
         kk *= 4
-    exact = chunked_scores(rescore, candidates, q)
+    exact = score_rows(candidates, q)
     top = np.lexsort((candidates, -exact))[:k]  # ties: the lower row first, as the flat scan lists them
     s_max = float(exact[top[0]])
     thr = calibrator.threshold(s_max)

@@ -34,6 +34,7 @@ from ..paths import cache_dir, display_path
 from ..store import FeatureStore
 from .build import build_faiss, default_params, mapped_features
 from .compressed import COMPRESSED_KINDS, decoded, layout_stale
+from .linear_scores import factored, linear_scorer, norms_path, norms_stale, read_norms, write_norms
 from .ondisk import (
     RESCORE_SOURCES,
     build_ondisk,
@@ -93,6 +94,8 @@ def build_index(
         index = build_faiss(mapped_features(store, heads, progress), kind, params, progress)
         with atomic_path(faiss_path) as tmp:
             faiss.write_index(index, str(tmp))
+        if kind in COMPRESSED_KINDS and factored(heads.real_head):
+            write_norms(faiss_path, store.feats, heads.real_head)  # before the record: no record, no index
     meta = IndexMeta(kind, store.checksum, store.backbone, heads.fingerprint(), heads.dim, len(store), params)
     record = {"format": INDEX_FORMAT, **asdict(meta), "requested": requested, "faiss_bytes": faiss_path.stat().st_size}
     atomic_write_json(meta_path, record)
@@ -100,7 +103,19 @@ def build_index(
         prune_cache(cache_dir() / "indexes", keep=faiss_path)
     del index  # reopened memory-mapped, like a saved index: the vectors stay in the page cache, not the heap
     rescore = index_rescorer(store, heads, faiss_path, params)
-    return AttributionIndex(_read(faiss_path, kind), meta, faiss_path, device, rescore)
+    score_rows = index_scorer(store, heads, faiss_path, kind)
+    return AttributionIndex(_read(faiss_path, kind), meta, faiss_path, device, rescore, score_rows)
+
+
+def index_scorer(store: FeatureStore, heads: Heads, faiss_path: Path, kind: str):
+    """How a compressed index scores its candidates under a linear head: from the rows' norms beside it
+    (linear_scores.py); None elsewhere (the index then maps each candidate through the head)."""
+    if kind not in COMPRESSED_KINDS or not factored(heads.real_head):
+        return None
+    norms = read_norms(faiss_path, len(store))
+    if norms is None:
+        raise AttributionError(f"{display_path(norms_path(faiss_path))}: missing or damaged; rebuild the index")
+    return linear_scorer(store.feats, heads.real_head, norms)
 
 
 def rescorer(store: FeatureStore, heads: Heads):
@@ -263,11 +278,15 @@ def _load_or_build(
             reason = "its vectors are not the store's rows under these heads (copied from elsewhere?)"
         if reason is None and raw["params"].get("rescore") == "float16":
             reason = _rescore_copy_stale(faiss_path, store, heads)
+        if reason is None and kind in COMPRESSED_KINDS and factored(heads.real_head):
+            norms = read_norms(faiss_path, len(store))
+            reason = norms_stale(norms, store.feats, heads.real_head, _spot_rows(len(store)))
         if reason is None:
             meta = IndexMeta(**{k: raw[k] for k in IndexMeta.__dataclass_fields__})
             os.utime(faiss_path)  # recently used: the cache keeps it longest
             rescore = index_rescorer(store, heads, faiss_path, meta.params)
-            return AttributionIndex(index, meta, faiss_path, device, rescore), False
+            score_rows = index_scorer(store, heads, faiss_path, kind)
+            return AttributionIndex(index, meta, faiss_path, device, rescore, score_rows), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
     if not params and raw is not None and isinstance(raw.get("requested"), dict):
         params = raw["requested"]  # a rebuild keeps what the user chose (e.g. --factory, --rescore)
@@ -304,3 +323,4 @@ def prune_cache(folder: Path, keep: Path | None = None) -> None:
         path.with_suffix(".json").unlink(missing_ok=True)
         path.with_suffix(".ivfdata").unlink(missing_ok=True)
         rescore_copy_path(path).unlink(missing_ok=True)
+        norms_path(path).unlink(missing_ok=True)

@@ -61,13 +61,16 @@ class AttributionIndex:
         path: Path | None = None,
         device: str = "cpu",
         rescore: Callable[[np.ndarray], np.ndarray] | None = None,
+        score_rows: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ):
         """Wrap a FAISS index. ``device``: ``cpu``, ``cuda`` or ``auto`` (CUDA when torch sees a GPU).
-        ``rescore``: rows -> exact float32 vectors (the compressed kinds rescore their candidates with it)."""
+        ``rescore``: rows -> exact float32 vectors (the compressed kinds rescore their candidates with it);
+        ``score_rows``: (rows, q) -> exact scores, when there is a faster way than ``rescore(rows) @ q``."""
         self.index = index
         self.meta = meta
         self.path = path
         self.rescore = rescore
+        self.score_rows = score_rows or (lambda rows, q: chunked_scores(self.rescore, rows, q))
         self.rescored = 0  # rows rescored exactly by the last compressed search (benchmarks report it)
         if meta.kind in RESCORED_KINDS and rescore is None:
             raise AttributionError(f"a {meta.kind} index needs the float32 store to rescore its candidates")
@@ -171,7 +174,7 @@ class AttributionIndex:
         out = []
         for q, k in zip(xq, ks, strict=True):
             if self.kind in COMPRESSED_KINDS:
-                found = compressed_search(self.index, self.kind, q, k, calibrator, self.meta.params, self.rescore)
+                found = compressed_search(self.index, self.kind, q, k, calibrator, self.meta.params, self.score_rows)
                 D, I, mass, max_score, self.rescored = found
             elif self.kind == "ivfpq":
                 found = rescored_search(self.index, q, k, calibrator.threshold, self.rescore, self.rerank)
