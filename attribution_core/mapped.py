@@ -79,6 +79,15 @@ def page_runs(offset: int, row_bytes: int, rows: np.ndarray, page: int = mmap.PA
     return [(int(s), int(e - s)) for s, e in zip(run_starts, run_ends, strict=True)]
 
 
+def map_npy(path: Path | str, shape: tuple[int, ...], dtype: type) -> np.ndarray | None:
+    """A ``.npy`` file memory-mapped read-only, or None when it is missing, unreadable or not of ``shape``/``dtype``."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return array if array.shape == tuple(shape) and array.dtype == dtype else None
+
+
 def map_tail(path: Path | str, shape: tuple[int, int], dtype: type = np.float32) -> np.memmap | None:
     """The last ``shape`` elements of a file, memory-mapped read-only by numpy (None when the file is smaller).
 

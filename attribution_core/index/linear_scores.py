@@ -21,7 +21,7 @@ import torch
 from ..fileio import atomic_path
 from ..heads import Head
 from ..heads.linear import LinearHead
-from ..mapped import gather_rows
+from ..mapped import gather_rows, map_npy
 
 CHUNK = 65536
 
@@ -53,11 +53,7 @@ def write_norms(faiss_path: Path, feats: np.ndarray, head: LinearHead) -> None:
 
 def read_norms(faiss_path: Path, n: int) -> np.ndarray | None:
     """The norms beside an index, memory-mapped; None when missing or of another shape."""
-    try:
-        norms = np.load(norms_path(faiss_path), mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    return norms if norms.shape == (n,) and norms.dtype == np.float32 else None
+    return map_npy(norms_path(faiss_path), (n,), np.float32)
 
 
 def norms_stale(norms: np.ndarray | None, feats: np.ndarray, head: LinearHead, rows: np.ndarray) -> str | None:

@@ -25,7 +25,7 @@ from faiss.contrib.ondisk import merge_ondisk
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_path
-from ..mapped import chunked_scores
+from ..mapped import chunked_scores, map_npy
 from ..store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -120,11 +120,7 @@ def _open_rescore_copy(path: Path, n: int, d: int) -> np.ndarray:
 
 def read_rescore_copy(faiss_path: Path, n: int, d: int) -> np.ndarray | None:
     """The float16 copy beside an index, memory-mapped; None when it is missing or of another shape."""
-    try:
-        copy = np.load(rescore_copy_path(faiss_path), mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    return copy if copy.shape == (n, d) and copy.dtype == np.float16 else None
+    return map_npy(rescore_copy_path(faiss_path), (n, d), np.float16)
 
 
 def read_ondisk(faiss_path: Path) -> faiss.Index:
