@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import mmap
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,49 @@ def chunked_scores(
     if len(rows) == 0:
         return np.empty(0, dtype=np.float32)
     return np.concatenate([vectors_of(rows[i : i + chunk]) @ q for i in range(0, len(rows), chunk)])
+
+
+def mapped_scores(xb: np.ndarray, xq: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Exact scores ``xq @ xb.T`` [nq, nb] of float32 queries [nq, d] against every row of ``xb`` [nb, d] (C-contiguous
+    float32, typically memory-mapped), without a private copy of ``xb``.
+
+    Why not ``xb @ q``: a FAISS flat index keeps its vectors after a 45-byte header, so a memory map of them is not
+    4-byte aligned, and numpy then makes an aligned copy of the whole matrix before calling BLAS — 5 GB of private
+    memory and 1.2–9 s for one query over 1M × 1280 here, 19 s for four queries, against 0.23 s for the same product
+    over an aligned map (measured on this project's 2-core machine). One query is scored by FAISS's own
+    inner-product kernel (``fvec_inner_products_ny``, unaligned loads, no copy), the rows split across threads
+    (FAISS releases the GIL): 0.21–0.29 s. A batch is scored ``block`` rows at a time, each block copied into one
+    small aligned buffer when ``xb`` is misaligned, so one pass over the rows serves every query (8 queries 1.2 s,
+    64 queries 2.0 s). Neither numpy nor FAISS has a call that gives every score of a misaligned matrix; this is it.
+    """
+    xq = np.ascontiguousarray(xq, dtype=np.float32).reshape(len(xq), -1)
+    nb, d = xb.shape
+    out = np.empty((len(xq), nb), dtype=np.float32)
+    if nb == 0:
+        return out
+    if len(xq) == 1 and xb.dtype == np.float32 and xb.flags.c_contiguous:
+        parts = max(1, min(faiss.omp_get_max_threads(), nb // block))
+        bounds = np.linspace(0, nb, parts + 1).astype(np.int64)
+
+        def score(lo: int, hi: int) -> None:
+            faiss.fvec_inner_products_ny(
+                faiss.swig_ptr(out[0, lo:hi]), faiss.swig_ptr(xq[0]), faiss.swig_ptr(xb[lo:hi]), d, int(hi - lo)
+            )
+
+        if parts == 1:
+            score(0, nb)
+        else:
+            with ThreadPoolExecutor(parts) as pool:
+                list(pool.map(score, bounds[:-1], bounds[1:]))
+        return out
+    buf = None if xb.flags.aligned else np.empty((block, d), dtype=np.float32)
+    for start in range(0, nb, block):
+        rows = xb[start : start + block]
+        if buf is not None:
+            np.copyto(buf[: len(rows)], rows)
+            rows = buf[: len(rows)]
+        np.matmul(xq, rows.T, out=out[:, start : start + len(rows)])
+    return out
 
 
 def prefetch_rows(array: np.ndarray, rows: np.ndarray) -> None:

@@ -74,3 +74,27 @@ def test_flat_index_scans_the_same_vectors_through_numpy_map(tmp_path):
     np.testing.assert_array_equal(np.asarray(index._xb), own)
     found = index.search(xb[7], 5, Calibrator(16.1587, -38.5))
     assert found.I[0] == 7 and abs(found.D[0] - 1.0) < 1e-5
+
+
+def test_scores_over_a_misaligned_map_need_no_private_copy(tmp_path):
+    """A FAISS flat index keeps its vectors after a 45-byte header, so their memory map is misaligned: every score
+    of one query and of a batch equals the aligned product, and scoring never copies the matrix (numpy's own
+    product made a private copy of the whole map first: 5 GB for a 1M × 1280 index)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    xb = rng.normal(size=(40_000, 64)).astype(np.float32)  # 10 MB
+    path = tmp_path / "index.bin"
+    path.write_bytes(b"h" * 45 + xb.tobytes())
+    mapped_xb = mapped.map_tail(path, xb.shape)
+    assert not mapped_xb.flags.aligned
+    xq = rng.normal(size=(3, 64)).astype(np.float32)
+    tracemalloc.start()
+    one = mapped.mapped_scores(mapped_xb, xq[:1])
+    batch = mapped.mapped_scores(mapped_xb, xq, block=1000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(one, xq[:1] @ xb.T, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(batch, xq @ xb.T, rtol=1e-5, atol=1e-4)
+    assert peak < xb.nbytes / 4, f"scoring allocated {peak / 1e6:.1f} MB for a {xb.nbytes / 1e6:.1f} MB matrix"
+    assert mapped.mapped_scores(mapped_xb[:0], xq).shape == (3, 0)

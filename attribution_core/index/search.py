@@ -16,7 +16,7 @@ import numpy as np
 
 from ..calibration import Calibrator, influence_normaliser, influence_of
 from ..errors import AttributionError
-from ..mapped import chunked_scores, map_tail
+from ..mapped import chunked_scores, map_tail, mapped_scores
 from .compressed import COMPRESSED_KINDS, compressed_search
 from .ondisk import RERANK, rescored_search
 
@@ -120,7 +120,7 @@ class AttributionIndex:
 
             return (self._xb_gpu @ torch.from_numpy(xq).to(self._xb_gpu.device)).cpu().numpy()
         if self._xb is not None:
-            return self._xb @ xq
+            return mapped_scores(self._xb, xq[None])[0]
         if self.kind in RESCORED_KINDS:
             return chunked_scores(self.rescore, np.arange(self.ntotal), xq, 65536)
         if self.kind == "hnsw":
@@ -146,12 +146,7 @@ class AttributionIndex:
 
             return (torch.from_numpy(xq).to(self._xb_gpu.device) @ self._xb_gpu.T).cpu().numpy()
         if self._xb is not None:
-            if len(xq) == 1:
-                # one query: a matrix-vector product reads the memory-mapped vectors once, in file order. The
-                # matrix-matrix form (xq @ xb.T) was measured 20× slower on a 5 GB mapped index whose pages did not
-                # all fit in the page cache (28 s against 1.3 s); in RAM the two take the same time.
-                return (self._xb @ xq[0])[None]
-            return xq @ self._xb.T
+            return mapped_scores(self._xb, xq)  # one pass over the (mapped, misaligned) vectors, no private copy
         return np.stack([self.all_scores(q) for q in xq])
 
     def search(self, xq: np.ndarray, k: int, calibrator: Calibrator) -> SearchResult:
