@@ -65,11 +65,12 @@ def test_compressed_exact_kinds_give_the_flat_answers(tmp_path, monkeypatch, kin
     """Scanning 8-bit or float16 codes, then rescoring within the error bound, gives the float32 scan's top-K,
     scores and influences: whatever the calibrator's mass window (narrow, wide, or every image), and whether the
     first scan's candidates suffice or the scan must be grown."""
-    from attribution_core.index import compressed
+    from attribution_core.index import compressed, linear_scores
 
     if first_scan == "grown":
         monkeypatch.setattr(compressed, "CANDIDATES_PER_RESULT", 1)
         monkeypatch.setattr(compressed, "MIN_CANDIDATES", 8)
+        monkeypatch.setattr(linear_scores, "CHUNK", 256)  # the whole store scored as one float32 run, not gathered
     xb = clustered(4000, 48, seed=2)
     heads = load_heads_from(tmp_path, 48)
     store = write_store(tmp_path / "s", xb, [str(i) for i in range(4000)], "test")
@@ -115,11 +116,17 @@ def test_compressed_scores_stay_within_the_error_bound(kind, d) -> None:
     assert max(slack) > 0.05  # the bound is not vacuous: the worst row uses a real share of it
 
 
-def test_compressed_index_scores_candidates_from_row_norms_and_rebuilds_when_they_are_damaged(tmp_path, caplog) -> None:
+def test_compressed_index_scores_candidates_from_row_norms_and_rebuilds_when_they_are_damaged(
+    tmp_path, caplog, monkeypatch
+) -> None:
     """Under a linear head a compressed index keeps each store row's norm under the head beside it and scores a
-    candidate as (x·Wᵀq + b·q)/‖Wx + b‖ (no d×d product per row): the same scores as mapping the row; a damaged
-    norms file is noticed by the spot check on load and the index rebuilt."""
+    candidate as (x·Wᵀq + b·q)/‖Wx + b‖ (no d×d product per row): the same scores as mapping the row, for scattered
+    rows and for the whole store in file order; a damaged norms file is noticed by the spot check on load and the
+    index rebuilt."""
+    from attribution_core.index import linear_scores
     from attribution_core.index.linear_scores import norms_path
+
+    monkeypatch.setattr(linear_scores, "CHUNK", 300)  # the whole store is a run longer than one chunk
 
     xb = clustered(2000, 32, seed=6)
     heads = load_heads_from(tmp_path, 32)
@@ -128,6 +135,8 @@ def test_compressed_index_scores_candidates_from_row_norms_and_rebuilds_when_the
     rows = np.arange(0, 2000, 7)
     q = heads.synth_head.map_numpy(xb[[11]] + 0.1)[0]
     np.testing.assert_allclose(index.score_rows(rows, q), heads.real_head.map_numpy(xb[rows]) @ q, atol=1e-6)
+    everything = np.arange(2000)
+    np.testing.assert_allclose(index.score_rows(everything, q), heads.real_head.map_numpy(xb) @ q, atol=1e-6)
     norms = np.load(norms_path(index.path), mmap_mode="r+")
     norms[0] *= 2  # row 0 is spot-checked
     norms.flush()

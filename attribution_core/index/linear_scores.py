@@ -4,8 +4,10 @@ A linear head maps a raw feature x to ``y = W x + b`` and the attribution space 
 scores it ``q · y / ‖y‖ = (x · Wᵀq + b · q) / ‖y‖``. With ``‖y‖`` of every store row written beside a compressed
 index when it is built (n float32: 4 MB per million rows), rescoring a candidate is one d-length dot product
 instead of the head's d×d product: ~830 candidates of a 1M × 512 tuned space took 15.5 ms through the head
-(README "Performance"). The sum is taken in float64, so a score differs from the float32 flat scan's by float32
-rounding only (the norm's), which the bound in compressed.py already allows for.
+(README "Performance"). For scattered candidates the sum is taken in float64, so a score differs from the float32
+flat scan's by float32 rounding only (the norm's), which the bound in compressed.py already allows for. A long
+contiguous run of rows (the whole store, when most of it lies within the bound) is summed in float32 in one pass
+over the mapped rows, as the flat scan sums its own: a float64 copy of 1M × 1280 rows took ~7 s, this pass < 1 s.
 
 Nothing in numpy, torch or FAISS rescores through a factored linear map, hence this module.
 """
@@ -21,7 +23,7 @@ import torch
 from ..fileio import atomic_path
 from ..heads import Head
 from ..heads.linear import LinearHead
-from ..mapped import gather_rows, map_npy
+from ..mapped import gather_rows, map_npy, mapped_scores
 
 CHUNK = 65536
 
@@ -77,6 +79,12 @@ def linear_scorer(
     def score(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         v = weight.T @ q.astype(np.float64)
         c = float(bias @ q.astype(np.float64))
+        if len(rows) > CHUNK and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+            # a contiguous run (everything, in file order, when most of the store is near the query): one float32
+            # pass over the mapped rows, no gathered copy and no float64 copy of them (1M x 1280: ~7 s -> <1 s)
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            dots = mapped_scores(feats[lo:hi], v.astype(np.float32)[None])[0]
+            return ((dots + c) / np.maximum(norms[lo:hi], 1e-12)).astype(np.float32)
         out = np.empty(len(rows), dtype=np.float32)
         for i in range(0, len(rows), CHUNK):
             chunk = rows[i : i + CHUNK]

@@ -122,7 +122,7 @@ class AttributionIndex:
         if self._xb is not None:
             return mapped_scores(self._xb, xq[None])[0]
         if self.kind in RESCORED_KINDS:
-            return chunked_scores(self.rescore, np.arange(self.ntotal), xq, 65536)
+            return self.score_rows(np.arange(self.ntotal), xq)  # from the rows' norms under a linear head
         if self.kind == "hnsw":
             storage = faiss.downcast_index(self.index.storage)
             xb = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
