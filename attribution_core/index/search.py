@@ -88,6 +88,12 @@ class AttributionIndex:
                 self._xb_gpu = torch.from_numpy(self._xb).to("cuda")
         elif meta.kind == "ivf" and use_gpu and getattr(faiss, "get_num_gpus", lambda: 0)() > 0:
             self.index = faiss.index_cpu_to_all_gpus(index)  # GPU FAISS build present and a GPU visible
+        # the compressed kinds' per-dimension layout as arrays once, not converted from JSON lists per query
+        self._scan_params = dict(meta.params)
+        if meta.kind in COMPRESSED_KINDS:
+            self._scan_params.update(
+                {k: np.asarray(v, dtype=np.float64) for k, v in meta.params.items() if isinstance(v, list)}
+            )
         self.rerank = RERANK  # unless the index's params say otherwise (set_params below)
         self.set_params(**{k: v for k, v in meta.params.items() if k in SEARCH_PARAMS})
 
@@ -169,7 +175,7 @@ class AttributionIndex:
         out = []
         for q, k in zip(xq, ks, strict=True):
             if self.kind in COMPRESSED_KINDS:
-                found = compressed_search(self.index, self.kind, q, k, calibrator, self.meta.params, self.score_rows)
+                found = compressed_search(self.index, self.kind, q, k, calibrator, self._scan_params, self.score_rows)
                 D, I, mass, max_score, self.rescored = found
             elif self.kind == "ivfpq":
                 found = rescored_search(self.index, q, k, calibrator.threshold, self.rescore, self.rerank)
