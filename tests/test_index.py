@@ -223,12 +223,13 @@ def test_ivfpq_on_disk_is_built_in_shards_resumes_and_rescores_exactly(tmp_path,
 
 def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
     """``rescore: float16``: a float16 copy of the mapped vectors is written beside the index (also across an
-    interrupted build); candidates are rescored from it (scores within 2^-11 of exact, the flat top-K found); a
-    damaged copy rebuilds the index with the parameters it was built with; going back to the store removes the
-    copy."""
+    interrupted build), laid out list by list so that a query's candidates lie close together in it; candidates
+    are rescored from it (scores within 2^-11 of exact, the flat top-K found); a damaged copy rebuilds the index
+    with the parameters it was built with; going back to the store removes the copy."""
     import faiss
 
     from attribution_core.index import ondisk
+    from attribution_core.mapped import page_runs
 
     xb = clustered(6000, 32, seed=5)
     store = write_store(tmp_path / "s", xb, [str(i) for i in range(6000)], "test")
@@ -247,9 +248,20 @@ def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(ondisk.faiss, "write_index", real_write)
     index = build_index(store, heads, "ivfpq", params, progress=False)  # resumed: shard 0's rows were kept
     copy_path = ondisk.rescore_copy_path(index.path)
-    copy = np.load(copy_path)
+    copy, slots = np.load(copy_path), np.load(ondisk.slots_path(index.path))
     assert copy.dtype == np.float16 and copy.shape == (6000, 32)
-    np.testing.assert_allclose(copy.astype(np.float32), xb, atol=2**-11)
+    np.testing.assert_allclose(copy[slots].astype(np.float32), xb, atol=2**-11)
+    np.testing.assert_array_equal(np.argsort(slots), ondisk.list_order(index.index))  # list after list
+    # the store's rows are in no cluster order (as in a crawl): a query's candidates, read from the copy, take far
+    # fewer separate reads (page runs) in list order than they would in store order
+    ivf = faiss.extract_index_ivf(index.index)
+    ivf.nprobe = 4
+    _, found = index.index.search(xb[[7]], 200)
+    rows = found[0][found[0] >= 0]
+    in_list_order = len(page_runs(128, 64, slots[rows], page=512))
+    in_store_order = len(page_runs(128, 64, rows, page=512))
+    assert in_list_order * 3 < in_store_order, (in_list_order, in_store_order)
+    ivf.nprobe = 64
     flat, _ = load_index(store, heads, "flat", progress=False)
     cal = Calibrator(16.1587, -38.5)
     queries = xb[[10, 3000, 5999]] + 0.2 * random_unit(3, 32, seed=9)
@@ -261,15 +273,16 @@ def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
     _, built = load_index(store, heads, "ivfpq", progress=False)
     assert not built
     damaged = np.load(copy_path, mmap_mode="r+")
-    damaged[0] = 0  # one of the spot-checked rows
+    damaged[slots[0]] = 0  # row 0: one of the spot-checked rows
     damaged.flush()
     del damaged
     rebuilt, built = load_index(store, heads, "ivfpq", progress=False)
     assert built  # the copy no longer matched the store; the rebuild keeps what was asked for at the first build
     assert rebuilt.meta.params["factory"] == "IVF64,PQ8" and rebuilt.meta.params["rescore"] == "float16"
-    np.testing.assert_allclose(np.load(copy_path)[0].astype(np.float32), xb[0], atol=2**-11)
+    slots = np.load(ondisk.slots_path(index.path))
+    np.testing.assert_allclose(np.load(copy_path)[slots[0]].astype(np.float32), xb[0], atol=2**-11)
     _, built = load_index(store, heads, "ivfpq", progress=False, params={"rescore": "store"})
-    assert built and not copy_path.exists()
+    assert built and not copy_path.exists() and not ondisk.slots_path(index.path).exists()
     with pytest.raises(AttributionError, match="rescore 'float8'"):
         build_index(store, heads, "ivfpq", {"rescore": "float8"}, progress=False)
 

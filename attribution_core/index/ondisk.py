@@ -9,6 +9,13 @@ default), or from a float16 copy of the head-mapped vectors written beside the i
 (``rescore: "float16"``, ``<index>.rescore.npy``): half the bytes of a float32 store of the same dimension, so that
 the rows candidates are read from can stay in the page cache of a machine with less memory than the store.
 Scores from float16 vectors differ from float32 ones by at most Σ|q_i|·|x_i|·2⁻¹¹ ≤ 2⁻¹¹ for unit vectors.
+
+The float16 copy is laid out in inverted-list order (``<index>.slots.npy``: where each store row sits in it, held
+in RAM at query time, 4 bytes a row). A query's candidates come from the few lists it probes, so their rows lie
+close together in the copy and a copy read from disk needs fewer, longer reads than in store order, where the
+rows of one list are scattered over the whole file (on the 10M benchmark's queries: 391 page runs and 457 pages
+per query against 1,000 runs and 658 pages; more where the store's order has nothing to do with its clusters, as
+in a crawl). FAISS keeps each list's codes together the same way; it has no such layout for rescoring vectors.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import logging
 import math
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -25,7 +33,7 @@ from faiss.contrib.ondisk import merge_ondisk
 from tqdm.auto import tqdm
 
 from ..fileio import atomic_path
-from ..mapped import chunked_scores, map_npy
+from ..mapped import chunked_scores, gather_rows, map_npy
 from ..store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,25 @@ def default_ivfpq_params(n: int, d: int) -> dict:
 def rescore_copy_path(faiss_path: Path) -> Path:
     """The float16 copy of the head-mapped vectors beside an index built with ``rescore: "float16"``."""
     return faiss_path.with_suffix(".rescore.npy")
+
+
+def slots_path(faiss_path: Path) -> Path:
+    """Where each store row sits in the list-ordered float16 copy."""
+    return faiss_path.with_suffix(".slots.npy")
+
+
+@dataclass(frozen=True)
+class RescoreCopy:
+    """The float16 copy of the mapped vectors beside an IVF-PQ index (memory-mapped) and, when it is laid out in
+    inverted-list order, the slot of each store row in it (in RAM; a copy in store order has none)."""
+
+    vectors: np.ndarray  # [n, d] float16
+    slots: np.ndarray | None  # [n] row -> position in ``vectors``
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Float32 vectors [m, d] of store rows ``rows``, their pages read together."""
+        at = rows if self.slots is None else self.slots[rows]
+        return gather_rows(self.vectors, at).astype(np.float32)
 
 
 def build_ondisk(
@@ -96,17 +123,50 @@ def build_ondisk(
             faiss.write_index(index, str(tmp))
     if copy is not None:
         del copy
-        (parts / "rescore.npy").replace(rescore_copy_path(faiss_path))
     else:
         rescore_copy_path(faiss_path).unlink(missing_ok=True)  # an earlier build's copy: not this index's
+        slots_path(faiss_path).unlink(missing_ok=True)
     index = faiss.read_index(str(trained))
     data = faiss_path.with_suffix(".ivfdata")
     data.unlink(missing_ok=True)
     merge_ondisk(index, shards, str(data))
+    if params.get("rescore") == "float16":
+        _write_list_ordered_copy(parts / "rescore.npy", list_order(index), faiss_path, progress)
     with atomic_path(faiss_path) as tmp:
         faiss.write_index(index, str(tmp))
     shutil.rmtree(parts, ignore_errors=True)
     return read_ondisk(faiss_path)
+
+
+def list_order(index: faiss.Index) -> np.ndarray:
+    """The ids (store rows) of an IVF index, inverted list after inverted list [ntotal]."""
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    sizes = [lists.list_size(i) for i in range(ivf.nlist)]
+    return np.concatenate(
+        [faiss.rev_swig_ptr(lists.get_ids(i), size).copy() for i, size in enumerate(sizes) if size]
+        or [np.empty(0, dtype=np.int64)]
+    )
+
+
+def _write_list_ordered_copy(row_ordered: Path, order: np.ndarray, faiss_path: Path, progress: bool) -> None:
+    """Write the float16 copy beside ``faiss_path`` in inverted-list order (row ``order[j]`` at position ``j``) from
+    the copy filled in store order, and the slot of each row; the slots land last, so an interrupted write leaves
+    no list-ordered copy that could be read in store order (a resumed build writes both again)."""
+    source = np.load(row_ordered, mmap_mode="r")
+    n, d = source.shape
+    slots = np.empty(n, dtype=np.uint32 if n < 2**32 else np.int64)
+    slots[order] = np.arange(n, dtype=slots.dtype)
+    slots_path(faiss_path).unlink(missing_ok=True)
+    with atomic_path(rescore_copy_path(faiss_path), ".npy") as tmp:
+        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, d))
+        chunk = 65536
+        for j in tqdm(range(0, n, chunk), desc="list-ordered copy", unit="chunk", disable=not progress):
+            target[j : j + chunk] = gather_rows(source, order[j : j + chunk])
+        target.flush()
+        del target
+    with atomic_path(slots_path(faiss_path), ".npy") as tmp:
+        np.save(tmp, slots)
 
 
 def _open_rescore_copy(path: Path, n: int, d: int) -> np.ndarray:
@@ -118,9 +178,22 @@ def _open_rescore_copy(path: Path, n: int, d: int) -> np.ndarray:
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, d))
 
 
-def read_rescore_copy(faiss_path: Path, n: int, d: int) -> np.ndarray | None:
-    """The float16 copy beside an index, memory-mapped; None when it is missing or of another shape."""
-    return map_npy(rescore_copy_path(faiss_path), (n, d), np.float16)
+def read_rescore_copy(faiss_path: Path, n: int, d: int) -> RescoreCopy | None:
+    """The float16 copy beside an index (memory-mapped) and its slots (read into RAM; a copy written before the
+    list-ordered layout has none and is read in store order); None when the copy is missing or of another shape,
+    or its slots are of another shape or point outside it."""
+    vectors = map_npy(rescore_copy_path(faiss_path), (n, d), np.float16)
+    if vectors is None:
+        return None
+    if not slots_path(faiss_path).is_file():
+        return RescoreCopy(vectors, None)
+    try:
+        slots = np.load(slots_path(faiss_path))
+    except (OSError, ValueError):
+        return None
+    if slots.shape != (n,) or slots.dtype.kind not in "iu" or (n and int(slots.max()) >= n):
+        return None
+    return RescoreCopy(vectors, slots)
 
 
 def read_ondisk(faiss_path: Path) -> faiss.Index:

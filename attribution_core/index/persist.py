@@ -42,6 +42,7 @@ from .ondisk import (
     read_ondisk,
     read_rescore_copy,
     rescore_copy_path,
+    slots_path,
 )
 from .search import INDEX_KINDS, SEARCH_PARAMS, AttributionIndex, IndexMeta
 
@@ -136,11 +137,7 @@ def index_rescorer(store: FeatureStore, heads: Heads, faiss_path: Path, params: 
     copy = read_rescore_copy(faiss_path, len(store), heads.dim)
     if copy is None:
         raise AttributionError(f"{display_path(rescore_copy_path(faiss_path))}: missing or damaged; rebuild the index")
-
-    def rescore(rows: np.ndarray) -> np.ndarray:
-        return gather_rows(copy, rows).astype(np.float32)
-
-    return rescore
+    return copy.rows
 
 
 def _rescore_copy_stale(faiss_path: Path, store: FeatureStore, heads: Heads) -> str | None:
@@ -151,7 +148,7 @@ def _rescore_copy_stale(faiss_path: Path, store: FeatureStore, heads: Heads) -> 
         return "its float16 rescoring copy is missing or of another shape"
     rows = _spot_rows(len(store))
     expected = heads.real_head.map_numpy(gather_rows(store.feats, rows))
-    if not (np.abs(gather_rows(copy, rows).astype(np.float32) - expected) <= 2**-10).all():
+    if not (np.abs(copy.rows(rows) - expected) <= 2**-10).all():
         return "its float16 rescoring copy does not hold the store's rows under these heads"
     return None
 
@@ -323,4 +320,5 @@ def prune_cache(folder: Path, keep: Path | None = None) -> None:
         path.with_suffix(".json").unlink(missing_ok=True)
         path.with_suffix(".ivfdata").unlink(missing_ok=True)
         rescore_copy_path(path).unlink(missing_ok=True)
+        slots_path(path).unlink(missing_ok=True)
         norms_path(path).unlink(missing_ok=True)
