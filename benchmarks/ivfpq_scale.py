@@ -7,7 +7,9 @@ Steps, each resumable (the work folder keeps what is done):
      drops the store's pages from the page cache and opens the store and the index memory-mapped: RSS (anonymous
      and file-backed) and p50/p95 latency of top-K + calibrated influence, candidates rescored from the store;
      and once more for the largest rerank with the rows' prefetch switched off (the library's gather before it
-     read scattered rows one page fault at a time: the control);
+     read scattered rows one page fault at a time: the control); with the float16 copy, once more reading a copy
+     in store order instead of the library's inverted-list order (the previous layout: the control, written
+     from the list-ordered copy into ``--dir``/control the first time, 10 GB more at 10M);
   4. the exact answer (every score of every query, computed here in chunks): recall@K, error of the listed
      influences and of the remaining influence;
 then a table projected to 100M and 1B images from the measured per-vector costs.
@@ -73,9 +75,16 @@ def phase_build(args) -> dict:
     }
 
 
-def variant_name(rescore: str, rerank: int, prefetch: bool = True, warm: bool = False, nprobe: int = 0) -> str:
+def variant_name(
+    rescore: str, rerank: int, prefetch: bool = True, warm: bool = False, nprobe: int = 0, store_order: bool = False
+) -> str:
     name = f"{rescore} rerank {rerank}" + (f" nprobe {nprobe}" if nprobe else "")
-    return name + ("" if prefetch else " no-prefetch") + (" warm" if warm else "")
+    return (
+        name
+        + ("" if prefetch else " no-prefetch")
+        + (" store-order" if store_order else "")
+        + (" warm" if warm else "")
+    )
 
 
 def variants(args, rescore: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -87,8 +96,35 @@ def variants(args, rescore: str) -> list[tuple[str, tuple[str, ...]]]:
     if rescore == "store":
         out.append((variant_name(rescore, top, prefetch=False), ("--rerank", str(top), "--no-prefetch")))
     else:
+        out.append((variant_name(rescore, top, store_order=True), ("--rerank", str(top), "--store-order")))
         out.append((variant_name(rescore, top, warm=True), ("--rerank", str(top), "--warm")))
     return out
+
+
+def use_store_order_copy(work: Path) -> Path:
+    """The control for the float16 copy's layout: make the library read a copy in store order (row r at position
+    r, as it was written before the inverted-list layout), written once from the list-ordered copy."""
+    from attribution_core.index import ondisk
+
+    (listed,) = (work / "store" / "index").glob("*.rescore.npy")
+    faiss_path = listed.with_name(listed.name.replace(".rescore.npy", ".faiss"))
+    control = work / "control" / "rescore_store_order.npy"
+    if not control.is_file():
+        source = np.load(listed, mmap_mode="r")
+        slots = np.load(ondisk.slots_path(faiss_path))
+        control.parent.mkdir(exist_ok=True)
+        tmp = control.with_suffix(".tmp.npy")
+        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=source.shape)
+        for i in range(0, len(source), 65536):
+            target[i : i + 65536] = ondisk.gather_rows(source, slots[i : i + 65536])
+        target.flush()
+        del target
+        tmp.replace(control)
+    in_store_order = np.load(control, mmap_mode="r")
+    from attribution_core.index import persist  # where the library calls it
+
+    persist.read_rescore_copy = lambda path, n, d: ondisk.RescoreCopy(in_store_order, None)
+    return control
 
 
 def evict(path: Path) -> None:
@@ -142,8 +178,11 @@ def phase_query(args) -> dict:
     xq = np.load(work / "queries.npy")
     if args.no_prefetch:
         xq = xq[: args.control_queries]
+    copies = list((work / "store" / "index").glob("*.rescore.npy"))
+    if args.store_order:
+        copies.append(use_store_order_copy(work))
     evict(work / "store" / "feats.npy")
-    for copy in (work / "store" / "index").glob("*.rescore.npy"):
+    for copy in copies:
         evict(copy)
         if args.warm:
             read_into_cache(copy)
@@ -164,7 +203,7 @@ def phase_query(args) -> dict:
         infl.append(found.influence)
         remaining.append(found.remaining_influence)
     nprobe = args.nprobe if args.nprobe != DEFAULT_NPROBE else 0
-    name = variant_name(args.rescore[0], args.rerank[0], not args.no_prefetch, args.warm, nprobe)
+    name = variant_name(args.rescore[0], args.rerank[0], not args.no_prefetch, args.warm, nprobe, args.store_order)
     np.savez(
         work / f"ann-{name.replace(' ', '_')}.npz",
         rows=np.stack(rows),
@@ -231,6 +270,7 @@ def main() -> None:
     ap.add_argument("--control-queries", type=int, default=20, help="queries of the no-prefetch control")
     ap.add_argument("--no-prefetch", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--store-order", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--phase", choices=("build", "query", "choose"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -277,9 +317,10 @@ def main() -> None:
     chosen = min(good) if good else max(args.choose_nprobe)
     top = str(max(args.rerank))
     if chosen != args.nprobe:
-        for warm in (False, True):
-            name = variant_name(last, int(top), warm=warm, nprobe=chosen)
-            extra = ("--rescore", last, "--rerank", top, "--nprobe", str(chosen), *(("--warm",) if warm else ()))
+        for warm, store_order in ((False, False), (False, True), (True, False)):
+            name = variant_name(last, int(top), warm=warm, nprobe=chosen, store_order=store_order)
+            flags = (*(("--warm",) if warm else ()), *(("--store-order",) if store_order else ()))
+            extra = ("--rescore", last, "--rerank", top, "--nprobe", str(chosen), *flags)
             queries[name] = child(args, "query", extra, name=f"query-{name}")
     build = builds[args.rescore[0]]  # the projection below scales this build
     t0 = time.perf_counter()
@@ -321,7 +362,8 @@ def main() -> None:
     print(f"baseline: exact scores of the whole store, per query (batched, here): {t_exact:.0f} ms")
     print(
         "each column: a fresh process; the store's and the float16 copy's pages dropped from the page cache first "
-        "(warm: the copy then read whole into it); the no-prefetch control on the first "
+        "(warm: the copy then read whole into it; store-order: the control copy in store order); "
+        "the no-prefetch control on the first "
         f"{args.control_queries} queries\n"
     )
     print(f"nprobe chosen on {len(np.load(work / 'validation.npy'))} validation queries ({last}, warm, rerank {top}):")
