@@ -151,8 +151,9 @@ def list_order(index: faiss.Index) -> np.ndarray:
 
 def _write_list_ordered_copy(row_ordered: Path, order: np.ndarray, faiss_path: Path, progress: bool) -> None:
     """Write the float16 copy beside ``faiss_path`` in inverted-list order (row ``order[j]`` at position ``j``) from
-    the copy filled in store order, and the slot of each row; the slots land last, so an interrupted write leaves
-    no list-ordered copy that could be read in store order (a resumed build writes both again)."""
+    the copy filled in store order, and the slot of each row. The index file is written only after both, so an
+    interrupted build is resumed, not loaded; a copy left without its slots (read in store order) fails the spot
+    check on load, which rebuilds."""
     source = np.load(row_ordered, mmap_mode="r")
     n, d = source.shape
     slots = np.empty(n, dtype=np.uint32 if n < 2**32 else np.int64)
