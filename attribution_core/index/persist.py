@@ -37,6 +37,7 @@ from .compressed import COMPRESSED_KINDS, decoded, layout_stale
 from .linear_scores import factored, linear_scorer, norms_path, norms_stale, read_norms, write_norms
 from .ondisk import (
     RESCORE_SOURCES,
+    RescoreCopy,
     build_ondisk,
     default_ivfpq_params,
     read_ondisk,
@@ -108,12 +109,14 @@ def build_index(
     return AttributionIndex(_read(faiss_path, kind), meta, faiss_path, device, rescore, score_rows)
 
 
-def index_scorer(store: FeatureStore, heads: Heads, faiss_path: Path, kind: str):
+def index_scorer(store: FeatureStore, heads: Heads, faiss_path: Path, kind: str, norms: np.ndarray | None = None):
     """How a compressed index scores its candidates under a linear head: from the rows' norms beside it
-    (linear_scores.py); None elsewhere (the index then maps each candidate through the head)."""
+    (linear_scores.py; ``norms`` when already read); None elsewhere (the index then maps each candidate through the
+    head)."""
     if kind not in COMPRESSED_KINDS or not factored(heads.real_head):
         return None
-    norms = read_norms(faiss_path, len(store))
+    if norms is None:
+        norms = read_norms(faiss_path, len(store))
     if norms is None:
         raise AttributionError(f"{display_path(norms_path(faiss_path))}: missing or damaged; rebuild the index")
     return linear_scorer(store.feats, heads.real_head, norms)
@@ -129,21 +132,21 @@ def rescorer(store: FeatureStore, heads: Heads):
     return rescore
 
 
-def index_rescorer(store: FeatureStore, heads: Heads, faiss_path: Path, params: dict):
+def index_rescorer(store: FeatureStore, heads: Heads, faiss_path: Path, params: dict, copy: RescoreCopy | None = None):
     """Where an index's candidates are rescored from: the float16 copy beside an IVF-PQ index built with
-    ``rescore: "float16"``, else the float32 store through the head (:func:`rescorer`)."""
+    ``rescore: "float16"`` (``copy`` when already read), else the float32 store through the head (:func:`rescorer`)."""
     if params.get("rescore") != "float16":
         return rescorer(store, heads)
-    copy = read_rescore_copy(faiss_path, len(store), heads.dim)
+    if copy is None:
+        copy = read_rescore_copy(faiss_path, len(store), heads.dim)
     if copy is None:
         raise AttributionError(f"{display_path(rescore_copy_path(faiss_path))}: missing or damaged; rebuild the index")
     return copy.rows
 
 
-def _rescore_copy_stale(faiss_path: Path, store: FeatureStore, heads: Heads) -> str | None:
+def _rescore_copy_stale(copy: RescoreCopy | None, store: FeatureStore, heads: Heads) -> str | None:
     """Why an IVF-PQ index's float16 rescoring copy cannot be used (missing, other shape, or a spot check of 16
     rows against the store mapped by the head now), or None."""
-    copy = read_rescore_copy(faiss_path, len(store), heads.dim)
     if copy is None:
         return "its float16 rescoring copy is missing or of another shape"
     rows = _spot_rows(len(store))
@@ -273,16 +276,18 @@ def _load_or_build(
             reason = "the .faiss file holds another shape than its record"
         elif index is not None and not spot_check(index, store, heads, kind, raw["params"]):
             reason = "its vectors are not the store's rows under these heads (copied from elsewhere?)"
+        copy = norms = None  # read once: checked here, then used by the loaded index
         if reason is None and raw["params"].get("rescore") == "float16":
-            reason = _rescore_copy_stale(faiss_path, store, heads)
+            copy = read_rescore_copy(faiss_path, len(store), heads.dim)
+            reason = _rescore_copy_stale(copy, store, heads)
         if reason is None and kind in COMPRESSED_KINDS and factored(heads.real_head):
             norms = read_norms(faiss_path, len(store))
             reason = norms_stale(norms, store.feats, heads.real_head, _spot_rows(len(store)))
         if reason is None:
             meta = IndexMeta(**{k: raw[k] for k in IndexMeta.__dataclass_fields__})
             os.utime(faiss_path)  # recently used: the cache keeps it longest
-            rescore = index_rescorer(store, heads, faiss_path, meta.params)
-            score_rows = index_scorer(store, heads, faiss_path, kind)
+            rescore = index_rescorer(store, heads, faiss_path, meta.params, copy)
+            score_rows = index_scorer(store, heads, faiss_path, kind, norms)
             return AttributionIndex(index, meta, faiss_path, device, rescore, score_rows), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
     if not params and raw is not None and isinstance(raw.get("requested"), dict):
