@@ -1,9 +1,12 @@
 """Scan kernels for the exact path: how long one query takes to score every vector, per storage and library.
 
 The exact search (docs/method.md §3) is a full scan; this measures candidate kernels for it on the same
-clustered vectors, one query at a time, the numpy float32 matrix-vector product (what the flat kind does today)
-as the baseline in the same run:
+clustered vectors, one query at a time, the numpy float32 matrix-vector product (what the flat kind did before
+``mapped_scores``) as the baseline in the same run:
 
+  - FAISS's float32 inner-product kernel on two threads (``attribution_core.mapped.mapped_scores``: the flat kind);
+  - both again over a memory map of the vectors after a 45-byte header, as a saved FAISS flat index holds them
+    (misaligned: numpy then copies the whole matrix before each product);
   - FAISS scalar-quantiser scans (``IndexScalarQuantizer``: float16, bfloat16, 8-bit, signed 8-bit direct);
   - torch's CPU matrix-vector product in float32, float16 and bfloat16.
 
@@ -20,13 +23,16 @@ from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import faiss
 import numpy as np
 import torch
 
+from attribution_core.mapped import map_tail, mapped_scores
 from attribution_core.synthetic import clustered_features, perturbed
 
 QTYPES = ("QT_fp16", "QT_bf16", "QT_8bit", "QT_8bit_direct_signed")
@@ -51,7 +57,23 @@ def main() -> None:
     xb = clustered_features(args.n, args.d, max(10, args.n // 1000), seed=0)
     xq = perturbed(xb[: args.queries], 0.3, seed=1)
     rows = {}
-    rows["numpy float32 xb @ q (baseline: the flat kind)"] = p50_ms(lambda i: xb @ xq[i], args.queries)
+    rows["numpy float32 xb @ q (baseline: the flat kind before)"] = p50_ms(lambda i: xb @ xq[i], args.queries)
+    rows["FAISS float32 inner products, 2 threads (mapped_scores: the flat kind)"] = p50_ms(
+        lambda i: mapped_scores(xb, xq[i : i + 1]), args.queries
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "flat.bin"
+        with open(path, "wb") as f:
+            f.write(b"\0" * 45)  # a FAISS flat index's header length: the vectors start misaligned
+            f.write(xb.tobytes())
+        mapped = map_tail(path, xb.shape)
+        mapped_scores(mapped, xq[:1])  # read the file into the page cache once
+        rows["numpy float32 xb @ q, misaligned memory map (page cache)"] = p50_ms(
+            lambda i, m=mapped: m @ xq[i], min(args.queries, 6)
+        )
+        rows["mapped_scores, misaligned memory map (page cache)"] = p50_ms(
+            lambda i, m=mapped: mapped_scores(m, xq[i : i + 1]), args.queries
+        )
     for name in QTYPES:
         qtype = getattr(faiss.ScalarQuantizer, name, None)
         if qtype is None:
