@@ -15,7 +15,7 @@ from .extract import ExtractReport, extract_features
 from .features import FeatureAttributor
 from .heads import Heads, LinearHead, create_heads, identity_heads, load_heads, save_heads
 from .images import load_rgb
-from .index import INDEX_KINDS, AttributionIndex, build_index, load_index
+from .index import AttributionIndex, IndexKind, build_index, list_index_kinds, load_index, register_index_kind
 from .progress import Cancelled, Progress
 from .registry import (
     create_attributor,
@@ -33,7 +33,6 @@ from .store import FeatureStore, import_released_feats, write_store
 register_lazy_method("unlearning", "attribution_core.unlearning.attributor")  # diffusers is imported on first use only
 
 __all__ = [
-    "INDEX_KINDS",
     "Attribution",
     "AttributionError",
     "AttributionIndex",
@@ -46,6 +45,7 @@ __all__ = [
     "FeatureAttributor",
     "FeatureStore",
     "Heads",
+    "IndexKind",
     "LinearHead",
     "Progress",
     "SpaceSpec",
@@ -58,6 +58,7 @@ __all__ = [
     "identity_heads",
     "import_released_feats",
     "list_backbones",
+    "list_index_kinds",
     "list_methods",
     "list_spaces",
     "load_calibrator",
@@ -65,6 +66,7 @@ __all__ = [
     "load_index",
     "load_rgb",
     "load_spaces_file",
+    "register_index_kind",
     "register_lazy_method",
     "register_method",
     "register_space",

@@ -24,8 +24,7 @@ from .evaluate.metrics import SpaceResult
 from .evaluate.testcase import TestCase
 from .heads import Heads, identity_heads, load_heads
 from .images import QUERY_MAX_SIDE, load_rgb
-from .index import INDEX_KINDS, AttributionIndex, load_index
-from .index.search import SEARCH_PARAMS
+from .index import AttributionIndex, get_index_kind, list_index_kinds, load_index
 from .paths import display_path
 from .progress import CancelFlag, ProgressCallback, check_cancelled
 from .registry import all_spaces, register_method
@@ -101,12 +100,15 @@ class FeatureAttributor(Attributor):
                 ``load_index``), over those the space's options declare.
         """
         index_kind = index_kind or spec.options.get("index", "flat")
-        if index_kind not in INDEX_KINDS:
+        try:
+            kind = get_index_kind(index_kind)
+        except AttributionError:
             raise AttributionError(
                 f"space {spec.name!r}: index {index_kind!r} is not an index kind; "
-                f"choose one of {', '.join(INDEX_KINDS)}"
-            )
-        index_params = {**{k: spec.options[k] for k in SEARCH_PARAMS if k in spec.options}, **(index_params or {})}
+                f"choose one of {', '.join(list_index_kinds())}"
+            ) from None
+        declared = {p.name for p in kind.query_params()}  # the space's query-time knobs that this kind takes
+        index_params = {**{k: v for k, v in spec.options.items() if k in declared}, **(index_params or {})}
         backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
         store = open_space_store(spec)

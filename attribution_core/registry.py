@@ -19,7 +19,6 @@ import logging
 import os
 import tomllib
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,12 @@ from .attribute import Attributor
 from .calibration import Calibrator
 from .errors import AttributionError, SpaceNotReadyError
 from .paths import display_path, project_root
+from .plugins import load_plugins
 from .spaces import SpaceSpec, SpaceStatus, released_spaces
 
 log = logging.getLogger(__name__)
 
 SPACES_ENV = "ATTRIBUTION_SPACES"
-PLUGINS_ENV = "ATTRIBUTION_PLUGINS"
-ENTRY_POINT_GROUP = "attribution_core.plugins"
 
 _METHODS: dict[str, type[Attributor]] = {}
 #: Methods registered by module name, imported on first use (a method whose imports are heavy, e.g. diffusers).
@@ -41,7 +39,6 @@ _LAZY_METHODS: dict[str, str] = {}
 _SPACES: dict[str, SpaceSpec] = {}
 #: Functions that list spaces whose paths depend on the project root at call time (it can change at run time).
 _PROVIDERS: list[Callable[[], Iterable[SpaceSpec]]] = [released_spaces]
-_plugins_loaded: set[str] = set()
 
 
 def register_method(cls: type[Attributor]) -> type[Attributor]:
@@ -74,13 +71,13 @@ def register_space_provider(provider: Callable[[], Iterable[SpaceSpec]]) -> Call
 
 
 def list_methods() -> list[str]:
-    _load_plugins()
+    load_plugins()
     return sorted({*_METHODS, *_LAZY_METHODS})
 
 
 def method_class(name: str) -> type[Attributor]:
     """The Attributor class registered as ``name`` (importing its module first when it was registered lazily)."""
-    _load_plugins()
+    load_plugins()
     if name not in _METHODS and name in _LAZY_METHODS:
         importlib.import_module(_LAZY_METHODS.pop(name))
     try:
@@ -93,7 +90,7 @@ def method_class(name: str) -> type[Attributor]:
 
 def all_spaces() -> list[SpaceSpec]:
     """Every space this installation knows, ready or not: built-in, registered, then user-declared."""
-    _load_plugins()
+    load_plugins()
     specs = {s.name: s for provider in _PROVIDERS for s in provider()}
     specs.update(_SPACES)
     for spec in user_spaces():
@@ -206,25 +203,3 @@ def _spec_from_entry(entry: object, i: int, base: Path, shown: str) -> SpaceSpec
         return SpaceSpec(**values)
     except (KeyError, TypeError, ValueError) as exc:
         raise AttributionError(f"{shown}: space {entry['name']!r}: {exc}") from None
-
-
-# --- plug-ins -------------------------------------------------------------------------------------------------
-
-
-def _load_plugins() -> None:
-    """Import plug-in modules once: ``$ATTRIBUTION_PLUGINS`` and ``attribution_core.plugins`` entry points."""
-    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
-    for name in names:
-        if name not in _plugins_loaded:
-            _plugins_loaded.add(name)
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:
-                raise AttributionError(f"plug-in {name!r} (from ${PLUGINS_ENV}) cannot be imported: {exc}") from None
-    if "<entry points>" not in _plugins_loaded:
-        _plugins_loaded.add("<entry points>")
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                ep.load()
-            except Exception as exc:  # a broken third-party plug-in must not take the tool down
-                log.warning("plug-in %s failed to load: %s", ep.name, exc)

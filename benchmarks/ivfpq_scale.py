@@ -121,9 +121,9 @@ def use_store_order_copy(work: Path) -> Path:
         del target
         tmp.replace(control)
     in_store_order = np.load(control, mmap_mode="r")
-    from attribution_core.index import persist  # where the library calls it
+    from attribution_core.index.kinds import ivfpq  # where the library calls it
 
-    persist.read_rescore_copy = lambda path, n, d: ondisk.RescoreCopy(in_store_order, None)
+    ivfpq.read_rescore_copy = lambda path, n, d: ondisk.RescoreCopy(in_store_order, None)
     return control
 
 

@@ -108,7 +108,9 @@ def main() -> None:
 
     heads = identity_heads(d)
     t0 = time.perf_counter()
-    flat = AttributionIndex(build_faiss(xb, "flat", {}, progress=False), IndexMeta("flat", "", "", "", d, n, {}))
+    flat = AttributionIndex.in_memory(
+        build_faiss(xb, "flat", {}, progress=False), IndexMeta("flat", "", "", "", d, n, {})
+    )
     t_flat = time.perf_counter() - t0
     compressed = {}
     for kind in ("sq8", "fp16"):
@@ -119,12 +121,14 @@ def main() -> None:
         rescore = lambda rows: head.map_numpy(raw[rows])  # noqa: E731  # store rows through the head, as a space does
         score_rows = linear_scorer(raw, head, head_norms(raw, head))  # what a space does: from the rows' norms
         compressed[kind] = (
-            AttributionIndex(cindex, meta, rescore=rescore, score_rows=score_rows),
+            AttributionIndex.in_memory(cindex, meta, rescore=rescore, score_rows=score_rows),
             time.perf_counter() - t0,
         )
     params = default_params("ivf", n)
     t0 = time.perf_counter()
-    ivf = AttributionIndex(build_faiss(xb, "ivf", params, progress=False), IndexMeta("ivf", "", "", "", d, n, params))
+    ivf = AttributionIndex.in_memory(
+        build_faiss(xb, "ivf", params, progress=False), IndexMeta("ivf", "", "", "", d, n, params)
+    )
     t_ivf = time.perf_counter() - t0
     del heads
 

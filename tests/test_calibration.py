@@ -65,7 +65,7 @@ def test_index_search_gives_reference_top_k_and_influence(tmp_path, kind: str, i
         params["nprobe"] = params["nlist"]  # exhaustive probe: the ANN becomes exact, so equality must hold
     if kind == "hnsw":
         params["efSearch"] = 2000
-    index = AttributionIndex(
+    index = AttributionIndex.in_memory(
         build_faiss(xb, kind, params, progress=False),
         IndexMeta(kind, store.checksum, "test", heads.fingerprint(), d, n, params),
     )

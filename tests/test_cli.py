@@ -171,3 +171,27 @@ def test_extract_and_index_from_the_command_line(tmp_path, photo_dir) -> None:
         "1",
     )
     assert json.loads(out.stdout)["results"][0]["path"].endswith("rocket.jpg")
+
+
+def test_a_plugin_index_kind_through_index_and_query(tmp_path, photo_dir) -> None:
+    """An index kind registered by a plug-in module is built by ``attribute index --kind`` with its own build flag,
+    queried by ``attribute query --index`` with its own query-time flag, and rebuilt when a build flag changes; a
+    flag the kind does not take is a one-line error."""
+    env = {"ATTRIBUTION_PLUGINS": "tests.plugin_index_kind"}
+    store = str(tmp_path / "store")
+    assert run("extract", "--backbone", "pixel", "--images", str(photo_dir), "--out", store).returncode == 0
+    out = run("index", store, "--kind", "ivfsq8", "--nlist", "1", env=env)
+    assert out.returncode == 0 and "ivfsq8 index over 5 images (built)" in out.stdout, out.stderr
+    assert "ivfsq8" in run("index", "--help", env=env).stdout
+    query = ["query", str(photo_dir / "rocket.jpg"), "--backbone", "pixel", "--feats", store, "--json", "-k", "2"]
+    out = run(*query, "--index", "ivfsq8", "--nprobe", "1", env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    flat = json.loads(run(*query).stdout)
+    assert [r["path"] for r in result["results"]] == [r["path"] for r in flat["results"]]
+    assert result["results"][0]["path"].endswith("rocket.jpg")
+    assert [r["score"] for r in result["results"]] == [r["score"] for r in flat["results"]]  # rescored exactly
+    out = run(*query, "--index", "ivfsq8", "--rerank", "3", env=env)
+    assert out.returncode == 2 and "--rerank goes with --index ivfpq (this query uses --index ivfsq8)" in out.stderr
+    out = run(*query, "--index", "nosuch", env=env)
+    assert out.returncode == 2 and "unknown index kind 'nosuch'" in out.stderr

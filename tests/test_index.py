@@ -134,9 +134,9 @@ def test_compressed_index_scores_candidates_from_row_norms_and_rebuilds_when_the
     index, _ = load_index(store, heads, "sq8", progress=False)
     rows = np.arange(0, 2000, 7)
     q = heads.synth_head.map_numpy(xb[[11]] + 0.1)[0]
-    np.testing.assert_allclose(index.score_rows(rows, q), heads.real_head.map_numpy(xb[rows]) @ q, atol=1e-6)
+    np.testing.assert_allclose(index.loaded.score_rows(rows, q), heads.real_head.map_numpy(xb[rows]) @ q, atol=1e-6)
     everything = np.arange(2000)
-    np.testing.assert_allclose(index.score_rows(everything, q), heads.real_head.map_numpy(xb) @ q, atol=1e-6)
+    np.testing.assert_allclose(index.loaded.score_rows(everything, q), heads.real_head.map_numpy(xb) @ q, atol=1e-6)
     norms = np.load(norms_path(index.path), mmap_mode="r+")
     norms[0] *= 2  # row 0 is spot-checked
     norms.flush()
@@ -210,7 +210,7 @@ def test_ivfpq_on_disk_is_built_in_shards_resumes_and_rescores_exactly(tmp_path,
     assert not built and again.ntotal == 6000
     # nprobe and rerank are query-time: set on the saved index, never a rebuild; a build parameter rebuilds
     narrow, built = load_index(store, heads, "ivfpq", progress=False, params={"nprobe": 1, "rerank": 1})
-    assert not built and faiss.extract_index_ivf(narrow.index).nprobe == 1 and narrow.rerank == 1
+    assert not built and faiss.extract_index_ivf(narrow.index).nprobe == 1 and narrow.loaded.params["rerank"] == 1
     spread = random_unit(5, 32, seed=3)  # directions whose neighbours lie in many lists, not in one cluster
 
     def recall(ix):
@@ -343,7 +343,7 @@ def test_a_freshly_built_index_uses_the_requested_device(tmp_path) -> None:
     """``build_index(device=...)`` reaches the index: CUDA scoring when a GPU is visible, a one-line error when not."""
     store = write_store(tmp_path / "s", random_unit(50, 8), [str(i) for i in range(50)], "test")
     if torch.cuda.is_available():
-        assert build_index(store, identity_heads(8), "flat", device="cuda")._xb_gpu is not None
+        assert build_index(store, identity_heads(8), "flat", device="cuda").loaded.xb_gpu is not None
     else:
         with pytest.raises(AttributionError, match="no CUDA GPU is visible"):
             build_index(store, identity_heads(8), "flat", device="cuda")

@@ -69,9 +69,9 @@ def test_flat_index_scans_the_same_vectors_through_numpy_map(tmp_path):
     store = write_store(tmp_path / "s", xb, [f"{i}.jpg" for i in range(500)], "test")
     load_index(store, identity_heads(16), "flat", progress=False)
     index, built = load_index(store, identity_heads(16), "flat", progress=False)
-    assert not built and isinstance(index._xb, np.memmap)
+    assert not built and isinstance(index.loaded.xb, np.memmap)
     own = faiss.rev_swig_ptr(index.index.get_xb(), 500 * 16).reshape(500, 16)
-    np.testing.assert_array_equal(np.asarray(index._xb), own)
+    np.testing.assert_array_equal(np.asarray(index.loaded.xb), own)
     found = index.search(xb[7], 5, Calibrator(16.1587, -38.5))
     assert found.I[0] == 7 and abs(found.D[0] - 1.0) < 1e-5
 

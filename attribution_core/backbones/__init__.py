@@ -11,7 +11,6 @@ from ._registry import (
     list_backbones,
     load_into,
     register_backbone,
-    resolve_device,
 )
 
 __all__ = [
@@ -24,5 +23,4 @@ __all__ = [
     "list_backbones",
     "load_into",
     "register_backbone",
-    "resolve_device",
 ]

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+from ..device import resolve_device
 from ..errors import AttributionError, CheckpointError, WeightsNotFoundError
 from ..paths import display_path, project_root
 
@@ -80,13 +81,6 @@ def get_backbone_spec(name: str) -> BackboneSpec:
         return _REGISTRY[name]
     except KeyError:
         raise AttributionError(f"unknown backbone {name!r}; known backbones: {', '.join(list_backbones())}") from None
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when a GPU is visible, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def find_weights(spec: BackboneSpec, weights: Path | str | None = None, allow_download: bool = False) -> Path | None:

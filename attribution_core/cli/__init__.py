@@ -52,7 +52,12 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2; Ctrl-C exits 130 (work so far is kept)."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # reads the registries: a plug-in that cannot be imported is a user error
+    except AttributionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    args = parser.parse_args(argv)
     _setup_logging(args.quiet, args.verbose)
     try:
         return args.func(args)

@@ -28,7 +28,58 @@ def add_backbone_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, down
     p.add_argument("--weights", help="backbone weights file (default: weights/pretrained/ or the library cache)")
     if download:
         p.add_argument("--download", action="store_true", help="let open_clip/timm download backbone weights if absent")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    add_device_arg(p)
+
+
+def add_device_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "") -> None:
+    """``--device``: the one default and help text of every command."""
+    from ..device import DEFAULT_DEVICE, DEVICE_HELP
+
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=f"{what}{': ' if what else ''}{DEVICE_HELP}")
+
+
+def add_index_params(p: argparse.ArgumentParser, query_time: bool) -> None:
+    """One flag per parameter the registered index kinds declare: their query-time ones (``attribute query``) or
+    their build ones (``attribute index``); name, type, choices and help come from the kind."""
+    from ..index import get_index_kind, list_index_kinds
+
+    seen: dict[str, list[str]] = {}
+    params = {}
+    for kind in list_index_kinds():
+        for param in get_index_kind(kind).params:
+            if param.query_time == query_time:
+                seen.setdefault(param.name, []).append(kind)
+                params.setdefault(param.name, param)
+    for name, param in params.items():
+        p.add_argument(
+            param.flag,
+            dest=f"index_{name}",
+            type=param.type,
+            choices=param.choices or None,
+            help=param.help.replace("%", "%%"),
+            metavar=None if param.choices else name.upper(),
+        )
+
+
+def index_params_from_args(args: argparse.Namespace, kind: str, query_time: bool) -> dict:
+    """The index parameters given as flags, checked against ``kind`` (a flag the kind does not take is a one-line
+    error naming the kinds that do)."""
+    from ..errors import AttributionError
+    from ..index import get_index_kind, list_index_kinds
+
+    given = {k.removeprefix("index_"): v for k, v in vars(args).items() if k.startswith("index_") and v is not None}
+    cls = get_index_kind(kind)
+    declared = {p.name for p in cls.params if p.query_time == query_time}
+    for name in given:
+        if name not in declared:
+            takers = [k for k in list_index_kinds() if any(p.name == name for p in get_index_kind(k).params)]
+            option = "--index" if query_time else "--kind"
+            flag = "--" + name.replace("_", "-")
+            raise AttributionError(
+                f"{flag} goes with {option} {' or '.join(takers)} (this {'query' if query_time else 'index'} uses "
+                f"{option} {kind})"
+            )
+    return cls.parse_params(given)
 
 
 def add_space_args(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from ..paths import display_path
-from .common import add_config_args, config_from_args, print_results
+from .common import add_config_args, add_device_arg, config_from_args, print_results
 
 
 def _model_dir(args: argparse.Namespace) -> Path:
@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ..backbones import resolve_device
+    from ..device import resolve_device
     from ..diffusion import SamplerSettings, generate_image, load_model, save_generated
 
     model = load_model(_model_dir(args), resolve_device(args.device))
@@ -62,8 +62,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_customize(args: argparse.Namespace) -> int:
-    from ..backbones import resolve_device
     from ..demo.diffusion import demo_training_set
+    from ..device import resolve_device
     from ..diffusion import image_tensor, load_model
     from ..diffusion.customize import CustomizeConfig, customize, save_customization
     from ..images import load_rgb
@@ -155,7 +155,7 @@ def add_commands(command) -> None:
     p.add_argument("--eta", type=float, default=default.eta, help=f"DDIM eta, 0 to 1 (default {default.eta:g})")
     p.add_argument("--display-size", type=int, default=0, help="also upscale the PNG to this side (nearest)")
     p.add_argument("--customized", help="a customised model's folder (from `attribute diffusion customize`)")
-    p.add_argument("--device", default="auto")
+    add_device_arg(p)
 
     p = command(
         "customize", "teach the model a new token from 1-4 exemplar images (Custom Diffusion)", cmd_customize, inner
@@ -165,7 +165,7 @@ def add_commands(command) -> None:
     p.add_argument("--prompt", help="the training prompt (default: 'a photo of TOKEN')")
     p.add_argument("--out", required=True, help="folder for the customisation (a small delta)")
     p.add_argument("--model", help="base model folder (default: the demo model)")
-    p.add_argument("--device", default="auto")
+    add_device_arg(p)
     add_config_args(p, CustomizeConfig)
 
     p = command("unlearn", "attribute generated images by unlearning them from the diffusion model", cmd_unlearn)

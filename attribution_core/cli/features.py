@@ -11,8 +11,11 @@ from ..paths import display_path, project_root
 from .common import (
     add_backbone_args,
     add_config_args,
+    add_device_arg,
+    add_index_params,
     add_space_args,
     config_from_args,
+    index_params_from_args,
     print_ranking,
     print_results,
     resolve_space,
@@ -29,7 +32,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     k = check_k(args.top_k)
     space = resolve_space(args)
-    index_params = search_params(args, args.index or space.options.get("index", "flat"))
+    index_params = index_params_from_args(args, args.index or space.options.get("index", "flat"), query_time=True)
     images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]  # all checked before any model loads
     attributor = create_attributor(
         space,
@@ -42,22 +45,6 @@ def cmd_query(args: argparse.Namespace) -> int:
     prompts = [args.prompt] * len(images) if args.prompt else None
     print_results(attributor.attribute(images, k, names=list(args.images), prompts=prompts), args)
     return 0
-
-
-def search_params(args: argparse.Namespace, kind: str) -> dict:
-    """``--nprobe`` / ``--rerank`` as the query-time parameters of a ``kind`` index; a clear error where they do not
-    apply."""
-    from ..errors import AttributionError
-
-    params = {k: v for k, v in (("nprobe", args.nprobe), ("rerank", args.rerank)) if v is not None}
-    for name, value in params.items():
-        if value < 1:
-            raise AttributionError(f"--{name} must be at least 1, not {value}")
-    if args.nprobe is not None and kind not in ("ivf", "ivfpq"):
-        raise AttributionError(f"--nprobe goes with --index ivf or ivfpq (this query uses --index {kind})")
-    if args.rerank is not None and kind != "ivfpq":
-        raise AttributionError(f"--rerank goes with --index ivfpq (this query uses --index {kind})")
-    return params
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -94,14 +81,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from ..errors import AttributionError
     from ..index import open_index
 
-    params = {k: v for k, v in (("factory", args.factory), ("rescore", args.rescore)) if v} or None
-    if args.factory and args.kind != "ivfpq":
-        raise AttributionError("--factory goes with --kind ivfpq (a FAISS factory string such as OPQ64,IVF4096,PQ64)")
-    if args.rescore and args.kind != "ivfpq":
-        raise AttributionError("--rescore goes with --kind ivfpq (the other kinds rescore from the store, if at all)")
+    params = index_params_from_args(args, args.kind, query_time=False) or None
     index, built = open_index(
         args.store, args.mapper, args.kind, args.rebuild, not args.quiet, args.device, params=params
     )
@@ -248,17 +230,18 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 def add_commands(command) -> None:
     """Register this module's subcommands (``command(name, help, func)`` makes one)."""
-    from ..index import INDEX_KINDS
+    from ..index import get_index_kind, list_index_kinds
     from ..train import CalibratorTrainingConfig, HeadTrainingConfig
 
     p = command("query", "attribute generated images to the training set", cmd_query)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", "-k", type=int, default=10, help="training images to list per query (default 10)")
-    p.add_argument("--index", choices=INDEX_KINDS, help="index kind (default: the space's options.index, else flat)")
-    p.add_argument("--nprobe", type=int, help="ivf/ivfpq: inverted lists visited per query (query time: no rebuild)")
     p.add_argument(
-        "--rerank", type=int, help="ivfpq: candidates rescored exactly from the store per result listed (default 10)"
+        "--index",
+        metavar="KIND",
+        help=f"index kind: {', '.join(list_index_kinds())} (default: the space's options.index, else flat)",
     )
+    add_index_params(p, query_time=True)
     p.add_argument("--prompt", help="the text prompt of the generated images (methods that need one)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per query")
@@ -292,27 +275,16 @@ def add_commands(command) -> None:
 
     p = command("index", "build a FAISS index over a store's head-mapped features", cmd_index)
     p.add_argument("store", metavar="STORE")
-    p.add_argument(
-        "--kind",
-        default="flat",
-        choices=INDEX_KINDS,
-        help="flat (exact, default); sq8 / fp16 (exact, scanning 8-bit / float16 codes, then rescoring); ivf, hnsw "
-        "(approximate, in RAM); ivfpq (approximate, on disk, built in shards, rescored from the store)",
-    )
-    p.add_argument("--factory", help="ivfpq: a FAISS factory string (default IVF<4·sqrt(N)>,PQ<d/8>)")
-    p.add_argument(
-        "--rescore",
-        choices=("store", "float16"),
-        help="ivfpq: rescore candidates from the float32 store (default) or from a float16 copy of the mapped "
-        "vectors written beside the index (half the bytes to keep in the page cache; scores within 2^-11)",
-    )
+    kinds = "; ".join(get_index_kind(k).summary for k in list_index_kinds())
+    p.add_argument("--kind", default="flat", metavar="KIND", help=f"{kinds}".replace("%", "%%"))
+    add_index_params(p, query_time=False)
     p.add_argument("--mapper", help="head checkpoint whose real_mapper maps the store (default: identity)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if an up-to-date index exists")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto: where the index searches (default cpu)")
+    add_device_arg(p, "where the index searches")
 
     p = command("demo", "build the offline demo bundle (idempotent) and answer one demo query", cmd_demo)
     p.add_argument("--no-query", action="store_true", help="only build")
-    p.add_argument("--device", default="auto")
+    add_device_arg(p)
 
     p = command("evaluate", "AbC benchmark: Recall@K and mAP of spaces on test-case JSON files", cmd_evaluate)
     p.add_argument(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backbones import resolve_device
+from ..device import resolve_device
 from ..diffusion.config import ModelConfig, TrainConfig
 from ..diffusion.data import TrainingSet
 from ..diffusion.load import load_model

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..backbones import resolve_device
+from ..device import resolve_device
 from ..fileio import atomic_path, atomic_write_json
 from ..progress import CancelFlag, ProgressCallback, tracked
 from .config import ModelConfig, TrainConfig

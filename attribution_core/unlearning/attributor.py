@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from ..attribute import Attribution, AttributionResult, Attributor, QueryImage, check_k, query_names
-from ..backbones import resolve_device
+from ..device import resolve_device
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
 from ..diffusion.generation import generation_of, read_generation
 from ..diffusion.load import in_model_space, load_model

@@ -1,0 +1,26 @@
+"""The store's features through the real head: what every index kind is built over (chunked, checked)."""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import AttributionError
+from ..heads import Heads
+from ..paths import display_path
+from ..store import FeatureStore
+
+
+def mapped_features(store: FeatureStore, heads: Heads, progress: bool = True) -> np.ndarray:
+    """The store's features through the real head, unit-norm float32 [N, d] (chunked)."""
+    n, chunk = len(store), 65536
+    out = np.empty((n, heads.dim), dtype=np.float32)
+    for i in tqdm(range(0, n, chunk), desc="map features", unit="chunk", disable=not progress or n <= chunk):
+        out[i : i + chunk] = heads.real_head.map_numpy(store.feats[i : i + chunk])
+        if not np.isfinite(out[i : i + chunk]).all():
+            bad = i + int(np.flatnonzero(~np.isfinite(out[i : i + chunk]).all(axis=1))[0])
+            raise AttributionError(
+                f"{display_path(store.path)}: row {bad} ({store.paths[bad]}) maps to NaN/inf under the heads "
+                f"{heads.source}; the features or the heads are broken, nothing was indexed"
+            )
+    return out
