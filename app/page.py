@@ -11,7 +11,7 @@ from attribution_core.attribute import AttributionResult, results_to_csv, result
 from attribution_core.errors import AttributionError
 from attribution_core.paths import display_path
 from attribution_core.progress import Progress
-from attribution_core.spaces import SpaceStatus
+from attribution_core.spaces import SpaceStatus, training_set_note
 
 from . import resources
 from .gallery import resize_short_side
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
     ready = [s.spec for s in statuses if s.ready]
     labels = {s.name: s.label for s in ready}
-    instant = [s.name for s in ready if not resources.needs_prompt(s.name)]
+    instant = [s.name for s in ready if resources.capabilities(s.name).interactive]
     default = [n for n in ("clip",) if n in labels] or [n for n in instant if n.startswith("demo_")][:1]
     with st.sidebar:
         st.title("Attribution explorer")
@@ -33,7 +33,8 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
         spaces = st.multiselect(
             "Spaces",
             options=list(labels),
-            default=default,
+            default=None if "spaces" in st.session_state else default,
+            key="spaces",
             format_func=labels.get,
             help="Feature spaces and attribution by unlearning; pick two or more to compare them side by side.",
         )
@@ -54,7 +55,7 @@ def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
 
 def prompt_field(query: Query, spaces: list[str]) -> str | None:
     """The prompt for methods that need one (unlearning), pre-filled from the image's metadata."""
-    if not any(resources.needs_prompt(s) for s in spaces):
+    if not any(resources.capabilities(s).needs_prompt for s in spaces):
         return query.prompt
     value = st.text_input(
         "Prompt the image was generated from (for unlearning)",
@@ -68,8 +69,8 @@ def prompt_field(query: Query, spaces: list[str]) -> str | None:
 def run_space(name: str, label: str, query: Query, prompt: str | None, k: int) -> AttributionResult | None:
     """One space's result: from the cache, or computed now, with a progress bar and a Cancel button for slow
     methods."""
-    slow = resources.needs_prompt(name)
-    if slow and not prompt:
+    slow = not resources.capabilities(name).interactive
+    if resources.capabilities(name).needs_prompt and not prompt:
         st.warning(f"{label}: type the prompt the image was generated from, above, to attribute it by unlearning.")
         return None
     cached = resources.cached_result(name, query.digest, k, prompt)
@@ -127,6 +128,9 @@ def main() -> None:
             results[name] = result
     if not results:
         return
+    note = training_set_note([s.spec for s in statuses if s.spec.name in results])
+    if note:
+        st.info(note[0].upper() + note[1:] + ".")
     with summary:
         st.caption(
             "Each training image below is drawn at a size that grows with its estimated influence: its share of "

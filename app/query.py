@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from attribution_core.demo.layout import DEMO_GENERATOR
 from attribution_core.diffusion.generation import generation_of
 from attribution_core.errors import AttributionError, InputImageError
 from attribution_core.images import QUERY_MAX_SIDE, load_rgb, release_memory
@@ -50,6 +51,17 @@ def generate_form() -> None:
                 st.error(f"Could not generate: {exc}")
         if "generated" in st.session_state and right.button("Clear"):
             del st.session_state["generated"]
+        own = resources.generator_spaces(DEMO_GENERATOR)
+        if "generated" in st.session_state and own:
+            st.caption(
+                "The demo model was trained on the demo corpus only: spaces over that training set answer the same "
+                "question as unlearning."
+            )
+            st.button(
+                "Attribute over the model's training set",
+                on_click=lambda: st.session_state.update(spaces=own),  # a callback may set the widget's state
+                help=", ".join(own),
+            )
 
 
 def choose_query() -> Query | None:

@@ -11,6 +11,7 @@ import sys
 
 import streamlit as st
 
+from attribution_core.attribute import Capabilities
 from attribution_core.client import AttributionClient
 from attribution_core.spaces import SpaceSpec, SpaceStatus
 
@@ -59,6 +60,8 @@ def statuses() -> list[SpaceStatus]:
                 method=s["method"],
                 make_ready=s.get("make_ready", ""),
                 description=s.get("description", ""),
+                training_set=s.get("training_set", ""),
+                generator=s.get("generator", ""),
             ),
             tuple(s["missing"]),
         )
@@ -66,5 +69,9 @@ def statuses() -> list[SpaceStatus]:
     ]
 
 
-def needs_prompt(space: str) -> bool:
-    return next((bool(s["needs_prompt"]) for s in spaces() if s["name"] == space), False)
+def capabilities(space: str) -> Capabilities:
+    """A space's method's capabilities as the service lists them (a service without ``interactive`` takes a method
+    that needs a prompt for one that is not)."""
+    found = next((s for s in spaces() if s["name"] == space), {})
+    needs = bool(found.get("needs_prompt", False))
+    return Capabilities(interactive=bool(found.get("interactive", not needs)), needs_prompt=needs, uses_prompt=needs)

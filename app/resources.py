@@ -13,7 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from attribution_core import diffusion  # its names load diffusers on first use, not at the explorer's start
-from attribution_core.attribute import Attribution, AttributionResult, Attributor
+from attribution_core.attribute import Attribution, AttributionResult, Attributor, Capabilities
 from attribution_core.client import ServiceError
 from attribution_core.demo import build_demo, demo_model_dir
 from attribution_core.diffusion.generation import SamplerSettings, png_bytes
@@ -30,17 +30,22 @@ def space_statuses() -> list[SpaceStatus]:
     return remote.statuses() if remote.server_url() else list_spaces()
 
 
+def generator_spaces(generator: str) -> list[str]:
+    """Ready spaces over the training set of ``generator`` (the images it makes are attributed over them)."""
+    return [s.spec.name for s in space_statuses() if s.ready and s.spec.generator == generator]
+
+
 def demo_ready(statuses: list[SpaceStatus]) -> bool:
     if remote.server_url():
         return True  # the service has its own data
     return all(s.ready for s in statuses if s.spec.demo and s.spec.method == "feature")
 
 
-def needs_prompt(space_name: str) -> bool:
-    """Whether a space's method needs the query's prompt (unlearning)."""
+def capabilities(space_name: str) -> Capabilities:
+    """What a space's method can do (interactive, needs a prompt, …), from the library or the service."""
     if remote.server_url():
-        return remote.needs_prompt(space_name)
-    return method_class(space_method(space_name)).needs_prompt
+        return remote.capabilities(space_name)
+    return method_class(space_method(space_name)).capabilities
 
 
 def build_demo_with_progress() -> None:

@@ -30,7 +30,11 @@ from .registry import (
 from .spaces import SpaceSpec
 from .store import FeatureStore, import_released_feats, write_store
 
-register_lazy_method("unlearning", "attribution_core.unlearning.attributor")  # diffusers is imported on first use only
+register_lazy_method(  # diffusers is imported on first use only
+    "unlearning",
+    "attribution_core.unlearning.attributor",
+    options="attribution_core.unlearning.config:UnlearningOptions",
+)
 
 __all__ = [
     "Attribution",

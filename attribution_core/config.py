@@ -1,16 +1,123 @@
-"""Typed option dataclasses: each field carries its default and help once; front doors generate flags from them."""
+"""Typed option dataclasses: each field carries its default and help once; front doors generate flags from them,
+and :func:`parse_options` reads them from a spaces file or a dict (types checked, paths resolved, one-line errors).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
+from pathlib import Path
 from typing import Any
 
+from .errors import AttributionError
 
-def option(default: Any, help: str, flag: str | None = None) -> Any:
-    """A config field with its command-line help (and flag, when it differs from ``--field-name``)."""
-    return dataclasses.field(default=default, metadata={"help": help, **({"flag": flag} if flag else {})})
+#: The default of an option that must be given (no default).
+REQUIRED: Any = dataclasses.MISSING
+
+
+def option(default: Any, help: str, flag: str | None = None, path: bool = False) -> Any:
+    """A config field with its command-line help (and flag, when it differs from ``--field-name``); ``path``: a file
+    or folder, resolved against the file that declares it."""
+    metadata = {"help": help, **({"flag": flag} if flag else {}), **({"path": True} if path else {})}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=metadata)  # required
+    if isinstance(default, (dict, list)) or dataclasses.is_dataclass(default):
+        if dataclasses.is_dataclass(default):
+            return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=metadata)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def flag_of(f: dataclasses.Field) -> str:
     """The command-line flag of a config field."""
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def parse_options(cls: type, raw: Any, base: Path | None = None, where: str = "options") -> Any:
+    """An instance of the dataclass ``cls`` from ``raw`` (a dict, or an instance already): unknown keys, wrong types
+    and missing required fields are one-line errors that start with ``where``; path fields are resolved against
+    ``base`` (the declaring file's folder; the working directory when None).
+
+    Raises:
+        AttributionError: naming ``where`` and the field.
+    """
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise AttributionError(f"{where}: expected a table of options, not {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise AttributionError(f"{where}: unknown option {', '.join(map(repr, unknown))}; known: {', '.join(fields)}")
+    required = [n for n, f in fields.items() if _required(f) and n not in raw]
+    if required:
+        raise AttributionError(f"{where}: missing option {', '.join(map(repr, required))}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in raw.items():
+        f = fields[name]
+        values[name] = _parse_value(hints[name], value, f.metadata.get("path", False), base, f"{where}.{name}")
+    return cls(**values)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def options_dict(instance: Any) -> dict[str, Any]:
+    """An options instance as plain JSON-able values (paths as strings)."""
+    out = {}
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            value = options_dict(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def _parse_value(kind: Any, value: Any, is_path: bool, base: Path | None, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(kind)):
+            return None
+        kind = args[0] if len(args) == 1 else kind
+        origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return parse_options(kind, value, base, where)
+    if origin is tuple:
+        item = typing.get_args(kind)[0]
+        if not isinstance(value, (list, tuple)):
+            raise AttributionError(f"{where}: expected a list, not {value!r}")
+        return tuple(_parse_value(item, v, is_path, base, where) for v in value)
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise AttributionError(f"{where}: expected a table, not {value!r}")
+        return dict(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise AttributionError(f"{where}: expected true or false, not {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AttributionError(f"{where}: expected an integer, not {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AttributionError(f"{where}: expected a number, not {value!r}")
+        return float(value)
+    if kind is Path or is_path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise AttributionError(f"{where}: expected a path, not {value!r}")
+        path = Path(value).expanduser()
+        return ((base / path) if base is not None else path).resolve()
+    if kind is str:
+        if not isinstance(value, str):
+            raise AttributionError(f"{where}: expected a string, not {value!r}")
+        return value
+    return value

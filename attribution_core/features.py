@@ -8,37 +8,55 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .attribute import Attribution, AttributionResult, Attributor, QueryImage, check_k, query_names
+from .attribute import Attributor, Capabilities, Query, Ranking, TrainingRecord, elapsed_ms
 from .backbones import Backbone, create_backbone, find_weights, get_backbone_spec
-from .calibration import Calibrator
+from .calibration import Calibrator, soft_influence
+from .config import option
+from .device import DEFAULT_DEVICE
 from .errors import AttributionError, CheckpointError, WeightsNotFoundError
 from .evaluate.features import evaluate_feature_space
 from .evaluate.metrics import SpaceResult
 from .evaluate.testcase import TestCase
 from .heads import Heads, identity_heads, load_heads
-from .images import QUERY_MAX_SIDE, load_rgb
 from .index import AttributionIndex, get_index_kind, list_index_kinds, load_index
 from .paths import display_path
-from .progress import CancelFlag, ProgressCallback, check_cancelled
+from .progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
 from .registry import all_spaces, register_method
 from .spaces import SpaceSpec, open_space_store, space_calibrator
 from .store import FeatureStore
 
 
+@dataclass(frozen=True)
+class FeatureOptions:
+    """What a feature space may set in ``options`` (its parts — backbone, store, heads, calibrator — are fields of the
+    space itself)."""
+
+    index: str = option("flat", "index kind the space is searched with (see `attribute index --help`)")
+    nprobe: int | None = option(None, "ivf/ivfpq: inverted lists visited per query")
+    efSearch: int | None = option(None, "hnsw: candidate list per query")  # noqa: N815  (FAISS's name)
+    rerank: int | None = option(None, "ivfpq: candidates rescored exactly per result listed")
+
+
 @register_method
 class FeatureAttributor(Attributor):
-    """AbC: embed -> synth head -> index search -> calibrated influence."""
+    """AbC: embed -> synth head -> index search -> calibrated influence.
+
+    ``load`` builds the backbone and heads; ``prepare`` opens the store (converting a released one once) and loads
+    or builds its index, with progress and cancel; the first query prepares when nobody did.
+    """
 
     method = "feature"
     score_kind = "cosine"
     description = "feature similarity in a (tuned) attribution space, calibrated into influence (AbC)"
+    capabilities = Capabilities(interactive=True, needs_prompt=False, uses_prompt=False, batchable=True)
+    Options = FeatureOptions
 
     def __init__(
         self,
@@ -46,16 +64,52 @@ class FeatureAttributor(Attributor):
         backbone: Backbone,
         heads: Heads,
         calibrator: Calibrator,
-        store: FeatureStore,
-        index: AttributionIndex,
+        index_kind: str = "flat",
+        index_params: dict | None = None,
+        device: str = DEFAULT_DEVICE,
+        progress: bool = True,
     ):
         self.spec = spec
         self.name = spec.name
         self.backbone = backbone
-        self.heads = heads
+        self.heads = heads.to(backbone.device)
         self.calibrator = calibrator
-        self.store = store
-        self.index = index
+        self.index_kind = index_kind
+        self.index_params = dict(index_params or {})
+        self.device = device
+        self.progress = progress
+        self._store: FeatureStore | None = None
+        self._index: AttributionIndex | None = None
+
+    @property
+    def store(self) -> FeatureStore:
+        """The space's feature store (opened by :meth:`prepare`)."""
+        self.prepare()
+        return self._store
+
+    @property
+    def index(self) -> AttributionIndex:
+        """The space's index (loaded, or built, by :meth:`prepare`)."""
+        self.prepare()
+        return self._index
+
+    def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:
+        """Open the store and load its index, building (or rebuilding a stale) one with progress and cancel."""
+        if self._index is not None:
+            return
+        store = open_space_store(self.spec)
+        store.check_backbone(self.backbone.name, self.backbone.dim)
+        cached = self.spec.mapper is not None and self.spec.mapper != _registered_mapper(self.spec.name)  # ad hoc
+        self._index, _ = load_index(
+            store,
+            self.heads,
+            self.index_kind,
+            progress=Tracker(self.progress, on_progress, cancel),
+            device=self.device,
+            cached=cached,
+            params=self.index_params or None,
+        )
+        self._store = store
 
     @classmethod
     def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
@@ -85,21 +139,22 @@ class FeatureAttributor(Attributor):
         cls,
         spec: SpaceSpec,
         *,
-        device: str = "auto",
+        device: str = DEFAULT_DEVICE,
         progress: bool = True,
         index_kind: str | None = None,
         index_params: dict | None = None,
         allow_download: bool = False,
         **_: Any,
     ) -> FeatureAttributor:
-        """Load every part of ``spec``; build (or rebuild a stale) index on first use.
+        """The backbone, heads and calibrator of ``spec`` (the store and index are opened by :meth:`prepare`).
 
         Args:
             index_kind: the index kind; default the space's ``options.index``, else ``flat``.
-            index_params: query-time knobs of the ANN kinds (``nprobe``, ``efSearch``, ``rerank``; see
+            index_params: the kind's query-time knobs (``nprobe``, ``efSearch``, ``rerank``, …; see
                 ``load_index``), over those the space's options declare.
         """
-        index_kind = index_kind or spec.options.get("index", "flat")
+        options = cls.options_of(spec)
+        index_kind = index_kind or options.index
         try:
             kind = get_index_kind(index_kind)
         except AttributionError:
@@ -108,20 +163,21 @@ class FeatureAttributor(Attributor):
                 f"choose one of {', '.join(list_index_kinds())}"
             ) from None
         declared = {p.name for p in kind.query_params()}  # the space's query-time knobs that this kind takes
-        index_params = {**{k: v for k, v in spec.options.items() if k in declared}, **(index_params or {})}
+        from_space = {k: getattr(options, k) for k in declared if getattr(options, k, None) is not None}
+        index_params = {**from_space, **(index_params or {})}
         backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
-        store = open_space_store(spec)
-        store.check_backbone(backbone.name, backbone.dim)
-        cached = spec.mapper is not None and spec.mapper != _registered_mapper(spec.name)  # ad-hoc heads
-        index, _ = load_index(
-            store, heads, index_kind, progress=progress, device=device, cached=cached, params=index_params or None
-        )
-        return cls(spec, backbone, heads, space_calibrator(spec), store, index)
+        return cls(spec, backbone, heads, space_calibrator(spec), index_kind, index_params, device, progress)
 
-    @classmethod
-    def evaluate(cls, spec: SpaceSpec, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
-        return evaluate_feature_space(spec, test_cases, root, **options)
+    def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
+        """The AbC protocol on ``test_cases`` (options: ``ks``, ``no_head``, ``progress``, ``influence``)."""
+        return evaluate_feature_space(self, test_cases, root, **options)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def training_record(self, row: int) -> TrainingRecord:
+        return TrainingRecord(self.store.image_path(row), self.store.caption(row), self.store.url(row))
 
     def training_image(self, row: int) -> tuple[Path, Path | None]:
         if not 0 <= row < len(self.store):
@@ -129,75 +185,41 @@ class FeatureAttributor(Attributor):
         root = self.store.meta.image_root
         return self.store.image_path(row), Path(root) if root else None
 
-    def embed_queries(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Query images -> synth-head features, unit-norm float32 [nq, d]."""
-        raw = self.backbone.embed_images(list(images))
+    def embed(self, queries: Sequence[Query]) -> np.ndarray:
+        """Query images -> synth-head features, unit-norm float32 [nq, d]: backbone and head on the backbone's device,
+        one copy to the host at the index boundary."""
+        raw = self.backbone.embed_images_tensor([q.image for q in queries])
         with torch.inference_mode():
-            return self.heads.synth_head(torch.from_numpy(raw)).numpy()
+            return self.heads.synth_head(raw).cpu().numpy()
 
-    def attribute_features(
-        self,
-        xq: np.ndarray,
-        k: int | Sequence[int],
-        names: Sequence[str],
-        cancel: CancelFlag | None = None,
-    ) -> list[AttributionResult]:
-        """Already-embedded queries [nq, d] -> results (``k``: one for all, or one per query). The whole batch is
-        scored in one matrix-matrix product on exact indexes."""
-        ks = [check_k(k)] * len(names) if isinstance(k, int) else [check_k(x) for x in k]
+    def whole_set_scores(self, queries, on_progress=None, cancel=None) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """Cosine of every store image in the attribution space [nq, N] (one pass for the batch on exact kinds)."""
+        t0 = time.perf_counter()
+        xq = self.embed(queries)
+        embed_ms = elapsed_ms(t0, len(queries))
         check_cancelled(cancel)
         t0 = time.perf_counter()
-        found_all = self.index.search_many(xq, ks, self.calibrator)
-        search_ms = (time.perf_counter() - t0) * 1000 / max(1, len(ks))
-        out = []
-        for found, name in zip(found_all, names, strict=True):
-            results = [
-                Attribution(
-                    r + 1,
-                    str(self.store.image_path(int(i))),
-                    float(s),
-                    float(p),
-                    int(i),
-                    self.store.caption(i),
-                    self.store.url(i),
-                )
-                for r, (i, s, p) in enumerate(zip(found.I, found.D, found.influence, strict=True))
-            ]
-            out.append(
-                AttributionResult(
-                    name,
-                    self.name,
-                    results,
-                    found.remaining_influence,
-                    self.calibrator,
-                    {"search": search_ms},
-                    found.mass_count,
-                    method=self.method,
-                    score_kind=self.score_kind,
-                )
-            )
-        return out
+        scores = self.index.all_scores_many(xq)
+        return scores, [{"embed": embed_ms, "search": elapsed_ms(t0, len(queries))}] * len(queries)
 
-    def attribute(
-        self,
-        images: Sequence[QueryImage],
-        k: int = 100,
-        names: Sequence[str] | None = None,
-        *,
-        prompts: Sequence[str | None] | None = None,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelFlag | None = None,
-    ) -> list[AttributionResult]:
-        k = check_k(k)
-        names = query_names(images, names)
-        loaded = [im if isinstance(im, Image.Image) else load_rgb(im, max_side=QUERY_MAX_SIDE) for im in images]
+    def influence(self, scores: np.ndarray) -> np.ndarray:
+        """The calibrated soft assignment over the whole store (docs/method.md §3)."""
+        return soft_influence(scores, self.calibrator)
+
+    def rank(self, queries, ks, on_progress=None, cancel=None) -> list[Ranking]:
+        """Embed the batch, then the index's top-k with exact calibrated influence over the whole store (the batch
+        in one matrix-matrix product on exact kinds)."""
         t0 = time.perf_counter()
-        xq = self.embed_queries(loaded)
-        embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(loaded))
-        results = self.attribute_features(xq, k, names, cancel)
-        for r in results:
-            r.timings_ms = {"embed": embed_ms, **r.timings_ms}
-        return results
+        xq = self.embed(queries)
+        embed_ms = elapsed_ms(t0, len(queries))
+        check_cancelled(cancel)
+        t0 = time.perf_counter()
+        found_all = self.index.search_many(xq, list(ks), self.calibrator)
+        timings = {"embed": embed_ms, "search": elapsed_ms(t0, len(queries))}
+        return [
+            Ranking(f.I, f.D, f.influence, f.remaining_influence, f.mass_count, dict(timings), self.calibrator)
+            for f in found_all
+        ]
 
 
 def _registered_mapper(name: str) -> Path | None:

@@ -72,3 +72,26 @@ def tracked(
                 on_progress(Progress(stage, i, total))
     finally:
         bar.close()
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """How a long library call reports and stops: a tqdm bar on the terminal (``bar``), a callback for front doors,
+    and a cancel flag; passed down instead of three arguments."""
+
+    bar: bool = True
+    on_progress: ProgressCallback | None = None
+    cancel: CancelFlag | None = None
+
+    def track(self, items: Iterable[T], stage: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+        """:func:`tracked` with this tracker's bar, callback and cancel flag."""
+        return tracked(items, stage, total, self.bar, self.on_progress, self.cancel, unit)
+
+    def quiet_below(self, total: int, minimum: int) -> Tracker:
+        """This tracker without its terminal bar when there are fewer than ``minimum`` units (no flicker)."""
+        return self if total > minimum else Tracker(False, self.on_progress, self.cancel)
+
+
+def as_tracker(progress: bool | Tracker) -> Tracker:
+    """``progress`` as a :class:`Tracker` (a bool turns the terminal bar on or off)."""
+    return progress if isinstance(progress, Tracker) else Tracker(bool(progress))

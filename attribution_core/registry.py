@@ -19,11 +19,13 @@ import logging
 import os
 import tomllib
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .attribute import Attributor
 from .calibration import Calibrator
+from .config import options_dict, parse_options
 from .errors import AttributionError, SpaceNotReadyError
 from .paths import display_path, project_root
 from .plugins import load_plugins
@@ -36,6 +38,9 @@ SPACES_ENV = "ATTRIBUTION_SPACES"
 _METHODS: dict[str, type[Attributor]] = {}
 #: Methods registered by module name, imported on first use (a method whose imports are heavy, e.g. diffusers).
 _LAZY_METHODS: dict[str, str] = {}
+#: The ``Options`` of lazily registered methods, as "module:Class" in a light module (checking a spaces file must
+#: not import a heavy method).
+_LAZY_OPTIONS: dict[str, str] = {}
 _SPACES: dict[str, SpaceSpec] = {}
 #: Functions that list spaces whose paths depend on the project root at call time (it can change at run time).
 _PROVIDERS: list[Callable[[], Iterable[SpaceSpec]]] = [released_spaces]
@@ -49,12 +54,25 @@ def register_method(cls: type[Attributor]) -> type[Attributor]:
     return cls
 
 
-def register_lazy_method(name: str, module: str) -> None:
+def register_lazy_method(name: str, module: str, options: str | None = None) -> None:
     """Register method ``name`` as provided by ``module``, which is imported (and registers the class with
     :func:`register_method`) only when the method is first looked up: importing the library, or querying a space
-    of another method, never pays for that module's imports."""
+    of another method, never pays for that module's imports. ``options``: where its ``Options`` dataclass lives
+    ("module:Class"), so that spaces files are checked without importing ``module``."""
     if name not in _METHODS:
         _LAZY_METHODS[name] = module
+        if options:
+            _LAZY_OPTIONS[name] = options
+
+
+def method_options(name: str) -> type | None:
+    """The ``Options`` dataclass of method ``name`` (None when it declares none), without importing a lazily
+    registered method's own module when its options live elsewhere."""
+    load_plugins()
+    if name not in _METHODS and name in _LAZY_OPTIONS:
+        module, cls = _LAZY_OPTIONS[name].split(":")
+        return getattr(importlib.import_module(module), cls)
+    return method_class(name).Options
 
 
 def register_space(spec: SpaceSpec) -> SpaceSpec:
@@ -126,16 +144,31 @@ def require_ready(spec: SpaceSpec) -> None:
         raise SpaceNotReadyError(f"space {spec.name!r} is not ready: missing {', '.join(status.missing)}{hint}")
 
 
-def create_attributor(space: str | SpaceSpec, **options: Any) -> Attributor:
+def create_attributor(space: str | SpaceSpec, method_options: dict | None = None, **options: Any) -> Attributor:
     """The loaded Attributor for a space (by name or spec): checks readiness, then ``method.load(spec, ...)``.
 
     Args:
+        method_options: settings over the space's ``options`` (checked by the method's ``Options``; nested tables
+            such as unlearning's ``config`` are merged key by key).
         options: passed to the method's ``load`` (``device``, ``progress``, ``index_kind``, …); methods ignore
             what they do not use.
     """
     spec = get_space(space) if isinstance(space, str) else space
+    if method_options:
+        spec = replace(spec, options=merged_options(spec.options, method_options))
+        method_class(spec.method).options_of(spec)  # a one-line error naming the space, before anything loads
     require_ready(spec)
     return method_class(spec.method).load(spec, **options)
+
+
+def merged_options(base: dict, override: dict) -> dict:
+    """``override`` over ``base``, nested tables merged key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            merged_options(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
 
 
 # --- user-declared spaces ---------------------------------------------------------------------------------
@@ -194,6 +227,12 @@ def _spec_from_entry(entry: object, i: int, base: Path, shown: str) -> SpaceSpec
     for key in _PATH_FIELDS:
         if values.get(key) is not None:
             values[key] = (base / Path(values[key]).expanduser()).resolve()
+    options = method_options(values.get("method", "feature"))
+    if options is not None and "options" in values:  # checked and its paths resolved against the file, once
+        parsed = options_dict(
+            parse_options(options, values["options"], base, f"{shown}: space {entry['name']!r} options")
+        )
+        values["options"] = {k: parsed[k] for k in values["options"]}
     cal = values.get("calibrator")
     try:
         if isinstance(cal, dict):

@@ -38,6 +38,13 @@ class SpaceSpec:
     corpus_store: Path | None = None  # the distractor corpus for evaluation, when the store holds more (exemplars)
     method: str = "feature"  # the registered attribution method that answers for this space
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # method-specific settings
+    training_set: str = ""  # the training set it attributes over, by name (spaces over the same one are comparable)
+    generator: str = ""  # the generative model trained on that set, when there is one (its images are the queries)
+
+    @property
+    def trained_on(self) -> str:
+        """The training set's name: ``training_set``, else the store it searches, else the space's own name."""
+        return self.training_set or (str(self.store) if self.store is not None else self.name)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ def released_space(name: str, backbone: str) -> SpaceSpec:
         make_ready="bash weights/download_weights.sh && bash feats/download_laion_feats.sh && "
         "bash dataset/download_dataset.sh laion_jpeg",
         description=f"AbC-tuned {backbone} over the 1M-image LAION subset (authors' released weights and features)",
+        training_set="LAION subset (1M)",
     )
 
 
@@ -96,6 +104,16 @@ def custom_space(
     if weights is not None:
         changes["backbone_weights"] = Path(weights).resolve()
     return replace(base, **changes) if changes else base
+
+
+def training_set_note(specs: list[SpaceSpec]) -> str | None:
+    """One line saying that ``specs`` attribute over different training sets (None when they share one): their
+    answers are not comparable image for image."""
+    sets = dict.fromkeys(s.trained_on for s in specs)
+    if len(sets) < 2:
+        return None
+    listed = "; ".join(f"{s.label or s.name}: {s.trained_on}" for s in specs)
+    return f"these spaces attribute over different training sets ({listed}): compare them with care"
 
 
 def space_calibrator(spec: SpaceSpec) -> Calibrator:

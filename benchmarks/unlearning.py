@@ -50,7 +50,7 @@ def main() -> None:
     rows = []
     for prompt in PROMPTS[: args.queries]:
         image, _ = generate_image(model, prompt, 0, SamplerSettings())
-        _, timings = attributor.scores(image_tensor(image, model.config.resolution), prompt)
+        _, timings = attributor.scores_of(image_tensor(image, model.config.resolution), prompt)
         rows.append((prompt, timings["unlearn"] / 1000, timings["score"] / 1000))
     feature = create_attributor("demo_efficientnet_lite0_tuned", device=args.device, progress=False)
     image, _ = generate_image(model, PROMPTS[0], 0, SamplerSettings())

@@ -49,7 +49,7 @@ def main() -> None:
             precision, ratio, seconds = [], [], []
             for query, prompt, photo in zip(queries, prompts, wanted, strict=True):
                 t0 = time.perf_counter()
-                scores, _ = attributor.scores(query, prompt)
+                scores, _ = attributor.scores_of(query, prompt)
                 seconds.append(time.perf_counter() - t0)
                 top = np.argsort(-scores)[:10]
                 precision.append(float(np.mean(photo_of[top] == photo)))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from attribution_core.attribute import Attribution, AttributionResult, Attributor, check_k, query_names
+from attribution_core.attribute import Attributor, TrainingRecord
 from attribution_core.images import load_rgb
 from attribution_core.registry import register_method, register_space
 from attribution_core.spaces import SpaceSpec
@@ -25,6 +25,9 @@ def _thumb(img: Image.Image) -> np.ndarray:
 
 @register_method
 class ThumbnailAttributor(Attributor):
+    """Provides only whole-set scores, an influence rule and its training records: the base class's template does
+    the rest (names, k, loading, ranking, the result)."""
+
     method = "thumbnail"
     score_kind = "neg_thumbnail_distance"
     description = "closeness of 8x8 thumbnails (a test plug-in)"
@@ -43,31 +46,19 @@ class ThumbnailAttributor(Attributor):
     def load(cls, spec: SpaceSpec, **_: Any) -> ThumbnailAttributor:
         return cls(spec, sorted(Path(spec.options["folder"]).glob("*.jpg")))
 
-    def attribute(self, images, k=100, names=None, *, prompts=None, on_progress=None, cancel=None):
-        k = check_k(k)
-        out = []
-        for im, name in zip(images, query_names(images, names), strict=True):
-            im = im if isinstance(im, Image.Image) else load_rgb(im)
-            scores = -np.abs(self.thumbs - _thumb(im)).mean(axis=1)
-            p = np.exp(50 * (scores - scores.max()))
-            p /= p.sum()
-            order = np.argsort(-scores, kind="stable")[:k]
-            results = [
-                Attribution(r + 1, str(self.paths[i]), float(scores[i]), float(p[i]), int(i))
-                for r, i in enumerate(order)
-            ]
-            out.append(
-                AttributionResult(
-                    name,
-                    self.name,
-                    results,
-                    float(max(0.0, 1 - p[order].sum())),
-                    method=self.method,
-                    score_kind=self.score_kind,
-                    mass_count=len(self.paths),
-                )
-            )
-        return out
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def training_record(self, row: int) -> TrainingRecord:
+        return TrainingRecord(self.paths[row])
+
+    def whole_set_scores(self, queries, on_progress=None, cancel=None):
+        scores = np.stack([-np.abs(self.thumbs - _thumb(q.image)).mean(axis=1) for q in queries])
+        return scores, [{}] * len(queries)
+
+    def influence(self, scores: np.ndarray) -> np.ndarray:
+        p = np.exp(50 * (scores - scores.max()))
+        return p / p.sum()
 
 
 register_space(

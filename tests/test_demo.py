@@ -96,7 +96,7 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     from attribution_core.demo import diffusion_testcase, unlearning_space
     from attribution_core.diffusion.generation import read_generation
     from attribution_core.evaluate.testcase import first_per_type, read_test_case
-    from attribution_core.unlearning.evaluate import evaluate_unlearning_space
+    from attribution_core.registry import create_attributor
 
     home = tmp_path / "home"
     (home / "dataset" / "json").mkdir(parents=True)
@@ -125,7 +125,7 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     quick = {"steps": 2, "draws": 16, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1}
     spec = dataclasses.replace(spec, options={**spec.options, "config": quick})
     test_case = first_per_type(read_test_case(path), 1)
-    [result] = evaluate_unlearning_space(spec, [test_case], home, device="cpu", progress=False)
+    [result] = create_attributor(spec, device="cpu", progress=False).evaluate([test_case], home, progress=False)
     n_candidates = len((demo_dir() / "captions.jsonl").read_text().splitlines()) + len(first["exemplar"])
     ranks = [r for row in result.ranks for r in row["ranks"]]
     assert len(result.ranks) == len(diffusion_testcase.PROMPTS) and len(ranks) == 2 * len(first["exemplar"])

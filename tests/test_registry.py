@@ -173,3 +173,50 @@ def test_global_options_after_the_subcommand_and_config_flags(capsys) -> None:
     assert config.max_epochs == HeadTrainingConfig().max_epochs  # one default, in the dataclass
     assert main(["query", "x.png", "--top-k", "0"]) == 2
     assert "--top-k must be at least 1" in capsys.readouterr().err
+
+
+def test_method_options_are_typed_checked_and_resolved_against_the_spaces_file(tmp_path, capsys) -> None:
+    """An unlearning space's options are read through the method's Options dataclass: relative paths resolve against
+    the spaces file (not the working directory), and a typo or a wrong type is one line naming the file and entry."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "spaces.toml").write_text(
+        """
+[[spaces]]
+name = "my_unlearning"
+label = "mine"
+method = "unlearning"
+[spaces.options]
+model = "models/demo"
+captions = "data/captions.jsonl"
+images = "data"
+config = { steps = 3 }
+"""
+    )
+    (spec,) = load_spaces_file(folder / "spaces.toml")
+    assert spec.options["model"] == str(folder / "models" / "demo") and spec.options["images"] == str(folder / "data")
+    assert spec.options["config"]["steps"] == 3
+    (folder / "typo.toml").write_text(
+        '[[spaces]]\nname = "t"\nmethod = "unlearning"\n'
+        '[spaces.options]\nmodel = "m"\ncaptions = "c"\nimages = "i"\nconfig = { step = 3 }\n'
+    )
+    with pytest.raises(AttributionError, match=r"typo.toml: space 't' options.config: unknown option 'step'; known: "):
+        load_spaces_file(folder / "typo.toml")
+    (folder / "type.toml").write_text('[[spaces]]\nname = "t"\n[spaces.options]\nnprobe = "eight"\n')
+    with pytest.raises(AttributionError, match=r"type.toml: space 't' options.nprobe: expected an integer"):
+        load_spaces_file(folder / "type.toml")
+    (folder / "missing.toml").write_text(
+        '[[spaces]]\nname = "t"\nmethod = "unlearning"\n[spaces.options]\nprefix="x"\n'
+    )
+    with pytest.raises(AttributionError, match=r"missing option 'model', 'captions', 'images'"):
+        load_spaces_file(folder / "missing.toml")
+
+
+def test_query_takes_the_chosen_methods_options_as_flags(demo_bundle) -> None:
+    """``attribute query`` lists every method's options as flags; one that belongs to another method than the
+    chosen space's is a one-line error, and a bad value is caught before any model loads."""
+    query = str(project_root() / "assets" / "chelsea_q0_object_00.jpg")
+    out = run("query", query, "--space", "demo_pixel", "--steps", "2")
+    assert out.returncode == 2
+    assert "--steps is an option of unlearning spaces; space 'demo_pixel' is a feature space" in out.stderr
+    assert "--score-timesteps" in run("query", "--help").stdout

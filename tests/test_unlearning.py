@@ -62,7 +62,7 @@ def test_a_training_image_used_as_the_query_finds_itself_and_its_photo(demo_bund
     attributor = create_attributor("demo_unlearning", device="cpu")
     data = attributor.data
     photo = np.array([p.split("/")[1] for p in data.paths])
-    scores, _ = attributor.scores(data.images[0], data.captions[0])
+    scores, _ = attributor.scores_of(data.images[0], data.captions[0])
     top = np.argsort(-scores)[:10]
     assert (photo[top] == photo[0]).all(), data.paths[0]
     assert scores[0] >= 0.99 * scores.max() and int((scores > scores[0]).sum()) < 10

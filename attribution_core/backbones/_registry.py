@@ -181,20 +181,29 @@ class Backbone:
         return self._transform(image)
 
     @torch.inference_mode()
-    def embed(self, batch: torch.Tensor) -> np.ndarray:
-        """Preprocessed batch [B, 3, crop, crop] -> raw features, float32 numpy [B, d]."""
+    def embed_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Preprocessed batch [B, 3, crop, crop] -> raw features, float32 [B, d], left on the backbone's device."""
         feats = self.model(batch.to(self.device)).float()
         if feats.ndim != 2 or feats.shape[1] != self.dim:
             raise RuntimeError(f"backbone {self.name} produced shape {tuple(feats.shape)}, expected [B, {self.dim}]")
-        return feats.cpu().numpy()
+        return feats
+
+    def embed(self, batch: torch.Tensor) -> np.ndarray:
+        """Preprocessed batch [B, 3, crop, crop] -> raw features, float32 numpy [B, d]."""
+        return self.embed_tensor(batch).cpu().numpy()
+
+    @torch.inference_mode()
+    def embed_images_tensor(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
+        """RGB images -> raw features, float32 [len(images), d] on the backbone's device (no copy to the host)."""
+        out = [
+            self.embed_tensor(torch.stack([self.preprocess(im) for im in images[i : i + batch_size]]))
+            for i in range(0, len(images), batch_size)
+        ]
+        return torch.cat(out) if out else torch.zeros((0, self.dim), device=self.device)
 
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """RGB images -> raw features, float32 numpy [len(images), d]."""
-        out = [
-            self.embed(torch.stack([self.preprocess(im) for im in images[i : i + batch_size]]))
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return self.embed_images_tensor(images, batch_size).cpu().numpy()
 
 
 def create_backbone(

@@ -82,6 +82,62 @@ def index_params_from_args(args: argparse.Namespace, kind: str, query_time: bool
     return cls.parse_params(given)
 
 
+METHOD_OPTION = "method_option:"
+
+
+def add_method_options(p: argparse.ArgumentParser) -> None:
+    """One flag per field of every registered method's ``Options`` (nested tables flattened: unlearning's
+    ``config.steps`` is ``--steps``), in a group per method; a flag another argument already has is left to it."""
+    import typing
+
+    from ..registry import list_methods, method_options
+
+    def add(group, cls: type, method: str, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                add(group, hints[f.name], method, f"{prefix}{f.name}.")
+                continue
+            kind = next((t for t in (int, float) if t in (hints[f.name], *typing.get_args(hints[f.name]))), str)
+            try:
+                group.add_argument(
+                    flag_of(f),
+                    dest=f"{METHOD_OPTION}{method}:{prefix}{f.name}",
+                    type=kind,
+                    default=argparse.SUPPRESS,
+                    help=f"{f.metadata.get('help', '')} (default: the space's)".replace("%", "%%"),
+                    metavar=f.name.upper(),
+                )
+            except argparse.ArgumentError:
+                continue  # the flag already belongs to another argument (e.g. --device, --index)
+
+    for method in list_methods():
+        options = method_options(method)
+        if options is not None:
+            add(p.add_argument_group(f"options of {method} spaces"), options, method, "")
+
+
+def method_options_from_args(args: argparse.Namespace, method: str, space: str) -> dict:
+    """The method options given as flags, as a nested table for ``create_attributor(method_options=...)``; a flag of
+    another method is a one-line error."""
+    from ..errors import AttributionError
+
+    out: dict = {}
+    for dest, value in vars(args).items():
+        if not dest.startswith(METHOD_OPTION):
+            continue
+        owner, path = dest.removeprefix(METHOD_OPTION).split(":")
+        if owner != method:
+            flag = "--" + path.split(".")[-1].replace("_", "-")
+            raise AttributionError(f"{flag} is an option of {owner} spaces; space {space!r} is a {method} space")
+        *tables, name = path.split(".")
+        target = out
+        for table in tables:
+            target = target.setdefault(table, {})
+        target[name] = value
+    return out
+
+
 def add_space_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("space (a named space, optionally with parts replaced)")
     g.add_argument("--space", help="named space (see `attribute spaces`); default: clip when ready, else the demo")

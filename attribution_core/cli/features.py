@@ -13,9 +13,11 @@ from .common import (
     add_config_args,
     add_device_arg,
     add_index_params,
+    add_method_options,
     add_space_args,
     config_from_args,
     index_params_from_args,
+    method_options_from_args,
     print_ranking,
     print_results,
     resolve_space,
@@ -36,6 +38,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]  # all checked before any model loads
     attributor = create_attributor(
         space,
+        method_options_from_args(args, space.method, space.name),
         device=args.device,
         index_kind=args.index,
         index_params=index_params,
@@ -247,6 +250,7 @@ def add_commands(command) -> None:
     out.add_argument("--json", action="store_true", help="one JSON object per query")
     out.add_argument("--csv", action="store_true", help="a CSV table, one row per result")
     add_space_args(p)
+    add_method_options(p)
 
     p = command("extract", "embed every image under folders into a feature store (resumable)", cmd_extract)
     p.add_argument("--backbone", required=True, help="backbone name (efficientnet_lite0, clip, dino, pixel, ...)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..attribute import Attributor
@@ -28,11 +27,18 @@ def random_ranking(n: int, draw: int) -> np.ndarray:
     return np.random.default_rng(1_000 + draw).permutation(n)
 
 
-def feature_ranking(attributor: Attributor, query: Image.Image, data: TrainingSet) -> np.ndarray:
-    """A feature space's ranking of ``data`` for ``query``: indices into ``data``, most similar first."""
+def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+    """Any method's ranking of ``data`` for ``query``: indices into ``data``, most influential first, from its
+    scores over its whole training set (rows of ``data`` matched by file; rows outside it are dropped)."""
+    scores = attributor.scores([query], prompts=[prompt])[0]
     row = {str((data.root / p).resolve()): i for i, p in enumerate(data.paths)}
-    found = attributor.attribute([query], k=attributor.index.ntotal)[0].results
-    order = [row[key] for key in (str(Path(a.path).resolve()) for a in found) if key in row]
+    order = [
+        row[key]
+        for key in (
+            str(Path(attributor.training_record(int(r)).path).resolve()) for r in np.argsort(-scores, kind="stable")
+        )
+        if key in row
+    ]
     if len(order) != len(data):
         raise AttributionError(
             f"space {attributor.name!r} holds {len(order)} of the {len(data)} training images; it cannot rank them all"
@@ -40,23 +46,22 @@ def feature_ranking(attributor: Attributor, query: Image.Image, data: TrainingSe
     return np.asarray(order)
 
 
-def unlearning_ranking(
-    model: TextToImageModel, data: TrainingSet, query: torch.Tensor, prompt: str, config: UnlearningConfig
-) -> np.ndarray:
-    """Attribution by unlearning on ``model`` itself: training images by loss rise, largest first."""
-    spec = SpaceSpec(name="counterfactual_unlearning", label="unlearning", method="unlearning")
-    scores, _ = UnlearningAttributor(spec, model, data, config).scores(query, prompt)
-    return np.argsort(-scores, kind="stable")
-
-
 class Rankers:
-    """The feature-space attributors, loaded once and reused for every query."""
+    """The attributors each method ranks with, loaded once and reused for every query: unlearning on the base model
+    itself, a registered space by its name."""
 
-    def __init__(self, device: str):
+    def __init__(self, base: TextToImageModel, data: TrainingSet, unlearning: UnlearningConfig, device: str):
         self.device = device
-        self._spaces: dict[str, Attributor] = {}
+        self._attributors: dict[str, Attributor] = {
+            "unlearning": UnlearningAttributor(
+                SpaceSpec(name="counterfactual_unlearning", label="unlearning", method="unlearning"),
+                base,
+                data,
+                unlearning,
+            )
+        }
 
-    def feature(self, space: str, query: Image.Image, data: TrainingSet) -> np.ndarray:
-        if space not in self._spaces:
-            self._spaces[space] = create_attributor(space, device=self.device, progress=False)
-        return feature_ranking(self._spaces[space], query, data)
+    def ranking(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+        if method not in self._attributors:
+            self._attributors[method] = create_attributor(method, device=self.device, progress=False)
+        return method_ranking(self._attributors[method], query, prompt, data)

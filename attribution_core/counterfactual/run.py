@@ -28,7 +28,7 @@ from ..progress import tracked
 from ..unlearning.config import UnlearningConfig
 from .config import CounterfactualConfig
 from .measures import QueryEffect, query_effect
-from .rankings import Rankers, random_ranking, unlearning_ranking
+from .rankings import Rankers, random_ranking
 from .retrain import retrain_without
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,8 @@ def _rankings(config: CounterfactualConfig, base, data: TrainingSet, queries: li
     """Each method's top-max(K) for each query (random: per draw), computed once and kept in ``path``."""
     kmax = max(config.ks)
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    rankers = Rankers(config.device)
     unlearning = UnlearningConfig(device=config.device)
+    rankers = Rankers(base, data, unlearning, config.device)
     for draw in range(config.random_draws):
         saved.setdefault(f"random/{draw}", random_ranking(len(data), draw)[:kmax].tolist())
     for method in config.methods:
@@ -152,10 +152,7 @@ def _rankings(config: CounterfactualConfig, base, data: TrainingSet, queries: li
             if method == "random" or key in saved:
                 continue
             log.info("ranking the training set for %s with %s", q.name, method)
-            if method == "unlearning":
-                order = unlearning_ranking(base, data, q.image, q.prompt, unlearning)
-            else:
-                order = rankers.feature(method, tensor_image(q.image), data)
+            order = rankers.ranking(method, tensor_image(q.image), q.prompt, data)
             saved[key] = order[:kmax].tolist()
             atomic_write_json(path, saved)
     atomic_write_json(path, {**saved, "settings": {"unlearning": dataclasses.asdict(unlearning)}})

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..diffusion.data import TrainingSet, load_training_set
 from ..paths import project_root
 from ..spaces import SpaceSpec
-from .layout import CAPTIONS, demo_dir
+from .layout import CAPTIONS, CORPUS_SET, DEMO_GENERATOR, demo_dir
 
 #: The prefix of the training images (the corpus) in the captions file.
 CORPUS_PREFIX = "corpus/"
@@ -44,6 +44,8 @@ def unlearning_space(model: Path | None = None) -> SpaceSpec:
         make_ready="attribute demo",
         description="Attribution by unlearning the query from the demo text-to-image model, trained on the demo "
         "corpus (needs the query's prompt)",
+        training_set=CORPUS_SET,
+        generator=DEMO_GENERATOR,
         options={
             "model": str(model),
             "captions": str(demo_dir() / CAPTIONS),

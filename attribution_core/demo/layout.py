@@ -20,6 +20,12 @@ CAPTIONS = "captions.jsonl"
 EXAMPLE_QUERIES = ("synth/chelsea_q0/object_00.jpg", "synth/astronaut_q1/object_01.jpg", "synth/coffee_q2/style_00.jpg")
 
 
+#: The demo's training sets, by name: the diffusion model's (the corpus), and the AbC benchmark's (with exemplars).
+CORPUS_SET = "demo corpus"
+ABC_SET = "demo corpus + exemplars (AbC benchmark)"
+DEMO_GENERATOR = "demo diffusion model"
+
+
 def demo_dir() -> Path:
     return project_root() / "dataset" / "demo"
 

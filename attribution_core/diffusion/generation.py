@@ -85,3 +85,12 @@ def parse_generation(raw: str | None) -> Generation | None:
 def generation_of(image: Image.Image) -> Generation | None:
     """The generation record carried by an opened image (its PNG text chunks survive ``load_rgb``), if any."""
     return parse_generation(image.info.get(METADATA_KEY))
+
+
+def prompt_of(image: Image.Image | Path | str) -> str | None:
+    """The prompt recorded in a generated PNG's metadata (a file or an opened image), if any."""
+    if isinstance(image, Image.Image):
+        generation = generation_of(image)
+    else:
+        generation = read_generation(Path(image)) if Path(image).suffix.lower() == ".png" else None
+    return generation.prompt if generation else None

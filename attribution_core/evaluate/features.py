@@ -7,21 +7,24 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..backbones import Backbone, create_backbone
+from ..backbones import Backbone
 from ..errors import AttributionError
 from ..extract import extract_features
-from ..heads import identity_heads, load_heads
+from ..heads import identity_heads
 from ..paths import display_path, project_root
-from ..spaces import SpaceSpec, open_space_store, space_calibrator
+from ..spaces import open_space_store
 from ..store import FeatureStore
 from .metrics import DEFAULT_KS, SpaceResult
 from .protocol import evaluate_features
 from .testcase import TestCase
+
+if TYPE_CHECKING:
+    from ..features import FeatureAttributor
 
 
 def test_case_features(
@@ -73,23 +76,22 @@ def corpus_rows_without(store: FeatureStore, root: Path, test_cases: Sequence[Te
 
 
 def evaluate_feature_space(
-    spec: SpaceSpec,
+    attributor: FeatureAttributor,
     test_cases: Sequence[TestCase],
     root: Path,
     ks: Sequence[int] = DEFAULT_KS,
     no_head: bool = False,
-    device: str = "auto",
     progress: bool = True,
     influence: bool = False,
     **_: Any,
 ) -> list[SpaceResult]:
-    """The protocol for one feature space on each test case; with ``influence``, also the mean calibrated
-    influence on the true exemplars (the space's calibrator)."""
-    backbone = create_backbone(spec.backbone, spec.backbone_weights, device)
+    """The protocol for one loaded feature space on each test case; with ``influence``, also the mean calibrated
+    influence on the true exemplars (the space's calibrator). ``no_head``: the raw backbone (identity heads)."""
+    spec, backbone = attributor.spec, attributor.backbone
     use_head = spec.mapper is not None and not no_head
-    heads = load_heads(spec.mapper, backbone.dim) if use_head else identity_heads(backbone.dim)
+    heads = attributor.heads if use_head else identity_heads(backbone.dim)
     name = spec.name if use_head or spec.mapper is None else f"{spec.name} (no head)"
-    cal = space_calibrator(spec) if influence else None
+    cal = attributor.calibrator if influence else None
     store = open_space_store(spec, corpus=True)  # AbC: exemplars are never part of the distractor corpus
     store.check_backbone(backbone.name, backbone.dim)
     corpus = heads.real_head.map_numpy(store.feats)

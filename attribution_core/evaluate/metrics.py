@@ -28,6 +28,34 @@ def average_precision(ranks: np.ndarray) -> float:
     return float(np.mean(np.arange(1, len(r) + 1) / r))
 
 
+def metrics_by_type(
+    prompt_types: Sequence[str],
+    types: Sequence[str],
+    ranks: Sequence[np.ndarray],
+    ks: Sequence[int] = DEFAULT_KS,
+    influence: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """``<type>-recall@K`` and ``<type>-mAP`` (and ``<type>-influence``) averaged over the synthesized images of each
+    prompt type, in the order of ``prompt_types`` (types without images are left out).
+
+    Args:
+        types: each synthesized image's prompt type.
+        ranks: each synthesized image's sorted 1-based exemplar ranks.
+        influence: each synthesized image's calibrated influence on its own exemplars, when measured.
+    """
+    metrics: dict[str, float] = {}
+    for ptype in prompt_types:
+        sel = [i for i, t in enumerate(types) if t == ptype]
+        if not sel:
+            continue
+        for k in ks:
+            metrics[f"{ptype}-recall@{k}"] = float(np.mean([recall_at(ranks[i], k) for i in sel]))
+        metrics[f"{ptype}-mAP"] = float(np.mean([average_precision(ranks[i]) for i in sel]))
+        if influence is not None:
+            metrics[f"{ptype}-influence"] = float(np.mean([influence[i] for i in sel]))
+    return metrics
+
+
 @dataclass
 class SpaceResult:
     """Metrics of one feature space on one test case."""

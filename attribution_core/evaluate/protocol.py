@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..calibration import Calibrator
-from .metrics import DEFAULT_KS, SpaceResult, average_precision, recall_at
+from .metrics import DEFAULT_KS, SpaceResult, metrics_by_type
 from .ranking import exemplar_influence, exemplar_ranks
 from .testcase import TestCase
 
@@ -45,18 +45,7 @@ def evaluate_features(
     xq = np.concatenate(queries) if queries else np.zeros((0, corpus.shape[1]), np.float32)
     ranks = exemplar_ranks(xq, corpus, ex_scores, progress=progress)
     mass = exemplar_influence(xq, corpus, ex_scores, calibrator) if calibrator is not None else None
-    metrics: dict[str, float] = {}
-    for ptype in tc.prompt_types:
-        sel = [r for r, (_, t, _) in zip(ranks, meta, strict=True) if t == ptype]
-        if not sel:
-            continue
-        for k in ks:
-            metrics[f"{ptype}-recall@{k}"] = float(np.mean([recall_at(r, k) for r in sel]))
-        metrics[f"{ptype}-mAP"] = float(np.mean([average_precision(r) for r in sel]))
-        if mass is not None:
-            metrics[f"{ptype}-influence"] = float(
-                np.mean([m for m, (_, t, _) in zip(mass, meta, strict=True) if t == ptype])
-            )
+    metrics = metrics_by_type(tc.prompt_types, [t for _, t, _ in meta], ranks, ks, mass)
     dump = [
         {"test_case": tc.name, "space": space, "model": cid, "type": t, "synth": p, "ranks": r.tolist()}
         for r, (cid, t, p) in zip(ranks, meta, strict=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..registry import method_class, require_ready
+from ..registry import create_attributor
 from ..spaces import SpaceSpec
 from .metrics import SpaceResult
 from .testcase import TestCase
@@ -15,7 +15,7 @@ from .testcase import TestCase
 def run_evaluation(
     test_cases: Sequence[TestCase], spaces: Sequence[SpaceSpec], root: Path, **options: Any
 ) -> list[tuple[TestCase, SpaceResult]]:
-    """Evaluate every space on every test case with its method's ``evaluate``.
+    """Evaluate every space on every test case with its loaded method's ``evaluate``.
 
     Args:
         options: ``ks``, ``no_head``, ``device``, ``progress``, ``influence`` (methods ignore what they do not use).
@@ -26,7 +26,8 @@ def run_evaluation(
     """
     out: list[tuple[TestCase, SpaceResult]] = []
     for spec in spaces:
-        require_ready(spec)
-        results = method_class(spec.method).evaluate(spec, test_cases, root, **options)
+        device, progress = options.get("device", "auto"), options.get("progress", True)
+        attributor = create_attributor(spec, device=device, progress=progress)
+        results = attributor.evaluate(test_cases, root, **options)
         out.extend(zip(test_cases, results, strict=True))
     return out

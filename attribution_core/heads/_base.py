@@ -38,9 +38,9 @@ class Head(torch.nn.Module):
         return self.in_dim
 
     @property
-    def dim(self) -> int:
-        """The input dimension d (kept for callers of the linear-only era)."""
-        return self.in_dim
+    def device(self) -> torch.device:
+        """Where the head's weights are (the CPU for a head without any)."""
+        return next((p.device for p in self.parameters()), torch.device("cpu"))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Raw features [B, d] -> unit-norm attribution features [B, d_out]."""
@@ -51,8 +51,8 @@ class Head(torch.nn.Module):
         """Raw features (numpy or memmap) [N, d] -> unit-norm float32 [N, d_out], in chunks (constant memory)."""
         out = np.empty((feats.shape[0], self.out_dim), dtype=np.float32)
         for i in range(0, feats.shape[0], batch_size):
-            chunk = torch.from_numpy(np.array(feats[i : i + batch_size], dtype=np.float32))
-            out[i : i + batch_size] = self(chunk).numpy()
+            chunk = torch.from_numpy(np.array(feats[i : i + batch_size], dtype=np.float32)).to(self.device)
+            out[i : i + batch_size] = self(chunk).cpu().numpy()
         return out
 
     def identity_drift(self) -> torch.Tensor:
@@ -129,6 +129,13 @@ class Heads:
     def eval(self) -> Heads:
         self.real_head.eval()
         self.synth_head.eval()
+        return self
+
+    def to(self, device: torch.device | str) -> Heads:
+        """Both heads on ``device`` (in place; returns self): mapping the store to build an index, and each query,
+        then run there."""
+        self.real_head.to(device)
+        self.synth_head.to(device)
         return self
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..errors import AttributionError
 from ..heads import Heads
 from ..paths import display_path
+from ..progress import Tracker, as_tracker
 from ..store import FeatureStore
 
 
-def mapped_features(store: FeatureStore, heads: Heads, progress: bool = True) -> np.ndarray:
-    """The store's features through the real head, unit-norm float32 [N, d] (chunked)."""
+def mapped_features(store: FeatureStore, heads: Heads, progress: bool | Tracker = True) -> np.ndarray:
+    """The store's features through the real head, unit-norm float32 [N, d] (chunked; progress and cancel)."""
     n, chunk = len(store), 65536
     out = np.empty((n, heads.dim), dtype=np.float32)
-    for i in tqdm(range(0, n, chunk), desc="map features", unit="chunk", disable=not progress or n <= chunk):
+    for i in as_tracker(progress).quiet_below(n, chunk).track(range(0, n, chunk), "map features", unit="chunk"):
         out[i : i + chunk] = heads.real_head.map_numpy(store.feats[i : i + chunk])
         if not np.isfinite(out[i : i + chunk]).all():
             bad = i + int(np.flatnonzero(~np.isfinite(out[i : i + chunk]).all(axis=1))[0])

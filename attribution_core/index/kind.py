@@ -25,6 +25,7 @@ from ..errors import AttributionError
 from ..fileio import atomic_path
 from ..mapped import chunked_scores, gather_rows
 from ..plugins import load_plugins
+from ..progress import Tracker
 from .head_mapped import mapped_features
 
 if TYPE_CHECKING:
@@ -160,7 +161,9 @@ class IndexKind(ABC):
     # --- build ----------------------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, store: FeatureStore, heads: Heads, path: Path, params: dict, progress: bool = True) -> dict:
+    def build(
+        cls, store: FeatureStore, heads: Heads, path: Path, params: dict, progress: bool | Tracker = True
+    ) -> dict:
         """Write the index over ``store`` mapped by ``heads.real_head`` at ``path`` (and its sidecars); returns the
         parameters to record (``params`` with whatever layout the build measured)."""
         params = dict(params)
@@ -171,8 +174,9 @@ class IndexKind(ABC):
 
     @classmethod
     @abstractmethod
-    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool = True) -> faiss.Index:
-        """A FAISS index over unit-norm ``xb`` [nb, d] (may add what it measured to ``params``)."""
+    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool | Tracker = True) -> faiss.Index:
+        """A FAISS index over unit-norm ``xb`` [nb, d] (may add what it measured to ``params``); ``progress``: a
+        terminal bar, or a :class:`~attribution_core.progress.Tracker` with a callback and a cancel flag."""
 
     # --- load and verify ------------------------------------------------------------------------------------
 

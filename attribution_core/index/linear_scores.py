@@ -43,8 +43,8 @@ def head_norms(feats: np.ndarray, head: LinearHead) -> np.ndarray:
     out = np.empty(len(feats), dtype=np.float32)
     identity = head.is_identity()
     for i in range(0, len(feats), CHUNK):
-        x = torch.from_numpy(np.array(feats[i : i + CHUNK], dtype=np.float32))
-        out[i : i + CHUNK] = torch.linalg.vector_norm(x if identity else head.mapper(x), dim=1).numpy()
+        x = torch.from_numpy(np.array(feats[i : i + CHUNK], dtype=np.float32)).to(head.device)
+        out[i : i + CHUNK] = torch.linalg.vector_norm(x if identity else head.mapper(x), dim=1).cpu().numpy()
     return out
 
 
@@ -73,8 +73,8 @@ def linear_scorer(
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``(rows, q) -> exact scores`` of rows (sorted) of raw ``feats`` [N, d] (the store's, memory-mapped) under
     ``head``, against unit query ``q`` [d]; ``norms``: :func:`head_norms` of ``feats``."""
-    weight = head.mapper.weight.detach().double().numpy()
-    bias = head.mapper.bias.detach().double().numpy()
+    weight = head.mapper.weight.detach().cpu().double().numpy()
+    bias = head.mapper.bias.detach().cpu().double().numpy()
 
     def score(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         v = weight.T @ q.astype(np.float64)

@@ -30,10 +30,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
-from tqdm.auto import tqdm
 
 from ..fileio import atomic_path
 from ..mapped import chunked_scores, gather_rows, map_npy
+from ..progress import Tracker, as_tracker
 from ..store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def build_ondisk(
     map_rows: Callable[[np.ndarray], np.ndarray],
     faiss_path: Path,
     params: dict,
-    progress: bool = True,
+    progress: bool | Tracker = True,
 ) -> faiss.Index:
     """Build ``faiss_path`` (+ ``.ivfdata`` beside it) over every row of ``store`` mapped by ``map_rows``."""
     n, d = len(store), int(map_rows(np.array([0])).shape[1])
@@ -105,7 +105,7 @@ def build_ondisk(
     rows = int(params.get("shard_rows", SHARD_ROWS))
     copy = _open_rescore_copy(parts / "rescore.npy", n, d) if params.get("rescore") == "float16" else None
     shards = []
-    for s, start in enumerate(tqdm(range(0, n, rows), desc="fill shards", unit="shard", disable=not progress)):
+    for s, start in enumerate(as_tracker(progress).track(range(0, n, rows), "fill shards", unit="shard")):
         shard = parts / f"shard_{s:05d}.faiss"
         shards.append(str(shard))
         if shard.is_file():
@@ -149,7 +149,7 @@ def list_order(index: faiss.Index) -> np.ndarray:
     )
 
 
-def _write_list_ordered_copy(row_ordered: Path, order: np.ndarray, faiss_path: Path, progress: bool) -> None:
+def _write_list_ordered_copy(row_ordered: Path, order: np.ndarray, faiss_path: Path, progress: bool | Tracker) -> None:
     """Write the float16 copy beside ``faiss_path`` in inverted-list order (row ``order[j]`` at position ``j``) from
     the copy filled in store order, and the slot of each row. The index file is written only after both, so an
     interrupted build is resumed, not loaded; a copy left without its slots (read in store order) fails the spot
@@ -162,7 +162,7 @@ def _write_list_ordered_copy(row_ordered: Path, order: np.ndarray, faiss_path: P
     with atomic_path(rescore_copy_path(faiss_path), ".npy") as tmp:
         target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, d))
         chunk = 65536
-        for j in tqdm(range(0, n, chunk), desc="list-ordered copy", unit="chunk", disable=not progress):
+        for j in as_tracker(progress).track(range(0, n, chunk), "list-ordered copy", unit="chunk"):
             target[j : j + chunk] = gather_rows(source, order[j : j + chunk])
         target.flush()
         del target

@@ -29,6 +29,7 @@ from ..device import DEFAULT_DEVICE, resolve_device
 from ..fileio import atomic_write_json, clean_stale_temps, is_writable_dir
 from ..heads import Heads, identity_heads, load_heads
 from ..paths import cache_dir, display_path
+from ..progress import Tracker
 from ..store import FeatureStore
 from .kind import IndexKind, StaleIndexError, get_index_kind, list_index_kinds, split_params
 from .search import AttributionIndex, IndexMeta
@@ -57,7 +58,7 @@ def build_index(
     heads: Heads,
     kind: str = "flat",
     params: dict | None = None,
-    progress: bool = True,
+    progress: bool | Tracker = True,
     device: str = DEFAULT_DEVICE,
     cached: bool = False,
 ) -> AttributionIndex:
@@ -65,6 +66,7 @@ def build_index(
 
     Args:
         params: the kind's build parameters (its defaults for this store fill the rest) and query-time ones.
+        progress: a terminal bar, or a :class:`~attribution_core.progress.Tracker` (callback and cancel flag).
     """
     cls = get_index_kind(kind)
     device = index_device(cls, device)  # checked before any work
@@ -129,7 +131,7 @@ def load_index(
     heads: Heads,
     kind: str = "flat",
     rebuild: bool = False,
-    progress: bool = True,
+    progress: bool | Tracker = True,
     device: str = DEFAULT_DEVICE,
     cached: bool = False,
     params: dict | None = None,
@@ -156,7 +158,7 @@ def _load_or_build(
     heads: Heads,
     kind: str,
     rebuild: bool,
-    progress: bool,
+    progress: bool | Tracker,
     device: str,
     cached: bool,
     params: dict,

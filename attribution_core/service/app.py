@@ -26,6 +26,8 @@ from PIL import Image
 from ..attribute import check_k
 from ..errors import AttributionError, SpaceNotReadyError
 from ..images import QUERY_MAX_SIDE, load_rgb, release_memory
+from ..registry import get_space
+from ..spaces import training_set_note
 from .config import ServiceConfig
 from .jobs import JobsFullError
 from .middleware import ServiceMiddleware
@@ -80,7 +82,7 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
         space: Annotated[list[str] | None, Form(description="space name (repeatable)")] = None,
         method: Annotated[list[str] | None, Form(description="every ready space of this method (repeatable)")] = None,
         k: Annotated[int, Form(description="training images to list")] = 10,
-        prompt: Annotated[str | None, Form(description="the image's prompt (unlearning)")] = None,
+        prompt: Annotated[str | None, Form(description="the image's prompt (default: its PNG metadata)")] = None,
     ) -> JSONResponse:
         k = check_k(k)
         names = state.resolve(space or [], method or [])
@@ -89,10 +91,10 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
         try:
             for n in names:
                 if state.is_slow(n):
-                    job = state.start_job(n, query, k, name, prompt or _prompt_of(query))
+                    job = state.start_job(n, query, k, name, prompt)
                     jobs.append({"id": job.id, "space": n, "status": job.status, "url": f"/v1/jobs/{job.id}"})
                 else:
-                    results.append((await state.attribute_now(n, query, k, name)).to_dict())
+                    results.append((await state.attribute_now(n, query, k, name, prompt)).to_dict())
         except QueueFullError:
             raise HTTPException(503, "busy: too many requests waiting; retry shortly", {"Retry-After": "1"}) from None
         except JobsFullError:
@@ -100,7 +102,9 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
             raise HTTPException(503, busy, {"Retry-After": "10"}) from None
         except TimeoutError:
             raise HTTPException(504, f"no answer within {config.timeout_s:g} s; retry, or ask for fewer") from None
-        return JSONResponse({"results": results, "jobs": jobs}, status_code=202 if jobs else 200)
+        note = training_set_note([get_space(n) for n in names])
+        body = {"results": results, "jobs": jobs, **({"note": note} if note else {})}
+        return JSONResponse(body, status_code=202 if jobs else 200)
 
     @app.get("/v1/jobs/{job_id}", summary="an unlearning job: progress, then its result")
     async def job(job_id: str) -> dict:
@@ -153,8 +157,6 @@ async def _query_image(state: ServiceState, image: UploadFile | None, image_id: 
 
 
 def _stored_path(state: ServiceState, space: str, row: int):
-    from ..registry import get_space
-
     try:
         return state.training_image(get_space(space).name, row)
     except IndexError:
@@ -167,10 +169,3 @@ def _thumbnail(state: ServiceState, space: str, row: int, size: int) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=90)
     return buf.getvalue()
-
-
-def _prompt_of(image: Image.Image) -> str | None:
-    from ..diffusion.generation import generation_of
-
-    generation = generation_of(image)
-    return generation.prompt if generation else None

@@ -1,6 +1,6 @@
-"""Micro-batching of concurrent feature-space requests: requests that arrive within a short window share one
-embedding batch (the expensive part: a backbone forward pass) and one search (a matrix-matrix product on exact
-indexes), then each is calibrated with its own k.
+"""Micro-batching of concurrent requests to a batchable method (``Capabilities.batchable``): requests that arrive
+within a short window share one ``attribute`` call (for feature spaces: one embedding batch, the expensive part, and
+one search, a matrix-matrix product on exact indexes), each with its own k and prompt.
 
 asyncio does the collecting; the model work runs on the service's single model thread (torch already uses every
 core, so two concurrent forward passes would only slow each other). No general-purpose batching library fits an
@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..attribute import AttributionResult
-from ..features import FeatureAttributor
+from ..attribute import AttributionResult, Attributor
 
 
 @dataclass
@@ -26,15 +25,16 @@ class _Pending:
     image: Image.Image
     k: int
     name: str
+    prompt: str | None
     future: asyncio.Future
 
 
 class MicroBatcher:
-    """One per feature space: ``await submit(image, k, name)`` -> its result, computed in a shared batch."""
+    """One per batchable space: ``await submit(image, k, name, prompt)`` -> its result, computed in a shared batch."""
 
     def __init__(
         self,
-        attributor: FeatureAttributor,
+        attributor: Attributor,
         executor: Executor,
         window_s: float,
         max_batch: int,
@@ -50,9 +50,9 @@ class MicroBatcher:
         self.batches = 0  # batches run so far (for /metrics)
         self._running: set[asyncio.Task] = set()
 
-    async def submit(self, image: Image.Image, k: int, name: str) -> AttributionResult:
+    async def submit(self, image: Image.Image, k: int, name: str, prompt: str | None = None) -> AttributionResult:
         loop = asyncio.get_running_loop()
-        item = _Pending(image, k, name, loop.create_future())
+        item = _Pending(image, k, name, prompt, loop.create_future())
         self._pending.append(item)
         if len(self._pending) >= self.max_batch:
             self._flush()
@@ -89,6 +89,10 @@ class MicroBatcher:
                 item.future.set_result(result)
 
     def _compute(self, batch: list[_Pending]) -> list[AttributionResult]:
-        """One embedding pass and one search for the whole batch (each query with its own k)."""
-        xq = self.attributor.embed_queries([item.image for item in batch])
-        return self.attributor.attribute_features(xq, [item.k for item in batch], [item.name for item in batch])
+        """One ``attribute`` call for the whole batch (each query with its own k and prompt)."""
+        return self.attributor.attribute(
+            [item.image for item in batch],
+            [item.k for item in batch],
+            [item.name for item in batch],
+            prompts=[item.prompt for item in batch],
+        )

@@ -14,7 +14,6 @@ from PIL import Image
 
 from ..attribute import AttributionResult, Attributor
 from ..errors import AttributionError
-from ..features import FeatureAttributor
 from ..registry import create_attributor, get_space, list_spaces, method_class
 from .batching import MicroBatcher
 from .config import ServiceConfig
@@ -46,12 +45,15 @@ class ServiceState:
                 "name": s.spec.name,
                 "label": s.spec.label,
                 "method": s.spec.method,
-                "needs_prompt": method_class(s.spec.method).needs_prompt,
+                "needs_prompt": method_class(s.spec.method).capabilities.needs_prompt,
+                "interactive": method_class(s.spec.method).capabilities.interactive,
                 "ready": s.ready,
                 "missing": list(s.missing),
                 "make_ready": s.spec.make_ready,
                 "loaded": s.spec.name in self._attributors,
                 "description": s.spec.description,
+                "training_set": s.spec.trained_on,
+                "generator": s.spec.generator,
             }
             for s in list_spaces()
         ]
@@ -81,11 +83,15 @@ class ServiceState:
             self.attributor(get_space(name).name)
 
     def is_slow(self, name: str) -> bool:
-        return method_class(get_space(name).method).needs_prompt
+        """Whether the space's method answers as a job with progress (not ``interactive``)."""
+        return not method_class(get_space(name).method).capabilities.interactive
 
-    # --- feature-space requests ----------------------------------------------------------------------------
-    async def attribute_now(self, name: str, image: Image.Image, k: int, query: str) -> AttributionResult:
-        """A feature-space result, micro-batched with concurrent requests (or alone when batching is off)."""
+    # --- interactive requests ------------------------------------------------------------------------------
+    async def attribute_now(
+        self, name: str, image: Image.Image, k: int, query: str, prompt: str | None = None
+    ) -> AttributionResult:
+        """An interactive method's result, micro-batched with concurrent requests when the method is batchable (or
+        alone when batching is off)."""
         if self.inflight >= self.config.queue_size:
             raise QueueFullError
         self.inflight += 1
@@ -93,14 +99,16 @@ class ServiceState:
         try:
             loop = asyncio.get_running_loop()
             attributor = await loop.run_in_executor(self.model_thread, self.attributor, name)
-            work = self._submit(name, attributor, image, k, query)
+            work = self._submit(name, attributor, image, k, query, prompt)
             return await asyncio.wait_for(work, timeout=self.config.timeout_s)
         finally:
             self.inflight -= 1
             self.metrics.queue_depth.set(self.inflight)
 
-    async def _submit(self, name: str, attributor: Attributor, image: Image.Image, k: int, query: str):
-        if self.config.micro_batching and isinstance(attributor, FeatureAttributor):
+    async def _submit(
+        self, name: str, attributor: Attributor, image: Image.Image, k: int, query: str, prompt: str | None
+    ):
+        if self.config.micro_batching and attributor.capabilities.batchable:
             if name not in self._batchers:
                 self._batchers[name] = MicroBatcher(
                     attributor,
@@ -109,12 +117,13 @@ class ServiceState:
                     self.config.max_batch,
                     self.metrics.batch_size.observe,
                 )
-            return await self._batchers[name].submit(image, k, query)
+            return await self._batchers[name].submit(image, k, query, prompt)
         loop = asyncio.get_running_loop()
         self.metrics.batch_size.observe(1)
-        return (await loop.run_in_executor(self.model_thread, lambda: attributor.attribute([image], k, [query])))[0]
+        run = lambda: attributor.attribute([image], k, [query], prompts=[prompt])  # noqa: E731
+        return (await loop.run_in_executor(self.model_thread, run))[0]
 
-    # --- unlearning jobs -----------------------------------------------------------------------------------
+    # --- jobs (methods that are not interactive) ----------------------------------------------------------------------
     def start_job(self, name: str, image: Image.Image, k: int, query: str, prompt: str | None):
         def work(on_progress, cancel) -> dict:
             attributor = self.attributor(name)

@@ -21,24 +21,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..attribute import Attribution, AttributionResult, Attributor, QueryImage, check_k, query_names
+from ..attribute import Attributor, Capabilities, Query, TrainingRecord
+from ..config import parse_options
 from ..device import resolve_device
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
-from ..diffusion.generation import generation_of, read_generation
+from ..diffusion.generation import prompt_of
 from ..diffusion.load import in_model_space, load_model
 from ..diffusion.model import TextToImageModel, cross_attention_kv
-from ..errors import AttributionError
 from ..evaluate.metrics import SpaceResult
 from ..evaluate.testcase import TestCase
-from ..images import QUERY_MAX_SIDE, load_rgb
 from ..paths import display_path
 from ..progress import CancelFlag, ProgressCallback, check_cancelled
 from ..registry import register_method
 from ..spaces import SpaceSpec
 from .caches import cached_fisher, cached_losses
-from .config import UnlearningConfig
+from .config import UnlearningConfig, UnlearningOptions
 from .evaluate import evaluate_unlearning_space
 from .scores import influence_of, scores_from_losses, training_losses, unlearn
 
@@ -49,7 +47,8 @@ class UnlearningAttributor(Attributor):
 
     method = "unlearning"
     score_kind = "delta_loss"
-    needs_prompt = True
+    capabilities = Capabilities(interactive=False, needs_prompt=True, uses_prompt=True, batchable=False)
+    Options = UnlearningOptions
     description = "unlearn the generated image from the diffusion model; rank training images by their loss rise"
 
     def __init__(self, spec: SpaceSpec, model: TextToImageModel, data: TrainingSet, config: UnlearningConfig):
@@ -63,35 +62,42 @@ class UnlearningAttributor(Attributor):
 
     @classmethod
     def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
+        options = cls.options_of(spec)
         out = []
-        model = Path(spec.options.get("model", ""))
-        if not (model / "model_index.json").is_file():
-            out.append(f"diffusion model {display_path(model)}")
-        captions = Path(spec.options.get("captions", ""))
-        if not captions.is_file():
-            out.append(display_path(captions))
+        if not (options.model / "model_index.json").is_file():
+            out.append(f"diffusion model {display_path(options.model)}")
+        if not options.captions.is_file():
+            out.append(display_path(options.captions))
         return tuple(out)
 
     @classmethod
     def load(
         cls, spec: SpaceSpec, *, device: str = "auto", progress: bool = True, **options: Any
     ) -> UnlearningAttributor:
-        settings = {**spec.options.get("config", {}), **options.get("unlearning", {})}
-        config = UnlearningConfig(
-            **{**settings, "device": device if device != "auto" else settings.get("device", "auto")}
-        )
-        model = load_model(spec.options["model"], resolve_device(config.device))
-        data = load_training_set(
-            Path(spec.options["captions"]),
-            Path(spec.options["images"]),
-            model.config.resolution,
-            spec.options.get("prefix", ""),
-        )
+        """The model and its training set (cheap; the Fisher and the "before" losses are computed by ``prepare``).
+
+        Args:
+            options: ``unlearning``: settings over the space's ``config`` (the ``attribute unlearn`` shortcut).
+        """
+        space = cls.options_of(spec)
+        settings = {**dataclasses.asdict(space.config), **options.get("unlearning", {})}
+        if device != "auto":
+            settings["device"] = device
+        config = parse_options(UnlearningConfig, settings, None, f"space {spec.name!r}: unlearning settings")
+        model = load_model(space.model, resolve_device(config.device))
+        data = load_training_set(space.captions, space.images, model.config.resolution, space.prefix)
         return cls(spec, model, in_model_space(model, data), config)
 
-    @classmethod
-    def evaluate(cls, spec: SpaceSpec, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
-        return evaluate_unlearning_space(spec, test_cases, root, **options)
+    def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
+        """The AbC protocol on test cases that name their customised models (options: ``ks``, ``progress``,
+        ``max_per_type``)."""
+        return evaluate_unlearning_space(self, test_cases, root, **options)
+
+    @property
+    def fisher(self) -> dict[str, torch.Tensor]:
+        """The diagonal Fisher of the base model over the training set (call :meth:`prepare` first)."""
+        assert self._fisher is not None, "call prepare() first"
+        return self._fisher
 
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:
         """The Fisher and the "before" losses (cached beside the model, so only the first run computes them)."""
@@ -100,19 +106,25 @@ class UnlearningAttributor(Attributor):
         if self._before is None:
             self._before = cached_losses(self.model, self.data, self.config, False, on_progress, cancel)
 
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def training_record(self, row: int) -> TrainingRecord:
+        return TrainingRecord(self.data.root / self.data.paths[row], self.data.captions[row])
+
     def training_image(self, row: int) -> tuple[Path, Path | None]:
         if not 0 <= row < len(self.data):
             raise IndexError(row)
         return self.data.root / self.data.paths[row], self.data.root
 
-    def scores(
+    def scores_of(
         self,
         query: torch.Tensor,
         prompt: str,
         on_progress: ProgressCallback | None = None,
         cancel: CancelFlag | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
-        """Δloss [N] of every training image for one query [3, r, r], and the timings (ms)."""
+        """Δloss [N] of every training image for one query [3, r, r] in the model's space, and the timings (ms)."""
         self.prepare(on_progress, cancel)
         kv = cross_attention_kv(self.model.unet)
         original = {k: v.detach().clone() for k, v in kv.items()}
@@ -130,68 +142,27 @@ class UnlearningAttributor(Attributor):
         t2 = time.perf_counter()
         return scores_from_losses(self._before, after), {"unlearn": (t1 - t0) * 1000, "score": (t2 - t1) * 1000}
 
-    def attribute(
-        self,
-        images: Sequence[QueryImage],
-        k: int = 100,
-        names: Sequence[str] | None = None,
-        *,
-        prompts: Sequence[str | None] | None = None,
-        on_progress: ProgressCallback | None = None,
-        cancel: CancelFlag | None = None,
-    ) -> list[AttributionResult]:
-        k = min(check_k(k), len(self.data))
-        names = query_names(images, names)
-        prompts = list(prompts) if prompts is not None else [None] * len(images)
-        out = []
-        for image, name, prompt in zip(images, names, prompts, strict=True):
+    def whole_set_scores(self, queries, on_progress=None, cancel=None) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """The loss rise of every training image when each query is unlearned [nq, N] (one query at a time)."""
+        scores, timings = [], []
+        for q in queries:
             check_cancelled(cancel)
-            prompt = prompt or prompt_of(image)
-            if not prompt:
-                raise AttributionError(
-                    f"{name}: attribution by unlearning needs the prompt the image was generated from; pass "
-                    "--prompt TEXT (images made by `attribute diffusion sample` carry it in their metadata)"
-                )
-            img = image if isinstance(image, Image.Image) else load_rgb(image, max_side=QUERY_MAX_SIDE)
-            query = self.model.encode_images(image_tensor(img, self.model.config.resolution)[None])[0].cpu()
-            score, timings = self.scores(query, prompt, on_progress, cancel)
-            influence = influence_of(score)
-            order = np.argsort(-score, kind="stable")[:k]
-            results = [
-                Attribution(
-                    r + 1,
-                    str(self.data.root / self.data.paths[i]),
-                    float(score[i]),
-                    float(influence[i]),
-                    int(i),
-                    self.data.captions[i],
-                )
-                for r, i in enumerate(order)
-            ]
-            out.append(
-                AttributionResult(
-                    name,
-                    self.name,
-                    results,
-                    float(max(0.0, 1.0 - influence[order].sum())),
-                    timings_ms=timings,
-                    mass_count=int(np.count_nonzero(influence > 0)),
-                    method=self.method,
-                    score_kind=self.score_kind,
-                    extras={
-                        "prompt": prompt,
-                        "model": self.model.fingerprint(),
-                        "settings": dataclasses.asdict(self.config),
-                    },
-                )
-            )
-        return out
+            pixels = image_tensor(q.image, self.model.config.resolution)[None]
+            score, t = self.scores_of(self.model.encode_images(pixels)[0].cpu(), q.prompt, on_progress, cancel)
+            scores.append(score)
+            timings.append(t)
+        return np.stack(scores), timings
+
+    def influence(self, scores: np.ndarray) -> np.ndarray:
+        """Each image's share of the total loss rise (module docstring)."""
+        return influence_of(scores)
+
+    def extras(self, query: Query) -> dict[str, Any]:
+        return {
+            "prompt": query.prompt,
+            "model": self.model.fingerprint(),
+            "settings": dataclasses.asdict(self.config),
+        }
 
 
-def prompt_of(image: QueryImage) -> str | None:
-    """The prompt recorded in a generated PNG's metadata (a file or an opened image), if any."""
-    if isinstance(image, Image.Image):
-        generation = generation_of(image)
-    else:
-        generation = read_generation(Path(image)) if Path(image).suffix.lower() == ".png" else None
-    return generation.prompt if generation else None
+__all__ = ["UnlearningAttributor", "prompt_of"]  # prompt_of: diffusion/generation.py, re-exported for callers

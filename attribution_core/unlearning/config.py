@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import option
+from ..config import REQUIRED, option
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,18 @@ class UnlearningConfig:
     def cache_key(self) -> dict:
         """The settings the cached "before" losses depend on."""
         return {"score_timesteps": self.score_timesteps, "seed": self.seed, "noise": "shared"}
+
+
+DEFAULT_CONFIG = UnlearningConfig()
+
+
+@dataclass(frozen=True)
+class UnlearningOptions:
+    """What an unlearning space names (its ``options`` in a spaces file; relative paths are resolved against the
+    file): the diffusion model, its training set, and the settings of unlearning."""
+
+    model: Path = option(REQUIRED, "the diffusion model's folder (model_index.json)", path=True)
+    captions: Path = option(REQUIRED, "the training set's captions (JSON lines of path, caption)", path=True)
+    images: Path = option(REQUIRED, "the folder the captions' paths are relative to", path=True)
+    prefix: str = option("", "only training images whose path starts with this")
+    config: UnlearningConfig = option(DEFAULT_CONFIG, "settings of unlearning (steps, lr, draws, …)")

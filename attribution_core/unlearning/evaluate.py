@@ -15,23 +15,25 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..diffusion.customize import apply_customization
-from ..diffusion.data import TrainingSet, image_tensor, load_training_set
-from ..diffusion.load import in_model_space, load_model
+from ..diffusion.data import TrainingSet, image_tensor
+from ..diffusion.load import load_model
+from ..diffusion.model import cross_attention_kv
 from ..errors import AttributionError
-from ..evaluate.metrics import DEFAULT_KS, SpaceResult, average_precision, recall_at
+from ..evaluate.metrics import DEFAULT_KS, SpaceResult, metrics_by_type
 from ..evaluate.testcase import TestCase
 from ..images import load_rgb
 from ..paths import display_path
-from ..spaces import SpaceSpec
-from .caches import cached_fisher, cached_losses
-from .config import UnlearningConfig
+from .caches import cached_losses
 from .scores import scores_from_losses, training_losses, unlearn
+
+if TYPE_CHECKING:
+    from .attributor import UnlearningAttributor
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +45,22 @@ def exemplar_ranks_of(scores: np.ndarray, n_corpus: int) -> np.ndarray:
 
 
 def evaluate_unlearning_space(
-    spec: SpaceSpec,
+    attributor: UnlearningAttributor,
     test_cases: Sequence[TestCase],
     root: Path,
     ks: Sequence[int] = DEFAULT_KS,
-    device: str = "auto",
     progress: bool = True,
     max_per_type: int | None = None,
     **_: Any,
 ) -> list[SpaceResult]:
-    """Run the protocol with unlearning on each test case (``max_per_type``: synthesized images per model and
-    prompt type, to bound the time; all by default)."""
-    settings = dict(spec.options.get("config", {}))
-    config = UnlearningConfig(**{**settings, "device": device if device != "auto" else settings.get("device", "auto")})
-    base = load_model(spec.options["model"])
-    corpus = load_training_set(
-        Path(spec.options["captions"]),
-        Path(spec.options["images"]),
-        base.config.resolution,
-        spec.options.get("prefix", ""),
-    )
-    corpus = in_model_space(base, corpus)
-    fisher = cached_fisher(base, corpus, config, progress)
+    """Run the protocol with a loaded unlearning space on each test case (``max_per_type``: synthesized images per
+    model and prompt type, to bound the time; all by default)."""
+    spec, corpus, config = attributor.spec, attributor.data, attributor.config
+    attributor.prepare()  # the base model's Fisher over the corpus (cached)
+    fisher = attributor.fisher
     out = []
     for tc in test_cases:
-        ranks: dict[str, list[np.ndarray]] = {}
-        dump = []
+        types, ranks, dump = [], [], []
         for m in tc.models:
             if not m.customized:
                 raise AttributionError(
@@ -76,7 +68,7 @@ def evaluate_unlearning_space(
                     "('customized'); unlearning needs the model that generated the images"
                 )
             folder = root / m.customized
-            model = apply_customization(load_model(spec.options["model"]), folder)
+            model = apply_customization(load_model(spec.options["model"], attributor.model.device), folder)
             prompt = json.loads((folder / "customization.json").read_text())["prompt"]
             pixels = torch.stack([image_tensor(load_rgb(root / p), model.config.resolution) for p in m.exemplar])
             ex = model.encode_images(pixels).cpu()
@@ -87,7 +79,8 @@ def evaluate_unlearning_space(
                 corpus.root,
             )
             before = cached_losses(model, candidates, config, progress)
-            kv = {k: v.detach().clone() for k, v in model.unet.named_parameters() if ".attn2.to_" in k}
+            kv = cross_attention_kv(model.unet)  # what unlearning changes, restored after each query
+            original = {k: v.detach().clone() for k, v in kv.items()}
             for ptype, paths in m.synth.items():
                 for path in paths[:max_per_type]:
                     if path not in m.prompts:
@@ -97,11 +90,11 @@ def evaluate_unlearning_space(
                     unlearn(model, query, m.prompts[path], fisher, len(corpus), config)
                     after = training_losses(model, candidates, config)
                     with torch.no_grad():
-                        for name, p in model.unet.named_parameters():
-                            if name in kv:
-                                p.copy_(kv[name])
+                        for k, p in kv.items():
+                            p.copy_(original[k])
                     r = exemplar_ranks_of(scores_from_losses(before, after), len(corpus))
-                    ranks.setdefault(ptype, []).append(r)
+                    types.append(ptype)
+                    ranks.append(r)
                     dump.append(
                         {
                             "test_case": tc.name,
@@ -113,10 +106,5 @@ def evaluate_unlearning_space(
                         }
                     )
                     log.info("%s %s: exemplar ranks %s", m.class_id, path, r.tolist())
-        metrics: dict[str, float] = {}
-        for ptype, rs in ranks.items():
-            for k in ks:
-                metrics[f"{ptype}-recall@{k}"] = float(np.mean([recall_at(r, k) for r in rs]))
-            metrics[f"{ptype}-mAP"] = float(np.mean([average_precision(r) for r in rs]))
-        out.append(SpaceResult(spec.name, metrics, dump))
+        out.append(SpaceResult(spec.name, metrics_by_type(tc.prompt_types, types, ranks, ks), dump))
     return out

@@ -11,6 +11,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from ...progress import Tracker
 from ..kind import IndexKind, Param, nlist_for, register_index_kind
 from .flat import add_in_chunks
 
@@ -42,7 +43,7 @@ class IVFIndex(IndexKind):
         return {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 32))}
 
     @classmethod
-    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool = True) -> faiss.Index:
+    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool | Tracker = True) -> faiss.Index:
         nb, d = xb.shape
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
         n_train = 64 * int(params["nlist"])  # faiss wants >= 39 per centroid; more only slows training
@@ -85,7 +86,7 @@ class HNSWIndex(IndexKind):
     )
 
     @classmethod
-    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool = True) -> faiss.Index:
+    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool | Tracker = True) -> faiss.Index:
         index = faiss.IndexHNSWFlat(xb.shape[1], int(params["M"]), faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = int(params["efConstruction"])
         return add_in_chunks(index, xb, cls.name, progress)

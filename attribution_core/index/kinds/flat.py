@@ -6,19 +6,20 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from tqdm.auto import tqdm
 
 from ...device import check_gpu_copy
 from ...mapped import map_tail, mapped_scores
+from ...progress import Tracker, as_tracker
 from ..kind import IndexKind, register_index_kind
 
 ADD_CHUNK = 100_000
 
 
-def add_in_chunks(index: faiss.Index, xb: np.ndarray, name: str, progress: bool) -> faiss.Index:
-    """``index.add`` of ``xb`` [nb, d] in chunks, with a progress bar for large stores."""
+def add_in_chunks(index: faiss.Index, xb: np.ndarray, name: str, progress: bool | Tracker) -> faiss.Index:
+    """``index.add`` of ``xb`` [nb, d] in chunks, with progress (a terminal bar for large stores) and cancel."""
     nb = len(xb)
-    for i in tqdm(range(0, nb, ADD_CHUNK), desc=f"index {name}", unit="chunk", disable=not progress or nb <= ADD_CHUNK):
+    tracker = as_tracker(progress).quiet_below(nb, ADD_CHUNK)
+    for i in tracker.track(range(0, nb, ADD_CHUNK), f"index {name}", unit="chunk"):
         index.add(np.ascontiguousarray(xb[i : i + ADD_CHUNK]))
     return index
 
@@ -43,7 +44,7 @@ class FlatIndex(IndexKind):
             self.xb_gpu = torch.from_numpy(np.ascontiguousarray(self.xb)).to(device)
 
     @classmethod
-    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool = True) -> faiss.Index:
+    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool | Tracker = True) -> faiss.Index:
         return add_in_chunks(faiss.IndexFlatIP(xb.shape[1]), xb, cls.name, progress)
 
     @classmethod

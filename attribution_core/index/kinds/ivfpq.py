@@ -12,6 +12,7 @@ import numpy as np
 from ...errors import AttributionError
 from ...mapped import gather_rows
 from ...paths import display_path
+from ...progress import Tracker
 from ..kind import IndexKind, Param, StaleIndexError, register_index_kind, rescorer, spot_rows
 from ..ondisk import (
     RERANK,
@@ -62,11 +63,11 @@ class IVFPQIndex(IndexKind):
         return default_ivfpq_params(n, d)
 
     @classmethod
-    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool = True) -> faiss.Index:
+    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool | Tracker = True) -> faiss.Index:
         raise AttributionError("an ivfpq index is built from a store on disk (attribute index --kind ivfpq)")
 
     @classmethod
-    def build(cls, store, heads, path: Path, params: dict, progress: bool = True) -> dict:
+    def build(cls, store, heads, path: Path, params: dict, progress: bool | Tracker = True) -> dict:
         """Shard by shard from the memory-mapped store, never all in RAM."""
         build_ondisk(store, rescorer(store, heads), path, params, progress)
         return params

@@ -10,6 +10,7 @@ import numpy as np
 
 from ...errors import AttributionError
 from ...paths import display_path
+from ...progress import Tracker
 from ..compressed import LAYOUT_KEYS, build_compressed, compressed_search, decoded, layout_stale
 from ..kind import SPOT_CHECK_FAILED, IndexKind, StaleIndexError, register_index_kind, rescorer, spot_rows
 from ..linear_scores import factored, linear_scorer, norms_path, norms_stale, read_norms, write_norms
@@ -29,13 +30,13 @@ class ScalarQuantizedIndex(IndexKind):
         }
 
     @classmethod
-    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool = True) -> faiss.Index:
+    def from_vectors(cls, xb: np.ndarray, params: dict, progress: bool | Tracker = True) -> faiss.Index:
         index, layout = build_compressed(xb, cls.name)
         params.update(layout)
         return index
 
     @classmethod
-    def build(cls, store, heads, path: Path, params: dict, progress: bool = True) -> dict:
+    def build(cls, store, heads, path: Path, params: dict, progress: bool | Tracker = True) -> dict:
         params = super().build(store, heads, path, params, progress)
         if factored(heads.real_head):
             write_norms(path, store.feats, heads.real_head)  # before the record: no record, no index
