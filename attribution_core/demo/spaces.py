@@ -4,6 +4,10 @@ corpus + exemplars for the AbC benchmark (its test case's exemplars must be find
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 from ..registry import register_space_provider
 from ..spaces import DEFAULT_CALIBRATOR, SpaceSpec
 from .diffusion import unlearning_space
@@ -19,72 +23,70 @@ from .layout import (
     tuned_heads_path,
 )
 
+NAMES = {"efficientnet_lite0": "EfficientNet-Lite0", "pixel": "pixels"}
 
-def demo_spaces() -> list[SpaceSpec]:
-    """The AbC demo spaces: identity heads, the default calibrator, corpus ∪ exemplars."""
-    names = {"efficientnet_lite0": "EfficientNet-Lite0", "pixel": "pixels"}
-    return [
+
+def _spaces(
+    prefix: str, over: str, store: Callable[[str], Path], corpus: Callable[[str], Path] | None, **common: Any
+) -> list[SpaceSpec]:
+    """The untuned spaces of every demo backbone and the tuned EfficientNet-Lite0, over ``store(backbone)``."""
+    untuned = [
         SpaceSpec(
-            name=f"demo_{b}",
-            label=f"{names[b]} (demo)",
+            name=f"{prefix}{b}",
+            label=f"{NAMES[b]} ({over})",
             backbone=b,
-            store=demo_store(b),
-            corpus_store=demo_corpus_store(b),
-            mapper=None,
+            store=store(b),
+            corpus_store=corpus(b) if corpus else None,
             calibrator=DEFAULT_CALIBRATOR,
-            demo=True,
-            make_ready="attribute demo",
-            description=f"Demo space (AbC benchmark): untuned {names[b]} features over the demo corpus and "
-            "exemplars (built offline from scikit-image's photographs; default calibrator)",
-            training_set=ABC_SET,
+            description=f"Untuned {NAMES[b]} features over {common['description']} (default calibrator)",
+            **{k: v for k, v in common.items() if k != "description"},
         )
         for b in DEMO_BACKBONES
-    ] + [
-        SpaceSpec(
-            name=f"demo_{TUNED_BACKBONE}_tuned",
-            label="EfficientNet-Lite0 (demo, tuned)",
-            backbone=TUNED_BACKBONE,
-            store=demo_store(TUNED_BACKBONE),
-            corpus_store=demo_corpus_store(TUNED_BACKBONE),
-            mapper=tuned_heads_path(),
-            calibrator=tuned_calibrator_path(),
-            demo=True,
-            make_ready="attribute demo",
-            description="Demo space (AbC benchmark): EfficientNet-Lite0 with heads and calibrator trained on the "
-            "demo's training split (`attribute train-head`, `attribute train-calibrator`)",
-            training_set=ABC_SET,
-        )
     ]
+    tuned = SpaceSpec(
+        name=f"{prefix}{TUNED_BACKBONE}_tuned",
+        label=f"{NAMES[TUNED_BACKBONE]} ({over}, tuned)",
+        backbone=TUNED_BACKBONE,
+        store=store(TUNED_BACKBONE),
+        corpus_store=corpus(TUNED_BACKBONE) if corpus else None,
+        mapper=tuned_heads_path(),
+        calibrator=tuned_calibrator_path(),
+        description=f"EfficientNet-Lite0 with heads and calibrator trained on the demo's training split, over "
+        f"{common['description']}",
+        **{k: v for k, v in common.items() if k != "description"},
+    )
+    return [*untuned, tuned]
+
+
+def demo_spaces() -> list[SpaceSpec]:
+    """The AbC demo spaces: corpus ∪ exemplars (evaluation appends each test case's exemplars to the corpus)."""
+    return _spaces(
+        "demo_",
+        "demo",
+        demo_store,
+        demo_corpus_store,
+        demo=True,
+        make_ready="attribute demo",
+        training_set=ABC_SET,
+        description="the demo corpus and exemplars, for the AbC benchmark (built offline from scikit-image's "
+        "photographs)",
+    )
 
 
 def model_spaces() -> list[SpaceSpec]:
     """Feature spaces over the demo diffusion model's own training set (the corpus, no exemplars): what the images
     it generates are attributed over, beside unlearning."""
-    names = {"efficientnet_lite0": "EfficientNet-Lite0", "pixel": "pixels"}
-    common = {"demo": True, "make_ready": "attribute demo", "training_set": CORPUS_SET, "generator": DEMO_GENERATOR}
-    return [
-        SpaceSpec(
-            name=f"demo_model_{b}",
-            label=f"{names[b]} (demo model's training set)",
-            backbone=b,
-            store=demo_corpus_store(b),
-            calibrator=DEFAULT_CALIBRATOR,
-            description=f"Untuned {names[b]} features over the demo diffusion model's training set (the corpus)",
-            **common,
-        )
-        for b in DEMO_BACKBONES
-    ] + [
-        SpaceSpec(
-            name=f"demo_model_{TUNED_BACKBONE}_tuned",
-            label="EfficientNet-Lite0 (demo model's training set, tuned)",
-            backbone=TUNED_BACKBONE,
-            store=demo_corpus_store(TUNED_BACKBONE),
-            mapper=tuned_heads_path(),
-            calibrator=tuned_calibrator_path(),
-            description="The tuned EfficientNet-Lite0 space over the demo diffusion model's training set (the corpus)",
-            **common,
-        )
-    ]
+    return _spaces(
+        "demo_model_",
+        "demo model's training set",
+        demo_corpus_store,
+        None,
+        demo=True,
+        make_ready="attribute demo",
+        training_set=CORPUS_SET,
+        generator=DEMO_GENERATOR,
+        description="the demo diffusion model's training set (the corpus)",
+    )
 
 
 register_space_provider(lambda: [*demo_spaces(), *model_spaces(), unlearning_space()])  # feature spaces first
