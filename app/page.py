@@ -11,6 +11,7 @@ from attribution_core.attribute import AttributionResult, results_to_csv, result
 from attribution_core.errors import AttributionError
 from attribution_core.paths import display_path
 from attribution_core.progress import Progress
+from attribution_core.registry import default_space
 from attribution_core.spaces import SpaceStatus, training_set_note
 
 from . import resources
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 def sidebar(statuses: list[SpaceStatus]) -> tuple[Settings, Query | None]:
     ready = [s.spec for s in statuses if s.ready]
     labels = {s.name: s.label for s in ready}
-    instant = [s.name for s in ready if resources.capabilities(s.name).interactive]
-    default = [n for n in ("clip",) if n in labels] or [n for n in instant if n.startswith("demo_")][:1]
+    chosen = default_space(statuses)
+    default = [chosen] if chosen in labels else []
     with st.sidebar:
         st.title("Attribution explorer")
         st.caption("Which training images influenced a generated image, and how much.")

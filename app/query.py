@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from attribution_core.demo.layout import DEMO_GENERATOR
-from attribution_core.diffusion.generation import generation_of
+from attribution_core.diffusion.generation import prompt_of
 from attribution_core.errors import AttributionError, InputImageError
 from attribution_core.images import QUERY_MAX_SIDE, load_rgb, release_memory
 from attribution_core.paths import display_path, project_root
@@ -34,8 +34,7 @@ def _from_bytes(data: bytes, name: str) -> Query:
         image = load_rgb(data, name, max_side=QUERY_MAX_SIDE)
     finally:
         release_memory()  # a large upload's decoding buffers go back to the system, not to this process's heap
-    generation = generation_of(image)
-    return Query(name, hashlib.sha256(data).hexdigest(), image, generation.prompt if generation else None)
+    return Query(name, hashlib.sha256(data).hexdigest(), image, prompt_of(image))
 
 
 def generate_form() -> None:

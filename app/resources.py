@@ -1,33 +1,29 @@
-"""Cached resources shared by every session of one server process: spaces, attributors, results, thumbnails,
-the demo diffusion model. With a service (``-- --server URL``) spaces, results and thumbnails come from it
-(``remote``) and no model or index is loaded here."""
+"""Cached resources shared by every session of one server process: results, thumbnails, the demo diffusion model,
+over the backend that answers (app/backend.py: this process's library, or a running service)."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
 from attribution_core import diffusion  # its names load diffusers on first use, not at the explorer's start
-from attribution_core.attribute import Attribution, AttributionResult, Attributor, Capabilities
+from attribution_core.attribute import Attribution, AttributionResult, Capabilities
 from attribution_core.client import ServiceError
 from attribution_core.demo import build_demo, demo_model_dir
 from attribution_core.diffusion.generation import SamplerSettings, png_bytes
 from attribution_core.errors import InputImageError
-from attribution_core.images import load_rgb
 from attribution_core.progress import CancelFlag, Progress
-from attribution_core.registry import create_attributor, list_spaces, method_class
 from attribution_core.spaces import SpaceStatus
 
-from . import remote
+from .backend import backend
 
 
 def space_statuses() -> list[SpaceStatus]:
-    return remote.statuses() if remote.server_url() else list_spaces()
+    return backend().statuses()
 
 
 def generator_spaces(generator: str) -> list[str]:
@@ -36,16 +32,14 @@ def generator_spaces(generator: str) -> list[str]:
 
 
 def demo_ready(statuses: list[SpaceStatus]) -> bool:
-    if remote.server_url():
+    if backend().remote:
         return True  # the service has its own data
     return all(s.ready for s in statuses if s.spec.demo and s.spec.method == "feature")
 
 
 def capabilities(space_name: str) -> Capabilities:
-    """What a space's method can do (interactive, needs a prompt, …), from the library or the service."""
-    if remote.server_url():
-        return remote.capabilities(space_name)
-    return method_class(space_method(space_name)).capabilities
+    """What a space's method can do (interactive, needs a prompt, …)."""
+    return backend().capabilities(space_name)
 
 
 def build_demo_with_progress() -> None:
@@ -60,12 +54,6 @@ def build_demo_with_progress() -> None:
 
     build_demo(progress=False, on_progress=show, diffusion_test_case=False)
     bar.empty()
-
-
-@st.cache_resource(show_spinner="Loading the space (once per server)…", max_entries=8)
-def attributor(space_name: str) -> Attributor:
-    """One loaded space (for feature spaces: backbone, heads, calibrator, store, index), shared across sessions."""
-    return create_attributor(space_name, progress=False)
 
 
 class ResultCache:
@@ -101,13 +89,6 @@ def results() -> ResultCache:
     return ResultCache()
 
 
-def space_method(space_name: str) -> str:
-    """The method a space is answered by."""
-    from attribution_core.registry import get_space
-
-    return get_space(space_name).method
-
-
 def cached_result(space_name: str, digest: str, k: int, prompt: str | None) -> AttributionResult | None:
     return results().get((space_name, digest, k, prompt))
 
@@ -127,17 +108,8 @@ def attribute(
     hit = results().get(key)
     if hit is not None:
         return hit
-    if remote.server_url():
-        answer = remote.client().attribute(
-            image, spaces=[space_name], k=k, prompt=prompt, name=name, on_progress=on_progress, cancel=cancel
-        )
-        result = answer[0]
-        result.query = name
-        results().put(key, result)
-        return result
     with results().space_lock(space_name):  # one model call per space at a time: torch already uses every core
-        model = attributor(space_name)
-        result = model.attribute([image], k, names=[name], prompts=[prompt], on_progress=on_progress, cancel=cancel)[0]
+        result = backend().attribute(space_name, image, k, name, prompt, on_progress, cancel)
     results().put(key, result)
     return result
 
@@ -168,17 +140,13 @@ class Thumbnails:
 
     def get(self, space: str, a: Attribution) -> Image.Image | None:
         """Training image ``a`` of ``space``: from disk, or from the service in remote mode (None: unavailable)."""
-        key = f"{space}/{a.row}" if remote.server_url() else a.path
+        key = backend().thumbnail_key(space, a)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         try:
-            if remote.server_url():
-                img = load_rgb(remote.client().training_image(space, a.row, self.max_side), key)
-            else:
-                img = load_rgb(Path(a.path))
-            img.thumbnail((self.max_side, self.max_side), Image.BICUBIC)
+            img = backend().training_image(space, a, self.max_side)
         except (InputImageError, ServiceError):
             img = None  # a training image missing on disk (or on the service) is shown as a placeholder
         with self._lock:

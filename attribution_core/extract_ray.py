@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BackboneSpec:
+class BackboneRequest:
     """How each actor builds its backbone (the same arguments as ``create_backbone``)."""
 
     name: str
@@ -47,7 +47,7 @@ class BackboneSpec:
 class ShardEmbedder:
     """A Ray Data actor: embeds whole shards (one row = one shard, as JSON ``[[file, stored path], ...]``)."""
 
-    def __init__(self, spec: BackboneSpec, batch_size: int, threads: int):
+    def __init__(self, spec: BackboneRequest, batch_size: int, threads: int):
         import torch
 
         from .backbones import create_backbone
@@ -80,7 +80,7 @@ class RayEngine:
 
     def __init__(
         self,
-        spec: BackboneSpec,
+        spec: BackboneRequest,
         address: str | None = None,
         workers: int = 2,
         cpus_per_worker: float = 1,

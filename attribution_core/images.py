@@ -157,6 +157,14 @@ def load_rgb(
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def thumbnail(source: Path | str | bytes, size: int, name: str | None = None) -> Image.Image:
+    """A training image at most ``size`` pixels on its long side (decoded reduced where it can be), for galleries:
+    the explorer's and the service's ``/v1/images``."""
+    image = load_rgb(source, name, max_side=size)
+    image.thumbnail((size, size), Image.BICUBIC)
+    return image
+
+
 def scan_image_files(folders: Sequence[Path], root: Path) -> tuple[list[Path], list[SkippedFile]]:
     """List image files under ``folders`` (recursively, sorted), and everything else with a reason.
 

@@ -136,6 +136,36 @@ def list_spaces() -> list[SpaceStatus]:
     return [space_status(s) for s in all_spaces()]
 
 
+def space_record(status: SpaceStatus) -> dict[str, Any]:
+    """A space as JSON, the one shape every door lists it in (``attribute spaces --json``, ``/v1/spaces``); fields
+    are only ever added."""
+    spec, caps = status.spec, method_class(status.spec.method).capabilities
+    return {
+        "name": spec.name,
+        "label": spec.label,
+        "method": spec.method,
+        "backbone": spec.backbone,
+        "ready": status.ready,
+        "missing": list(status.missing),
+        "make_ready": spec.make_ready,
+        "description": spec.description,
+        "needs_prompt": caps.needs_prompt,
+        "interactive": caps.interactive,
+        "training_set": spec.trained_on,
+        "generator": spec.generator,
+    }
+
+
+#: The spaces a query goes to when none is named, first ready one first: the authors' tuned CLIP, else the demo.
+DEFAULT_SPACES = ("clip", "demo_efficientnet_lite0")
+
+
+def default_space(statuses: Iterable[SpaceStatus] | None = None) -> str:
+    """The name of the space used when none is named: the first ready one of DEFAULT_SPACES (else the last)."""
+    ready = {s.spec.name for s in (statuses if statuses is not None else list_spaces()) if s.ready}
+    return next((name for name in DEFAULT_SPACES if name in ready), DEFAULT_SPACES[-1])
+
+
 def require_ready(spec: SpaceSpec) -> None:
     """Raise a clear error naming the missing parts and the command that makes the space ready."""
     status = space_status(spec)

@@ -57,6 +57,22 @@ class SpaceStatus:
         return not self.missing
 
 
+def status_from_record(record: dict[str, Any]) -> SpaceStatus:
+    """A space's status as listed by ``space_record`` (``attribute spaces --json``, the service's ``/v1/spaces``):
+    the explorer's view of a remote service's spaces (their parts stay on the service)."""
+    spec = SpaceSpec(
+        name=record["name"],
+        label=record.get("label", record["name"]),
+        method=record.get("method", "feature"),
+        backbone=record.get("backbone", ""),
+        make_ready=record.get("make_ready", ""),
+        description=record.get("description", ""),
+        training_set=record.get("training_set", ""),
+        generator=record.get("generator", ""),
+    )
+    return SpaceStatus(spec, tuple(record.get("missing", ())))
+
+
 def released_space(name: str, backbone: str) -> SpaceSpec:
     """A space over the authors' released weights and 1M LAION features, at their conventional locations."""
     root = project_root()

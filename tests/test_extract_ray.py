@@ -104,11 +104,11 @@ def _same_store(a: FeatureStore, b: FeatureStore) -> None:
 @pytest.mark.slow
 def test_ray_extraction_equals_the_local_one(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    from attribution_core.extract_ray import BackboneSpec, RayEngine
+    from attribution_core.extract_ray import BackboneRequest, RayEngine
 
     backbone = create_backbone("pixel", device="cpu")
     local = extract_features(corpus, tmp_path / "local", backbone, batch_size=2, shard_size=4, progress=False)
-    engine = RayEngine(BackboneSpec("pixel"), workers=2)
+    engine = RayEngine(BackboneRequest("pixel"), workers=2)
     remote = extract_features(
         corpus, tmp_path / "ray", backbone, batch_size=2, shard_size=4, progress=False, engine=engine
     )
@@ -122,11 +122,11 @@ _KILLABLE = textwrap.dedent(
     import sys
     from attribution_core.backbones import Backbone, create_backbone
     from attribution_core.extract import extract_features
-    from attribution_core.extract_ray import BackboneSpec, RayEngine
+    from attribution_core.extract_ray import BackboneRequest, RayEngine
 
     real = create_backbone("pixel", device="cpu")
     extract_features(sys.argv[1], sys.argv[2], real, batch_size=1, shard_size=1, progress=False,
-                     engine=RayEngine(BackboneSpec("pixel"), workers=1))
+                     engine=RayEngine(BackboneRequest("pixel"), workers=1))
     """
 )
 
@@ -134,7 +134,7 @@ _KILLABLE = textwrap.dedent(
 @pytest.mark.slow
 def test_a_killed_ray_extraction_resumes_with_only_the_missing_shards(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    from attribution_core.extract_ray import BackboneSpec, RayEngine
+    from attribution_core.extract_ray import BackboneRequest, RayEngine
 
     out = tmp_path / "ray"
     partial = Path(f"{out}.partial")
@@ -155,7 +155,7 @@ def test_a_killed_ray_extraction_resumes_with_only_the_missing_shards(corpus: Pa
 
     backbone = create_backbone("pixel", device="cpu")
     resumed = extract_features(
-        corpus, out, backbone, batch_size=1, shard_size=1, progress=False, engine=RayEngine(BackboneSpec("pixel"))
+        corpus, out, backbone, batch_size=1, shard_size=1, progress=False, engine=RayEngine(BackboneRequest("pixel"))
     )
     assert resumed.reused >= committed and resumed.embedded == 15 - resumed.reused
     extract_features(corpus, tmp_path / "local", backbone, progress=False)

@@ -192,7 +192,7 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
 
 
 def resolve_space(args: argparse.Namespace):
-    from ..registry import get_space, space_status
+    from ..registry import default_space, get_space
     from ..spaces import custom_space
 
     if args.space:
@@ -200,9 +200,7 @@ def resolve_space(args: argparse.Namespace):
     elif args.feats and args.backbone:
         base = None
     else:
-        base = get_space("clip")
-        if not space_status(base).ready:
-            base = get_space("demo_efficientnet_lite0")
+        base = get_space(default_space())
     return custom_space(base, args.backbone, args.feats, args.mapper, args.calibrator, args.weights)
 
 

@@ -59,10 +59,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
         raise AttributionError("--address goes with --engine ray (the Ray cluster to join)")
     engine = None
     if args.engine == "ray":
-        from ..extract_ray import BackboneSpec, RayEngine
+        from ..extract_ray import BackboneRequest, RayEngine
 
         device = "cuda" if args.gpus_per_worker else "cpu"
-        spec = BackboneSpec(args.backbone, str(args.weights) if args.weights else None, device, args.download)
+        spec = BackboneRequest(args.backbone, str(args.weights) if args.weights else None, device, args.download)
         engine = RayEngine(spec, args.address, args.workers, args.cpus_per_worker, args.gpus_per_worker)
         backbone = create_backbone(args.backbone, args.weights, "cpu", args.download)  # name and size only
     else:
@@ -111,22 +111,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from ..registry import list_spaces
+    from ..registry import list_spaces, space_record
 
     statuses = list_spaces()
     if args.json:
-        rows = [
-            {
-                "name": s.spec.name,
-                "label": s.spec.label,
-                "method": s.spec.method,
-                "backbone": s.spec.backbone,
-                "ready": s.ready,
-                "missing": list(s.missing),
-                "make_ready": s.spec.make_ready,
-            }
-            for s in statuses
-        ]
+        rows = [space_record(s) for s in statuses]
         print(json.dumps(rows, indent=1))
         return 0
     for s in statuses:

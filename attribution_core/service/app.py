@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..attribute import check_k
 from ..errors import AttributionError, SpaceNotReadyError
-from ..images import QUERY_MAX_SIDE, load_rgb, release_memory
+from ..images import QUERY_MAX_SIDE, load_rgb, release_memory, thumbnail
 from ..registry import get_space
 from ..spaces import training_set_note
 from .config import ServiceConfig
@@ -164,8 +164,7 @@ def _stored_path(state: ServiceState, space: str, row: int):
 
 
 def _thumbnail(state: ServiceState, space: str, row: int, size: int) -> bytes:
-    image = load_rgb(_stored_path(state, space, row), max_side=size)
-    image.thumbnail((size, size), Image.BICUBIC)
+    image = thumbnail(_stored_path(state, space, row), size)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=90)
     return buf.getvalue()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..attribute import AttributionResult, Attributor
 from ..errors import AttributionError
-from ..registry import create_attributor, get_space, list_spaces, method_class
+from ..registry import create_attributor, get_space, list_spaces, method_class, space_record
 from .batching import MicroBatcher
 from .config import ServiceConfig
 from .jobs import JobQueue
@@ -40,23 +40,7 @@ class ServiceState:
 
     # --- spaces --------------------------------------------------------------------------------------------
     def spaces(self) -> list[dict]:
-        return [
-            {
-                "name": s.spec.name,
-                "label": s.spec.label,
-                "method": s.spec.method,
-                "needs_prompt": method_class(s.spec.method).capabilities.needs_prompt,
-                "interactive": method_class(s.spec.method).capabilities.interactive,
-                "ready": s.ready,
-                "missing": list(s.missing),
-                "make_ready": s.spec.make_ready,
-                "loaded": s.spec.name in self._attributors,
-                "description": s.spec.description,
-                "training_set": s.spec.trained_on,
-                "generator": s.spec.generator,
-            }
-            for s in list_spaces()
-        ]
+        return [{**space_record(s), "loaded": s.spec.name in self._attributors} for s in list_spaces()]
 
     def resolve(self, spaces: list[str], methods: list[str]) -> list[str]:
         """Space names from ``space`` and ``method`` fields (a method names every ready space it answers)."""

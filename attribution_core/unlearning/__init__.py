@@ -16,7 +16,7 @@ _EXPORTS = {
     "cached_losses": "caches",
     "UnlearningConfig": "config",
     "diagonal_fisher": "scores",
-    "influence_of": "scores",
+    "share_of_rise": "scores",
     "score_timesteps": "scores",
     "scores_from_losses": "scores",
     "training_losses": "scores",
@@ -29,10 +29,10 @@ __all__ = [
     "cached_fisher",
     "cached_losses",
     "diagonal_fisher",
-    "influence_of",
     "prompt_of",
     "score_timesteps",
     "scores_from_losses",
+    "share_of_rise",
     "training_losses",
     "unlearn",
 ]
@@ -41,6 +41,6 @@ if TYPE_CHECKING:
     from .attributor import UnlearningAttributor, prompt_of
     from .caches import cached_fisher, cached_losses
     from .config import UnlearningConfig
-    from .scores import diagonal_fisher, influence_of, score_timesteps, scores_from_losses, training_losses, unlearn
+    from .scores import diagonal_fisher, score_timesteps, scores_from_losses, share_of_rise, training_losses, unlearn
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

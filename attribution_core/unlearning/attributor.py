@@ -38,7 +38,7 @@ from ..spaces import SpaceSpec
 from .caches import cached_fisher, cached_losses
 from .config import UnlearningConfig, UnlearningOptions
 from .evaluate import evaluate_unlearning_space
-from .scores import influence_of, scores_from_losses, training_losses, unlearn
+from .scores import scores_from_losses, share_of_rise, training_losses, unlearn
 
 
 @register_method
@@ -155,7 +155,7 @@ class UnlearningAttributor(Attributor):
 
     def influence(self, scores: np.ndarray) -> np.ndarray:
         """Each image's share of the total loss rise (module docstring)."""
-        return influence_of(scores)
+        return share_of_rise(scores)
 
     def extras(self, query: Query) -> dict[str, Any]:
         return {

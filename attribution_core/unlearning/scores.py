@@ -198,7 +198,7 @@ def unlearn(
             p.grad = None
 
 
-def influence_of(delta: np.ndarray) -> np.ndarray:
+def share_of_rise(delta: np.ndarray) -> np.ndarray:
     """Each training image's share of the total loss rise: [N] -> [N], summing to 1 (uniform when nothing rose)."""
     rise = np.maximum(delta, 0.0)
     total = rise.sum()
