@@ -1,4 +1,4 @@
-"""Constants shared by several modules: image normalisations, written once."""
+"""Constants shared by several modules: image normalisations and the device default, written once."""
 
 from __future__ import annotations
 
@@ -13,3 +13,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 #: Mean and std of 0.5 (timm's supervised ViT).
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
+
+#: ``--device``: the default and help of every command and config (resolved by attribution_core/device.py).
+DEFAULT_DEVICE = "auto"
+DEVICE_HELP = "auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N"

@@ -11,12 +11,13 @@ import logging
 
 import torch
 
+from .constants import DEFAULT_DEVICE, DEVICE_HELP
 from .errors import AttributionError
+
+__all__ = ["DEFAULT_DEVICE", "DEVICE_HELP", "check_gpu_copy", "cuda_available", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DEVICE = "auto"
-DEVICE_HELP = "auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N (default: auto)"
 #: Share of a GPU's free memory a whole-index copy may take (the rest is left to the models and the batch).
 GPU_COPY_SHARE = 0.8
 

@@ -35,7 +35,11 @@ def add_device_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: s
     """``--device``: the one default and help text of every command."""
     from ..device import DEFAULT_DEVICE, DEVICE_HELP
 
-    p.add_argument("--device", default=DEFAULT_DEVICE, help=f"{what}{': ' if what else ''}{DEVICE_HELP}")
+    p.add_argument(
+        "--device",
+        default=DEFAULT_DEVICE,
+        help=f"{what}{': ' if what else ''}{DEVICE_HELP} (default: {DEFAULT_DEVICE})",
+    )
 
 
 def add_index_params(p: argparse.ArgumentParser, query_time: bool) -> None:

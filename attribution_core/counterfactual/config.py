@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..config import option
+from ..constants import DEFAULT_DEVICE, DEVICE_HELP
 from ..diffusion.config import ModelConfig, TrainConfig
 
 #: Methods compared: unlearning, the demo feature spaces, and query-independent random removal.
@@ -43,7 +44,7 @@ class CounterfactualConfig:
         "remaining images from scratch with the same seed",
     )
     validation: bool = option(False, "run the validation queries instead of the reported ones")
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
     methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare"})
 
     def train_config(self) -> TrainConfig:

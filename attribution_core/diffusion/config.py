@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import option
+from ..constants import DEFAULT_DEVICE, DEVICE_HELP
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TrainConfig:
     flip: bool = option(True, "train on random horizontal flips too")
     seed: int = option(0, "random seed: same seed, same model")
     checkpoint_every: int = option(250, "steps between checkpoints (an interrupted run resumes from the last)")
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
 
 #: A configuration for tests and CI: trains in seconds.

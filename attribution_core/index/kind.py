@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +26,7 @@ from ..mapped import chunked_scores, gather_rows
 from ..plugins import load_plugins
 from ..progress import Tracker
 from .head_mapped import mapped_features
+from .param import Param
 
 if TYPE_CHECKING:
     import torch
@@ -42,44 +42,6 @@ SPOT_CHECK_FAILED = "its vectors are not the store's rows under these heads (cop
 Rescore = Callable[[np.ndarray], np.ndarray]
 #: (rows [m] sorted, q [d]) -> their exact float32 scores [m]
 ScoreRows = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of an index kind: a build parameter (a different value means another index: rebuilt), or a
-    query-time one (``query_time``: set on the loaded index, never a rebuild). The CLI's flags, the spaces file's
-    ``options`` and the service read names, types, defaults and help from here."""
-
-    name: str
-    type: type  # int, float or str
-    help: str
-    default: Any = None  # None: computed from the store's size by the kind's ``default_params``
-    choices: tuple[str, ...] = ()
-    query_time: bool = False
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def parse(self, value: Any, kind: str) -> Any:
-        """``value`` checked and converted, or a one-line error naming the kind and the parameter."""
-        if self.type is int:
-            if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
-                raise AttributionError(f"{kind} index: {self.name} must be a positive integer, not {value!r}")
-            value = int(value)
-            if value < 1:
-                raise AttributionError(f"{kind} index: {self.name} must be a positive integer, not {value!r}")
-            return value
-        if self.type is float:
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise AttributionError(f"{kind} index: {self.name} must be a number, not {value!r}") from None
-        if not isinstance(value, str):
-            raise AttributionError(f"{kind} index: {self.name} must be a string, not {value!r}")
-        if self.choices and value not in self.choices:
-            raise AttributionError(f"{kind} index: {self.name} {value!r} is not one of {', '.join(self.choices)}")
-        return value
 
 
 class StaleIndexError(Exception):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import option
+from ..constants import DEFAULT_DEVICE, DEVICE_HELP
 from ..errors import AttributionError
 
 
@@ -26,7 +27,7 @@ class ServiceConfig:
     max_batch: int = option(32, "most queries in one embedding batch")
     micro_batching: bool = option(True, "batch concurrent feature-space requests into one embedding pass")
     max_jobs: int = option(32, "unlearning jobs kept (queued, running or finished; 503 when all are unfinished)")
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
     def key(self) -> str:
         """The API key in force ("" when none)."""

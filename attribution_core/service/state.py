@@ -63,8 +63,9 @@ class ServiceState:
             return self._attributors[name]
 
     def preload(self) -> None:
+        """Load and prepare the configured spaces before the first request (index builds, caches: logged)."""
         for name in self.config.spaces:
-            self.attributor(get_space(name).name)
+            self.attributor(get_space(name).name).prepare()
 
     def is_slow(self, name: str) -> bool:
         """Whether the space's method answers as a job with progress (not ``interactive``)."""

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import option
+from ..constants import DEVICE_HELP
 from ..evaluate.metrics import average_precision, recall_at
 from ..evaluate.ranking import exemplar_ranks
 from ..evaluate.testcase import TestCase
@@ -69,7 +70,7 @@ class HeadTrainingConfig:
     max_epochs: int = option(60, "maximum epochs", flag="--epochs")
     patience: int = option(8, "epochs without a better validation mAP before stopping")
     seed: int = option(0, "random seed (same seed, same heads)")
-    device: str = option("cpu", "cpu or cuda for the training itself", flag="--device-train")
+    device: str = option("cpu", f"where the training itself runs: {DEVICE_HELP}", flag="--device-train")
 
     def head_options(self) -> dict:
         if self.head != "mlp":

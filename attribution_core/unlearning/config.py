@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import REQUIRED, option
+from ..constants import DEFAULT_DEVICE, DEVICE_HELP
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class UnlearningConfig:
     fisher_epochs: int = option(2, "passes over the training set (and flips) for the diagonal Fisher")
     batch_size: int = option(256, "images per forward pass when scoring")
     seed: int = option(0, "seed of every noise draw (same seed: same scores)")
-    device: str = option("auto", "auto, cpu or cuda")
+    device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
     def cache_key(self) -> dict:
         """The settings the cached "before" losses depend on."""
