@@ -53,6 +53,10 @@ class LocalBackend:
     def training_image(self, space: str, a: Attribution, max_side: int) -> Image.Image:
         return thumbnail(Path(a.path), max_side)
 
+    def prepared(self, space: str) -> bool:
+        """Whether the space's first query has work to do first (an index to build, caches to fill)."""
+        return attributor(space).prepared
+
     def thumbnail_key(self, space: str, a: Attribution) -> str:
         return a.path
 
@@ -89,6 +93,9 @@ class RemoteBackend:
 
     def thumbnail_key(self, space: str, a: Attribution) -> str:
         return f"{space}/{a.row}"
+
+    def prepared(self, space: str) -> bool:
+        return True  # the service prepares its own spaces
 
 
 @st.cache_resource(show_spinner="Loading the space (once per server)…", max_entries=8)

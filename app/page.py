@@ -70,7 +70,7 @@ def prompt_field(query: Query, spaces: list[str]) -> str | None:
 def run_space(name: str, label: str, query: Query, prompt: str | None, k: int) -> AttributionResult | None:
     """One space's result: from the cache, or computed now, with a progress bar and a Cancel button for slow
     methods."""
-    slow = not resources.capabilities(name).interactive
+    slow = not resources.capabilities(name).interactive or not resources.prepared(name)
     if resources.capabilities(name).needs_prompt and not prompt:
         st.warning(f"{label}: type the prompt the image was generated from, above, to attribute it by unlearning.")
         return None

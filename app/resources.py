@@ -37,6 +37,11 @@ def demo_ready(statuses: list[SpaceStatus]) -> bool:
     return all(s.ready for s in statuses if s.spec.demo and s.spec.method == "feature")
 
 
+def prepared(space_name: str) -> bool:
+    """Whether a space answers without work first (else the page shows that work's progress)."""
+    return backend().prepared(space_name)
+
+
 def capabilities(space_name: str) -> Capabilities:
     """What a space's method can do (interactive, needs a prompt, …)."""
     return backend().capabilities(space_name)

@@ -159,7 +159,13 @@ class Attributor(ABC):
         raise AttributionError(f"space {self.name!r}: method {self.method!r} cannot be evaluated on AbC test cases")
 
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:  # noqa: B027
-        """Per-model precomputation (caches) done once before the first query; a no-op by default."""
+        """Per-model precomputation (caches, index builds) done once before the first query, with progress and
+        cancel; a no-op by default. A query prepares first when nobody did."""
+
+    @property
+    def prepared(self) -> bool:
+        """Whether :meth:`prepare` has nothing left to do (a door shows progress for a first query otherwise)."""
+        return True
 
     # --- what a method provides --------------------------------------------------------------------------------
 

@@ -97,19 +97,25 @@ class FeatureAttributor(Attributor):
         """Open the store and load its index, building (or rebuilding a stale) one with progress and cancel."""
         if self._index is not None:
             return
-        store = open_space_store(self.spec)
-        store.check_backbone(self.backbone.name, self.backbone.dim)
+        tracker = Tracker(self.progress, on_progress, cancel)
+        for _ in Tracker(False, on_progress, cancel).track([None], "open the feature store"):
+            store = open_space_store(self.spec)  # a released .pth is converted once, here
+            store.check_backbone(self.backbone.name, self.backbone.dim)
         cached = self.spec.mapper is not None and self.spec.mapper != _registered_mapper(self.spec.name)  # ad hoc
         self._index, _ = load_index(
             store,
             self.heads,
             self.index_kind,
-            progress=Tracker(self.progress, on_progress, cancel),
+            progress=tracker,
             device=self.device,
             cached=cached,
             params=self.index_params or None,
         )
         self._store = store
+
+    @property
+    def prepared(self) -> bool:
+        return self._index is not None
 
     @classmethod
     def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:

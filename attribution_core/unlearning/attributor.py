@@ -112,6 +112,10 @@ class UnlearningAttributor(Attributor):
     def training_record(self, row: int) -> TrainingRecord:
         return TrainingRecord(self.data.root / self.data.paths[row], self.data.captions[row])
 
+    @property
+    def prepared(self) -> bool:
+        return self._fisher is not None and self._before is not None
+
     def training_image(self, row: int) -> tuple[Path, Path | None]:
         if not 0 <= row < len(self.data):
             raise IndexError(row)
