@@ -47,6 +47,10 @@ def parse_options(cls: type, raw: Any, base: Path | None = None, where: str = "o
     if not isinstance(raw, dict):
         raise AttributionError(f"{where}: expected a table of options, not {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra_field = getattr(cls, "EXTRA", None)  # a dict field that takes the keys no field names, checked by the class
+    if extra_field is not None:
+        extra = {k: v for k, v in raw.items() if k not in fields}
+        raw = {**{k: v for k, v in raw.items() if k in fields}, extra_field: cls.check_extra(raw, extra, where)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise AttributionError(f"{where}: unknown option {', '.join(map(repr, unknown))}; known: {', '.join(fields)}")
@@ -68,8 +72,12 @@ def _required(f: dataclasses.Field) -> bool:
 def options_dict(instance: Any) -> dict[str, Any]:
     """An options instance as plain JSON-able values (paths as strings)."""
     out = {}
+    extra_field = getattr(instance, "EXTRA", None)
     for f in dataclasses.fields(instance):
         value = getattr(instance, f.name)
+        if f.name == extra_field:
+            out.update(value)
+            continue
         if dataclasses.is_dataclass(value):
             value = options_dict(value)
         elif isinstance(value, Path):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,12 +36,30 @@ from .store import FeatureStore
 @dataclass(frozen=True)
 class FeatureOptions:
     """What a feature space may set in ``options`` (its parts — backbone, store, heads, calibrator — are fields of the
-    space itself)."""
+    space itself): the index kind, and any parameter an index kind declares (``nprobe = 8``, ``factory = "…"``),
+    checked by the kind that declares it."""
 
     index: str = option("flat", "index kind the space is searched with (see `attribute index --help`)")
-    nprobe: int | None = option(None, "ivf/ivfpq: inverted lists visited per query")
-    efSearch: int | None = option(None, "hnsw: candidate list per query")  # noqa: N815  (FAISS's name)
-    rerank: int | None = option(None, "ivfpq: candidates rescored exactly per result listed")
+    index_params: dict = option({}, "the index kind's build and query-time parameters, by name")
+
+    EXTRA: ClassVar[str] = "index_params"  # the spaces file names them at the top level of ``options``
+
+    @classmethod
+    def check_extra(cls, raw: dict, extra: dict, where: str) -> dict:
+        """Each extra key checked as a parameter of the chosen kind, else of the first kind that declares it."""
+        kinds = [get_index_kind(k) for k in list_index_kinds()]
+        chosen = next((k for k in kinds if k.name == raw.get("index", "flat")), None)
+        out = {}
+        for name, value in extra.items():
+            owner = next((k for k in [chosen, *kinds] if k and any(p.name == name for p in k.params)), None)
+            if owner is None:
+                known = sorted({p.name for k in kinds for p in k.params})
+                raise AttributionError(f"{where}: unknown option {name!r}; known: index, {', '.join(known)}")
+            try:
+                out.update(owner.parse_params({name: value}))
+            except AttributionError as exc:
+                raise AttributionError(f"{where}.{name}: {exc}") from None
+        return out
 
 
 @register_method
@@ -168,8 +186,8 @@ class FeatureAttributor(Attributor):
                 f"space {spec.name!r}: index {index_kind!r} is not an index kind; "
                 f"choose one of {', '.join(list_index_kinds())}"
             ) from None
-        declared = {p.name for p in kind.query_params()}  # the space's query-time knobs that this kind takes
-        from_space = {k: getattr(options, k) for k in declared if getattr(options, k, None) is not None}
+        declared = {p.name for p in kind.params}  # the space's index parameters that this kind takes
+        from_space = {k: v for k, v in options.index_params.items() if k in declared}
         index_params = {**from_space, **(index_params or {})}
         backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)

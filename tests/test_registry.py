@@ -80,11 +80,14 @@ def test_a_space_declares_its_index_kind(demo_bundle, tmp_path) -> None:
     text = user_spaces_file(tmp_path).read_text()
     (tmp_path / "spaces.toml").write_text(
         text.replace('description = "pixels over my own store"', 'options = { index = "sq8" }')
+        + text.replace("my_pixels", "my_ivf").replace(
+            'description = "pixels over my own store"', 'options = { index = "ivf", nlist = 4, nprobe = 4 }'
+        )
         + text.replace("my_pixels", "my_typo").replace(
             'description = "pixels over my own store"', 'options = { index = "sq9" }'
         )
     )
-    compressed, typo = load_spaces_file(tmp_path / "spaces.toml")
+    compressed, ivf, typo = load_spaces_file(tmp_path / "spaces.toml")
     query = project_root() / "assets" / "chelsea_q0_object_00.jpg"
     got = create_attributor(compressed, device="cpu", progress=False)
     flat = create_attributor(compressed, device="cpu", progress=False, index_kind="flat")
@@ -92,6 +95,8 @@ def test_a_space_declares_its_index_kind(demo_bundle, tmp_path) -> None:
     a, b = got.attribute([query], 20)[0], flat.attribute([query], 20)[0]
     assert [r.path for r in a.results] == [r.path for r in b.results]
     np.testing.assert_allclose([r.influence for r in a.results], [r.influence for r in b.results], rtol=1e-4)
+    ivf_index = create_attributor(ivf, device="cpu", progress=False).index  # build and query parameters of the kind
+    assert ivf_index.kind == "ivf" and ivf_index.meta.params["nlist"] == 4 and ivf_index.loaded.params["nprobe"] == 4
     with pytest.raises(AttributionError, match="space 'my_typo': index 'sq9' is not an index kind"):
         create_attributor(typo, device="cpu", progress=False)
 
@@ -203,8 +208,11 @@ config = { steps = 3 }
     with pytest.raises(AttributionError, match=r"typo.toml: space 't' options.config: unknown option 'step'; known: "):
         load_spaces_file(folder / "typo.toml")
     (folder / "type.toml").write_text('[[spaces]]\nname = "t"\n[spaces.options]\nnprobe = "eight"\n')
-    with pytest.raises(AttributionError, match=r"type.toml: space 't' options.nprobe: expected an integer"):
+    with pytest.raises(AttributionError, match=r"type.toml: space 't' options.nprobe: .*must be a positive integer"):
         load_spaces_file(folder / "type.toml")
+    (folder / "kind.toml").write_text('[[spaces]]\nname = "t"\n[spaces.options]\nindex = "ivf"\nnlist = 4\nnprob = 2\n')
+    with pytest.raises(AttributionError, match=r"kind.toml: space 't' options: unknown option 'nprob'; known: index, "):
+        load_spaces_file(folder / "kind.toml")
     (folder / "missing.toml").write_text(
         '[[spaces]]\nname = "t"\nmethod = "unlearning"\n[spaces.options]\nprefix="x"\n'
     )

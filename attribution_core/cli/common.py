@@ -102,6 +102,8 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
             if dataclasses.is_dataclass(hints[f.name]):
                 add(group, hints[f.name], method, f"{prefix}{f.name}.")
                 continue
+            if f.name == getattr(cls, "EXTRA", None):
+                continue  # keys checked by the class (e.g. index parameters: flags of their own)
             kind = next((t for t in (int, float) if t in (hints[f.name], *typing.get_args(hints[f.name]))), str)
             try:
                 group.add_argument(
