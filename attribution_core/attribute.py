@@ -258,10 +258,11 @@ class Attributor(ABC):
             names: how to name each query in the results (default: its path, or "image i").
             prompts: each query's text prompt, for methods that read one (``capabilities``).
         """
-        ks = [min(x, len(self)) for x in check_ks(k, len(images))]
-        queries = self.queries(images, names, prompts)
+        ks = check_ks(k, len(images))
+        queries = self.queries(images, names, prompts)  # bad input is reported before any expensive work
         check_cancelled(cancel)
-        rankings = self.rank(queries, ks, on_progress, cancel)
+        self.prepare(on_progress, cancel)  # a no-op once prepared
+        rankings = self.rank(queries, [min(x, len(self)) for x in ks], on_progress, cancel)
         return [self.result(q, r) for q, r in zip(queries, rankings, strict=True)]
 
     def scores(

@@ -110,6 +110,9 @@ def page(server):
 
 def wait_for_results(page, n_spaces: int) -> None:
     page.get_by_text("Remaining influence").nth(n_spaces - 1).wait_for()
+    # the script run has ended (the status widget appears only after a delay, so its absence alone can be a run
+    # still under way, with the previous run's elements not yet cleared)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
     # every result image has arrived and decoded (a broken or missing image would have naturalWidth 0)
     page.wait_for_function(

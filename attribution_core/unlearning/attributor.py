@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..diffusion.model import TextToImageModel, cross_attention_kv
 from ..evaluate.metrics import SpaceResult
 from ..evaluate.testcase import TestCase
 from ..paths import display_path
-from ..progress import CancelFlag, ProgressCallback, check_cancelled
+from ..progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
 from ..registry import register_method
 from ..spaces import SpaceSpec
 from .caches import cached_fisher, cached_losses
@@ -51,14 +51,29 @@ class UnlearningAttributor(Attributor):
     Options = UnlearningOptions
     description = "unlearn the generated image from the diffusion model; rank training images by their loss rise"
 
-    def __init__(self, spec: SpaceSpec, model: TextToImageModel, data: TrainingSet, config: UnlearningConfig):
+    def __init__(
+        self,
+        spec: SpaceSpec,
+        model: TextToImageModel,
+        data: TrainingSet | Callable[[], TrainingSet],
+        config: UnlearningConfig,
+    ):
+        """``data``: the training set, or how to load it (then loaded by :meth:`prepare`, or when first needed)."""
         self.spec = spec
         self.name = spec.name
         self.model = model
-        self.data = data
         self.config = config
+        self._data = data if isinstance(data, TrainingSet) else None
+        self._load_data = None if isinstance(data, TrainingSet) else data
         self._fisher: dict[str, torch.Tensor] | None = None
         self._before: np.ndarray | None = None
+
+    @property
+    def data(self) -> TrainingSet:
+        """The training set, as the model denoises it (VAE latents for Stable Diffusion)."""
+        if self._data is None:
+            self._data = self._load_data()
+        return self._data
 
     @classmethod
     def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
@@ -74,7 +89,8 @@ class UnlearningAttributor(Attributor):
     def load(
         cls, spec: SpaceSpec, *, device: str = "auto", progress: bool = True, **options: Any
     ) -> UnlearningAttributor:
-        """The model and its training set (cheap; the Fisher and the "before" losses are computed by ``prepare``).
+        """The model (the training set is read, and encoded for a latent model, by ``prepare`` with the Fisher and
+        the "before" losses).
 
         Args:
             options: ``unlearning``: settings over the space's ``config`` (the ``attribute unlearn`` shortcut).
@@ -85,8 +101,12 @@ class UnlearningAttributor(Attributor):
             settings["device"] = device
         config = parse_options(UnlearningConfig, settings, None, f"space {spec.name!r}: unlearning settings")
         model = load_model(space.model, resolve_device(config.device))
-        data = load_training_set(space.captions, space.images, model.config.resolution, space.prefix)
-        return cls(spec, model, in_model_space(model, data), config)
+
+        def training_set() -> TrainingSet:
+            data = load_training_set(space.captions, space.images, model.config.resolution, space.prefix)
+            return in_model_space(model, data)
+
+        return cls(spec, model, training_set, config)
 
     def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
         """The AbC protocol on test cases that name their customised models (options: ``ks``, ``progress``,
@@ -100,7 +120,11 @@ class UnlearningAttributor(Attributor):
         return self._fisher
 
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:
-        """The Fisher and the "before" losses (cached beside the model, so only the first run computes them)."""
+        """The training set, the Fisher and the "before" losses (cached beside the model, so only the first run
+        computes them)."""
+        if self._data is None:
+            for _ in Tracker(False, on_progress, cancel).track([None], "load the training set"):
+                self._data = self._load_data()
         if self._fisher is None:
             self._fisher = cached_fisher(self.model, self.data, self.config, False, on_progress, cancel)
         if self._before is None:
@@ -114,7 +138,7 @@ class UnlearningAttributor(Attributor):
 
     @property
     def prepared(self) -> bool:
-        return self._fisher is not None and self._before is not None
+        return self._data is not None and self._fisher is not None and self._before is not None
 
     def training_image(self, row: int) -> tuple[Path, Path | None]:
         if not 0 <= row < len(self.data):
