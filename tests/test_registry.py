@@ -228,3 +228,18 @@ def test_query_takes_the_chosen_methods_options_as_flags(demo_bundle) -> None:
     assert out.returncode == 2
     assert "--steps is an option of unlearning spaces; space 'demo_pixel' is a feature space" in out.stderr
     assert "--score-timesteps" in run("query", "--help").stdout
+
+
+def test_method_option_flags_reach_the_loaded_method(demo_bundle) -> None:
+    """``attribute query --space demo_unlearning --steps 1 --draws 8`` becomes the unlearning settings of the loaded
+    space (over its own ``config``), and loading computes nothing yet."""
+    from attribution_core.cli.common import method_options_from_args
+    from attribution_core.registry import create_attributor
+
+    args = build_parser().parse_args(["query", "q.png", "--space", "demo_unlearning", "--steps", "1", "--draws", "8"])
+    overrides = method_options_from_args(args, "unlearning", "demo_unlearning")
+    assert overrides == {"config": {"steps": 1, "draws": 8}}
+    attributor = create_attributor("demo_unlearning", overrides, device="cpu")
+    assert attributor.config.steps == 1 and attributor.config.draws == 8 and not attributor.prepared
+    with pytest.raises(AttributionError, match=r"space 'demo_unlearning': options.config: unknown option 'stepz'"):
+        create_attributor("demo_unlearning", {"config": {"stepz": 1}}, device="cpu")
