@@ -8,13 +8,12 @@ Layout of a store folder::
     STORE/index/       FAISS indexes built over the head-mapped features (see ``index``)
 
 A store is written into a temporary folder and renamed into place, so a reader never sees half of one.
-The released AbC ``{"feats", "paths"}`` ``.pth`` files are converted once into this layout. (Above 300 lines
-because the store's integrity checks — data stamps, checksums, NaN rows — live with the format they protect.)
+The released AbC ``{"feats", "paths"}`` ``.pth`` files are converted once into this layout; what is checked on
+open is in store_checks.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -30,11 +29,20 @@ from .checkpoints import load_checkpoint
 from .errors import StoreError
 from .fileio import atomic_write_json, clean_stale_temps, is_writable_dir, replace_dir, temp_sibling
 from .paths import cache_dir, display_path, project_root
+from .store_checks import (
+    CHUNK,
+    checked_meta,
+    checksum_of,
+    data_stamp,
+    mapped_feats,
+    read_optional,
+    read_stamps,
+    verified_meta,
+)
 
 STORE_FORMAT = "attribution-store/1"
 #: Bumped when the conversion of released .pth files changes, so older conversions are redone.
 CONVERTER_VERSION = 2
-_CHUNK = 65536
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +70,8 @@ class FeatureStore:
         self.feats = feats
         self.paths = paths
         self.stamps = stamps or {}  # path -> "size:mtime_ns" of the image when it was embedded (extracted stores)
-        self.captions = _read_optional(path / "captions.json")  # path -> caption, where the store has them
-        self.urls = _read_optional(path / "urls.json")  # path -> where the image came from (webdataset shards)
+        self.captions = read_optional(path / "captions.json")  # path -> caption, where the store has them
+        self.urls = read_optional(path / "urls.json")  # path -> where the image came from (webdataset shards)
 
     def caption(self, i: int) -> str | None:
         """The caption of image ``i``, or None."""
@@ -115,18 +123,24 @@ class FeatureStore:
                 raise ValueError(f"meta.json holds a {type(raw).__name__}, not an object")
             if raw.get("format") != STORE_FORMAT:
                 raise ValueError(f"unknown format {raw.get('format')!r}")
-            meta = StoreMeta(**{k: raw[k] for k in StoreMeta.__dataclass_fields__ if k in raw})
-            feats = np.load(path / "feats.npy", mmap_mode="r")
             paths = json.loads((path / "paths.json").read_text())
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             raise StoreError(f"{shown}: damaged feature store ({exc}); delete it and extract again") from None
+        meta = StoreMeta(**checked_meta(raw, f"{shown}/meta.json"))
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            found = type(paths).__name__ if not isinstance(paths, list) else "a list with non-text entries"
+            raise StoreError(
+                f"{shown}/paths.json: expected a list of {meta.count} image paths (text), found {found}; "
+                "delete the store and extract again"
+            )
+        feats = mapped_feats(path / "feats.npy", f"{shown}/feats.npy")
         if feats.dtype != np.float32 or feats.shape != (meta.count, meta.dim) or len(paths) != meta.count:
             raise StoreError(
                 f"{shown}: damaged feature store: meta says {meta.count} x {meta.dim}, feats.npy is "
                 f"{tuple(feats.shape)} {feats.dtype}, {len(paths)} paths; delete it and extract again"
             )
-        meta = _verified(path, raw, meta, feats, paths)
-        stamps = _read_stamps(path)
+        meta = verified_meta(path, raw, meta, feats, paths)
+        stamps = read_stamps(path)
         return cls(path, meta, feats, paths, stamps)
 
     def check_backbone(self, backbone: str, dim: int) -> None:
@@ -137,62 +151,6 @@ class FeatureStore:
                 f"{self.meta.backbone!r}, but backbone {backbone!r} makes {dim}-d features; "
                 "extract the images again with this backbone or pick the store's backbone"
             )
-
-
-def data_stamp(path: Path) -> str:
-    """Size and modification time of a store's data files: cheap to read, changes whenever the data is rewritten."""
-    parts = []
-    for name in ("feats.npy", "paths.json"):
-        st = (path / name).stat()
-        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
-    return "/".join(parts)
-
-
-def _verified(path: Path, raw: dict, meta: StoreMeta, feats: np.ndarray, paths: list[str]) -> StoreMeta:
-    """The store's checksum, re-computed when its data files changed since it was written (stamp differs).
-
-    What is checked on open: the stamp (size + mtime of ``feats.npy`` and ``paths.json``) against the one recorded
-    in ``meta.json``; only when it differs are the data hashed again. A changed checksum is recorded (when the
-    folder is writable), so every index built over the old data is seen as stale and rebuilt.
-    """
-    stamp = data_stamp(path)
-    if raw.get("data_stamp") == stamp:
-        return meta
-    if "data_stamp" in raw:  # written by this library, then changed behind its back
-        checksum = checksum_of(feats, paths)
-        if checksum != meta.checksum:
-            log.warning("%s: the store's data changed since it was written; indexes over it will be rebuilt", path)
-            meta = dataclasses.replace(meta, checksum=checksum)
-    try:
-        atomic_write_json(path / "meta.json", {**raw, **meta.__dict__, "data_stamp": stamp})
-    except OSError:
-        pass  # a read-only store: verified in memory, each time it is opened
-    return meta
-
-
-def _read_stamps(path: Path) -> dict[str, str]:
-    return _read_optional(path / "stamps.json")
-
-
-def _read_optional(file: Path) -> dict[str, str]:
-    """An optional ``{path: text}`` JSON file of a store (stamps, captions); empty when absent or unreadable."""
-    if not file.is_file():
-        return {}
-    try:
-        values = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return {}
-    return values if isinstance(values, dict) else {}
-
-
-def checksum_of(feats: np.ndarray, paths: list[str]) -> str:
-    """sha256 over the feature bytes (in chunks, so a memory map is not loaded whole) and the paths."""
-    h = hashlib.sha256()
-    h.update(f"{feats.shape}".encode())
-    for i in range(0, feats.shape[0], _CHUNK):
-        h.update(np.ascontiguousarray(feats[i : i + _CHUNK], dtype=np.float32).tobytes())
-    h.update("\n".join(paths).encode())
-    return h.hexdigest()
 
 
 def write_store(
@@ -231,8 +189,8 @@ def write_store(
         out = np.lib.format.open_memmap(tmp / "feats.npy", mode="w+", dtype=np.float32, shape=(count, dim))
         row = 0
         for block in blocks:
-            for i in range(0, block.shape[0], _CHUNK):
-                part = np.asarray(block[i : i + _CHUNK], dtype=np.float32)
+            for i in range(0, block.shape[0], CHUNK):
+                part = np.asarray(block[i : i + CHUNK], dtype=np.float32)
                 if not np.isfinite(part).all():
                     bad = row + int(np.flatnonzero(~np.isfinite(part).all(axis=1))[0])
                     raise StoreError(

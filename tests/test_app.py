@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -135,3 +136,46 @@ def test_first_launch_builds_the_demo_instead_of_failing(tmp_path, monkeypatch) 
     assert not (tmp_path / "dataset" / "json" / "test_demo_diffusion.json").exists()
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_the_explorer_listens_on_loopback_only(tmp_path) -> None:
+    """Started as ``scripts/run.sh`` starts it (no address given), the explorer binds to 127.0.0.1: it prints no
+    "Network URL", and a connection to this machine's other addresses is refused."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from .helpers import free_port
+
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_demo.py", "--server.port", str(port)],
+            cwd=project_root(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"the explorer did not start: {log.read_text()[-2000:]}")
+        text = log.read_text()
+        assert f"http://127.0.0.1:{port}" in text and "Network URL" not in text, text
+        others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
+        for address in others - {a for a in others if a.startswith("127.")}:
+            with socket.socket() as s, pytest.raises(OSError):
+                s.settimeout(2)
+                s.connect((address, port))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -244,3 +244,22 @@ def test_a_request_over_the_time_limit_answers_504(demo_bundle) -> None:
         r = slow.post("/v1/attribute", data={"space": SPACE}, files={"image": ("q.jpg", query_bytes())})
     assert r.status_code == 504
     assert "no answer within 0.05 s" in r.json()["detail"]
+
+
+def test_a_store_with_no_image_folder_serves_no_file(tmp_path) -> None:
+    """A store whose ``meta.json`` says ``"image_root": ""`` (no folder) and whose row names ``/etc/passwd``: the
+    image endpoint refuses it (404) instead of serving whatever path the store names."""
+    import numpy as np
+
+    from attribution_core.registry import create_attributor
+    from attribution_core.service.state import ServiceState
+    from attribution_core.spaces import SpaceSpec
+    from attribution_core.store import write_store
+
+    store = write_store(tmp_path / "s", np.ones((2, 768), np.float32), ["/etc/passwd", "x.jpg"], "pixel")
+    assert store.meta.image_root == ""
+    spec = SpaceSpec(name="no_folder", label="no folder", backbone="pixel", store=store.path)
+    state = ServiceState(ServiceConfig())
+    state._attributors["no_folder"] = create_attributor(spec, device="cpu", progress=False)
+    with pytest.raises(IndexError):
+        state.training_image("no_folder", 0)

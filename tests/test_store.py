@@ -62,3 +62,32 @@ def test_wrong_files_and_dimensions_are_named(tmp_path) -> None:
     (tmp_path / "s" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match="damaged feature store"):
         FeatureStore.open(tmp_path / "s")
+
+
+@pytest.mark.parametrize(
+    "damage,expect",
+    [
+        (
+            lambda s: (s / "paths.json").write_text("[1, 2, 3]"),
+            r"paths.json: expected a list of 3 image paths \(text\)",
+        ),
+        (lambda s: (s / "paths.json").write_text('{"a": 1}'), r"paths.json: expected a list of 3 image paths"),
+        (lambda s: _edit_meta(s, image_root=12345), r"meta.json: field 'image_root' is 12345, not text"),
+        (lambda s: _edit_meta(s, count="3"), r"meta.json: field 'count' is '3', not a non-negative integer"),
+        (lambda s: _edit_meta(s, backbone=None), r"meta.json: field 'backbone' is None, not text"),
+        (lambda s: (s / "feats.npy").write_bytes(np.random.default_rng(0).bytes(4096)), r"feats.npy: not a feature"),
+    ],
+)
+def test_malformed_store_files_are_one_error_naming_the_file_and_field(tmp_path, damage, expect) -> None:
+    """Every field of the on-disk store is checked on open: wrong types are one StoreError naming the file and
+    the field (never a TypeError), and random bytes in feats.npy never get numpy's advice to unpickle them."""
+    store = write_store(tmp_path / "s", random_unit(3, 8), ["a.jpg", "b.jpg", "c.jpg"], "test", tmp_path)
+    damage(store.path)
+    with pytest.raises(StoreError, match=expect) as err:
+        FeatureStore.open(store.path)
+    assert "allow_pickle" not in str(err.value) and "delete the store" in str(err.value)
+
+
+def _edit_meta(store, **changes) -> None:
+    meta = json.loads((store / "meta.json").read_text())
+    (store / "meta.json").write_text(json.dumps({**meta, **changes}))

@@ -120,16 +120,18 @@ class ServiceState:
 
     # --- training images -----------------------------------------------------------------------------------
     def training_image(self, name: str, row: int) -> Path:
-        """The file of training image ``row`` of a loaded space; never a path outside the space's image folder.
+        """The file of training image ``row`` of a loaded space; never a path outside the space's image folder, and
+        nothing for a space that names no image folder (a store whose ``image_root`` is empty).
 
         Raises:
-            IndexError: no such row, or a stored path that leads outside the image folder.
+            IndexError: no such row, no image folder, or a stored path that leads outside the image folder.
         """
         path, root = self.attributor(name).training_image(row)
-        if root is not None:
-            lexical = os.path.normpath(path)
-            if os.path.commonpath([lexical, os.path.normpath(root)]) != os.path.normpath(root):
-                raise IndexError(row)
+        if root is None or not str(root):  # no image folder to confine it to: nothing is served
+            raise IndexError(row)
+        lexical = os.path.normpath(path)
+        if os.path.commonpath([lexical, os.path.normpath(root)]) != os.path.normpath(root):
+            raise IndexError(row)
         return Path(path)
 
     def close(self) -> None:
