@@ -18,7 +18,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError
 from .paths import display_path
-from .webdataset import is_shard, read_member, shard_images, split_member
+from .webdataset import is_shard, odd_members, read_member, shard_images, split_member
 
 #: Suffixes considered images when scanning a folder (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -185,6 +185,9 @@ def scan_image_files(folders: Sequence[Path], root: Path) -> tuple[list[Path], l
             elif is_shard(path):
                 try:
                     found += [path / m for m in shard_images(path, IMAGE_SUFFIXES)]
+                    skipped += [
+                        SkippedFile(f"{_rel(path, root)}/{m}", why) for m, why in odd_members(path, IMAGE_SUFFIXES)
+                    ]
                 except InputImageError as exc:
                     skipped.append(SkippedFile(_rel(path, root), str(exc).split(": ", 1)[-1]))
             elif path.suffix.lower() in IMAGE_SUFFIXES:

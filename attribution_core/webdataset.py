@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
+import posixpath
 import tarfile
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,24 +51,56 @@ def split_member(path: Path | str) -> tuple[Path, str] | None:
     return None
 
 
+def odd_member(member: tarfile.TarInfo, seen: Container[str]) -> str | None:
+    """Why a member is not read as a training image (None when it is): only regular files under a clean relative
+    name — no absolute name, no ``..`` or ``.`` part, no name met twice — so that a member's stored path never
+    leads outside its shard and two rows never share one path."""
+    name = member.name
+    if member.issym() or member.islnk():
+        return "a link inside the shard: not followed"
+    if not member.isfile():
+        return "not a regular file inside the shard"
+    if name.startswith("/") or "\\" in name or posixpath.normpath(name) != name or name.startswith("../"):
+        return "an unsafe member name (absolute, or with '..' or '.' parts): not read"
+    if name in seen:
+        return "a second member of the same name: not read"
+    return None
+
+
 @functools.lru_cache(maxsize=64)
-def _table(shard: str, stamp: tuple[int, int]) -> dict[str, tuple[int, int]]:
-    """member -> (data offset, size) of a shard's regular files (cached per shard version)."""
+def _table(shard: str, stamp: tuple[int, int]) -> tuple[dict[str, tuple[int, int]], tuple[tuple[str, str], ...]]:
+    """member -> (data offset, size) of a shard's regular files with clean names, and (member, reason) of the others
+    (cached per shard version)."""
+    table: dict[str, tuple[int, int]] = {}
+    odd: list[tuple[str, str]] = []
     try:
         with tarfile.open(shard, mode="r:") as tar:
-            return {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+            for m in tar:
+                reason = odd_member(m, table)
+                if reason is None:
+                    table[m.name] = (m.offset_data, m.size)
+                elif not m.isdir():
+                    odd.append((m.name, reason))
     except (tarfile.TarError, OSError) as exc:
         raise InputImageError(f"{display_path(Path(shard))}: not a readable tar shard ({exc})") from None
+    return table, tuple(odd)
 
 
 def member_table(shard: Path) -> dict[str, tuple[int, int]]:
-    """The shard's member table (read once per version of the file).
+    """The shard's member table (read once per version of the file): its regular files with clean names.
 
     Raises:
         InputImageError: the file is not an uncompressed tar.
     """
     st = shard.stat()
-    return _table(str(shard), (st.st_size, st.st_mtime_ns))
+    return _table(str(shard), (st.st_size, st.st_mtime_ns))[0]
+
+
+def odd_members(shard: Path, image_suffixes: frozenset[str]) -> list[tuple[str, str]]:
+    """(member, reason) of every member with an image suffix that is not read (links, unsafe or repeated names)."""
+    st = shard.stat()
+    odd = _table(str(shard), (st.st_size, st.st_mtime_ns))[1]
+    return [(name, why) for name, why in odd if f".{name.rpartition('.')[2].lower()}" in image_suffixes]
 
 
 def read_member(shard: Path, member: str) -> bytes:

@@ -89,3 +89,36 @@ def test_interrupted_extraction_resumes_without_recomputing(tmp_path) -> None:
     fourth = CountingBackbone()
     extract_features(folder, out, fourth, progress=False)
     assert fourth.embedded == 1 and len(FeatureStore.open(out)) == 41, "only the new image is embedded"
+
+
+def test_odd_shard_members_are_skipped_and_counted_and_never_share_a_path(tmp_path) -> None:
+    """A webdataset shard with members named ``../../evil.jpg``, ``/abs/x.jpg`` and ``sub/../evil.jpg`` (beside a real
+    ``sub/evil.jpg``), a symlink and a hard-link member: the two real images are extracted, every odd member is
+    skipped and counted with its reason, and no two rows share a path."""
+    import tarfile
+
+    def jpeg(seed: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buf, "JPEG")
+        return buf.getvalue()
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    with tarfile.open(folder / "00000.tar", "w") as tar:
+        for i, name in enumerate(["000.jpg", "../../evil.jpg", "/abs/x.jpg", "sub/evil.jpg", "sub/../evil.jpg"]):
+            data = jpeg(i)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, kind in (("link.jpg", tarfile.SYMTYPE), ("hard.jpg", tarfile.LNKTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, "000.jpg"
+            tar.addfile(info)
+    report = extract_features([folder], tmp_path / "store", create_backbone("pixel"), progress=False)
+    store = FeatureStore.open(tmp_path / "store")
+    assert sorted(store.paths) == ["00000.tar/000.jpg", "00000.tar/sub/evil.jpg"]
+    assert report.embedded == 2 and len(report.skipped) == 5, report.skipped
+    reasons = {s.path.split("00000.tar/", 1)[1]: s.reason for s in report.skipped}
+    assert "unsafe member name" in reasons["../../evil.jpg"] and "unsafe member name" in reasons["/abs/x.jpg"]
+    assert "unsafe member name" in reasons["sub/../evil.jpg"]
+    assert "link" in reasons["link.jpg"] and "link" in reasons["hard.jpg"]
