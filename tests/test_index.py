@@ -347,3 +347,21 @@ def test_a_freshly_built_index_uses_the_requested_device(tmp_path) -> None:
     else:
         with pytest.raises(AttributionError, match="no CUDA GPU is visible"):
             build_index(store, identity_heads(8), "flat", device="cuda")
+
+
+def test_ivfpq_on_a_small_store_is_refused_at_once_or_built_with_a_factory_that_fits(tmp_path) -> None:
+    """IVF-PQ's defaults train on about 10,000 rows or more: on a small store (300 rows took 70 s and printed a
+    screenful of FAISS warnings) the build is refused at once, naming the kinds to use; a factory that fits the
+    store builds; one with more centroids than rows is refused too."""
+    import time
+
+    xb = random_unit(200, 16)
+    store = write_store(tmp_path / "s", xb, [f"{i}.jpg" for i in range(200)], "test")
+    t0 = time.perf_counter()
+    with pytest.raises(AttributionError, match=r"200 rows are too few for an ivfpq index .*use --kind flat"):
+        build_index(store, identity_heads(16), "ivfpq", progress=False)
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(AttributionError, match=r"200 rows cannot train IVF4,PQ4 \(it has 256 centroids"):
+        build_index(store, identity_heads(16), "ivfpq", {"factory": "IVF4,PQ4"}, progress=False)
+    index = build_index(store, identity_heads(16), "ivfpq", {"factory": "IVF4,PQ4x4"}, progress=False)
+    assert index.ntotal == 200

@@ -44,12 +44,18 @@ RERANK = 10  # candidates rescored exactly per result wanted (params "rerank")
 RESCORE_SOURCES = ("store", "float16")  # params "rescore": where candidates' vectors are read from
 
 
+#: Rows below which IVF-PQ has no default factory: FAISS wants 39 training vectors per PQ centroid (2^8 of them).
+MIN_DEFAULT_ROWS = 39 * 256
+
+
 def default_ivfpq_params(n: int, d: int) -> dict:
-    """``IVF{nlist},PQ{m}``: nlist ≈ 4·√n (at most n/39), m = d/8 sub-quantisers of 8 bits (d/8 bytes a vector)."""
+    """``IVF{nlist},PQ{m}``: nlist ≈ 4·√n (at most n/39), m = d/8 sub-quantisers of 8 bits (d/8 bytes a vector);
+    no factory below MIN_DEFAULT_ROWS rows (an index kind for stores larger than RAM has no default that trains
+    well on fewer)."""
     nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 if n >= 39 else 1))
     m = next(m for m in (d // 8, d // 4, d // 2, d) if m >= 1 and d % m == 0)
     return {
-        "factory": f"IVF{nlist},PQ{m}",
+        "factory": f"IVF{nlist},PQ{m}" if n >= MIN_DEFAULT_ROWS else None,
         "nprobe": min(nlist, max(16, nlist // 16)),
         "shard_rows": SHARD_ROWS,
         "rescore": "store",

@@ -188,8 +188,8 @@ def _load_or_build(
             os.utime(faiss_path)  # recently used: the cache keeps it longest
             return AttributionIndex(loaded, meta), False
         log.warning("%s: rebuilding the index: %s", display_path(faiss_path), reason)
-    if not params and raw is not None and isinstance(raw.get("requested"), dict):
-        params = raw["requested"]  # a rebuild keeps what the user chose (e.g. --factory, --rescore)
+    if raw is not None and isinstance(raw.get("requested"), dict):
+        params = {**raw["requested"], **params}  # a rebuild keeps what the user chose (--factory …) unless changed
     return build_index(store, heads, kind, params or None, progress=progress, device=device, cached=cached), True
 
 

@@ -15,6 +15,7 @@ from ...paths import display_path
 from ...progress import Tracker
 from ..kind import IndexKind, Param, StaleIndexError, register_index_kind, rescorer, spot_rows
 from ..ondisk import (
+    MIN_DEFAULT_ROWS,
     RERANK,
     RESCORE_SOURCES,
     SHARD_ROWS,
@@ -68,7 +69,21 @@ class IVFPQIndex(IndexKind):
 
     @classmethod
     def build(cls, store, heads, path: Path, params: dict, progress: bool | Tracker = True) -> dict:
-        """Shard by shard from the memory-mapped store, never all in RAM."""
+        """Shard by shard from the memory-mapped store, never all in RAM; refused for a store too small to train
+        the factory's quantisers (FAISS wants 39 training vectors per centroid)."""
+        factory = params.get("factory")
+        if factory is None:
+            raise AttributionError(
+                f"{display_path(store.path)}: {len(store):,} rows are too few for an ivfpq index (it is made for "
+                f"stores larger than memory; its default quantisers train on {MIN_DEFAULT_ROWS:,} rows or more): use "
+                "--kind flat (exact, and fast at this size) or sq8, or give a --factory"
+            )
+        needed = training_rows_needed(factory, heads.dim)
+        if len(store) < needed:
+            raise AttributionError(
+                f"{display_path(store.path)}: {len(store):,} rows cannot train {factory} (it has {needed:,} "
+                "centroids in a quantiser); use --kind flat or sq8, or a --factory with fewer lists or PQ bits"
+            )
         build_ondisk(store, rescorer(store, heads), path, params, progress)
         return params
 
@@ -117,6 +132,17 @@ class IVFPQIndex(IndexKind):
         return rescored_search(
             self.index, q, k, calibrator.threshold, self.rescore, int(self.params.get("rerank", RERANK))
         )
+
+
+def training_rows_needed(factory: str, d: int) -> int:
+    """The fewest rows FAISS can train ``factory`` on: one per coarse list and per PQ centroid."""
+    try:
+        index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise AttributionError(f"--factory {factory!r} is not a FAISS factory string FAISS accepts ({exc})") from None
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    ksub = int(ivf.pq.ksub) if hasattr(ivf, "pq") else 1
+    return max(int(ivf.nlist), ksub)
 
 
 def _rescore_copy_stale(copy: RescoreCopy | None, store, heads) -> str | None:
