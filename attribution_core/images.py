@@ -27,6 +27,11 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 #: are refused before they are decoded, as possible decompression bombs: a generated image is far smaller.
 MAX_IMAGE_PIXELS = 40_000_000
 
+#: Most elongated image accepted (long side / short side). Backbones resize the short side to 224–384 px, so a
+#: 20000 x 1 strip would become 5,120,000 x 256 pixels (6 GB for one 144-byte PNG); generated images and training
+#: photographs are far from this (a 4:1 panorama is already rare).
+MAX_ASPECT = 16
+
 #: Side beyond which a *query* is reduced while it is decoded (JPEG draft mode, else an integer-factor reduce):
 #: backbones embed at 224–384 px, so nothing of use is lost, and a large upload costs a fraction of the memory.
 QUERY_MAX_SIDE = 2048
@@ -108,7 +113,8 @@ def load_rgb(
             reduce), keeping at least ``max_side`` on the short side; None keeps every pixel (extraction).
 
     Raises:
-        InputImageError: missing, not an image, truncated, or larger than ``MAX_IMAGE_PIXELS``.
+        InputImageError: missing, not an image, truncated, larger than ``MAX_IMAGE_PIXELS`` or more elongated than
+            ``MAX_ASPECT``.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -136,6 +142,11 @@ def load_rgb(
             with Image.open(opener) as img:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise Image.DecompressionBombError("too many pixels")
+                if max(img.size) > MAX_ASPECT * max(1, min(img.size)):
+                    raise InputImageError(
+                        f"{name}: {img.width} x {img.height} pixels is too elongated (at most {MAX_ASPECT}:1; a "
+                        "backbone would scale the short side up to its input size); crop it to the part that matters"
+                    )
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 large = img.width * img.height > LARGE_PIXELS

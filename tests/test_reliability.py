@@ -321,3 +321,42 @@ def test_evaluation_cache_is_keyed_by_root(tmp_path) -> None:
     fa = test_case_features(tc, backbone, tmp_path / "a", tmp_path / "cache", progress=False)
     fb = test_case_features(tc, backbone, tmp_path / "b", tmp_path / "cache", progress=False)
     assert not np.allclose(fa["e.jpg"], fb["e.jpg"]), "each root's own images"
+
+
+PEAK_RSS = (
+    "import resource, sys\n"
+    "from attribution_core.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'rc', rc)\n"
+)
+
+
+def peak_of(*args: str) -> tuple[int, int, str]:
+    """(peak RSS in KiB, exit code, stderr) of one ``attribute`` run in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, "-q", *args], cwd=project_root(), capture_output=True, text=True, timeout=600
+    )
+    words = out.stdout.split()
+    return int(words[words.index("peak") + 1]), int(words[words.index("rc") + 1]), out.stderr
+
+
+def test_degenerate_shapes_cost_no_more_than_a_normal_query(demo_bundle, tmp_path) -> None:
+    """A 144-byte PNG of 20000 x 1 pixels (which a backbone would scale to 5,120,000 x 256: 6 GB) is refused with one
+    line that says what to do, at the memory of a normal query; four such files in an extraction are skipped and
+    counted."""
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (20000, 1), (200, 30, 30)).save(strip)
+    normal = project_root() / "assets" / "chelsea_q0_object_00.jpg"
+    base, rc, _ = peak_of("query", str(normal), "--space", "demo_efficientnet_lite0")
+    assert rc == 0
+    peak, rc, err = peak_of("query", str(strip), "--space", "demo_efficientnet_lite0")
+    assert rc == 2 and "too elongated (at most 16:1" in err and "crop it" in err and len(err.strip().splitlines()) == 1
+    assert peak <= 1.5 * base, (peak, base)
+    folder = tmp_path / "strips"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (1, 20000), (i, 0, 0)).save(folder / f"s{i}.png")
+    shutil.copy(normal, folder / "photo.jpg")
+    report = extract_features([folder], tmp_path / "store", create_backbone("pixel"), progress=False)
+    assert report.embedded == 1 and len(report.skipped) == 4
+    assert all("too elongated" in s.reason for s in report.skipped)

@@ -263,3 +263,65 @@ def test_a_store_with_no_image_folder_serves_no_file(tmp_path) -> None:
     state._attributors["no_folder"] = create_attributor(spec, device="cpu", progress=False)
     with pytest.raises(IndexError):
         state.training_image("no_folder", 0)
+
+
+class _SlowScores:
+    """A method whose scoring takes 50 steps of 0.05 s and notes whether a cancel stopped it (a test double of a
+    slow query, registered nowhere)."""
+
+    def __init__(self):
+        from attribution_core.attribute import Attributor, TrainingRecord
+        from attribution_core.progress import check_cancelled
+
+        outer = self
+
+        class Slow(Attributor):
+            method = "slow_test"
+            name = "slow"
+
+            @classmethod
+            def load(cls, spec, **_):
+                return cls()
+
+            def __len__(self):
+                return 4
+
+            def training_record(self, row):
+                return TrainingRecord(Path(f"{row}.jpg"))
+
+            def whole_set_scores(self, queries, on_progress=None, cancel=None):
+                import numpy as np
+
+                for step in range(50):
+                    outer.steps = step
+                    check_cancelled(cancel)
+                    time.sleep(0.05)
+                return np.zeros((len(queries), 4)), [{}] * len(queries)
+
+            def influence(self, scores):
+                return scores + 0.25
+
+        self.attributor = Slow()
+        self.steps = 0
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_a_request_that_timed_out_stops_its_work(batching) -> None:
+    """Past the time limit the request answers 504 and its work stops at its next step (it used to run on, holding
+    the model thread and its memory), whether it was micro-batched or not."""
+    from attribution_core.service.state import ServiceState
+
+    slow = _SlowScores()
+    state = ServiceState(ServiceConfig(timeout_s=0.2, micro_batching=batching, batch_window_ms=1))
+    state._attributors["slow"] = slow.attributor
+    image = Image.new("RGB", (64, 64))
+
+    async def ask():
+        with pytest.raises(TimeoutError):
+            await state.attribute_now("slow", image, 2, "q")
+        await asyncio.sleep(0.5)
+
+    asyncio.run(ask())
+    state.model_thread.shutdown(wait=True)
+    assert slow.steps < 15, slow.steps  # stopped soon after 0.2 s, not after all 50 steps (2.5 s)
+    state.close()

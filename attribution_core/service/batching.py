@@ -89,10 +89,22 @@ class MicroBatcher:
                 item.future.set_result(result)
 
     def _compute(self, batch: list[_Pending]) -> list[AttributionResult]:
-        """One ``attribute`` call for the whole batch (each query with its own k and prompt)."""
+        """One ``attribute`` call for the whole batch (each query with its own k and prompt); it stops at its next
+        step once every request of the batch has timed out (their futures are then cancelled)."""
         return self.attributor.attribute(
             [item.image for item in batch],
             [item.k for item in batch],
             [item.name for item in batch],
             prompts=[item.prompt for item in batch],
+            cancel=_AllGone(batch),
         )
+
+
+@dataclass
+class _AllGone:
+    """A cancel flag that is set when no request of a batch waits for its answer any more."""
+
+    batch: list[_Pending]
+
+    def is_set(self) -> bool:
+        return all(item.future.done() for item in self.batch)

@@ -81,17 +81,28 @@ class ServiceState:
             raise QueueFullError
         self.inflight += 1
         self.metrics.queue_depth.set(self.inflight)
+        cancel = threading.Event()  # set when the request times out: its work stops at the next step
         try:
             loop = asyncio.get_running_loop()
             attributor = await loop.run_in_executor(self.model_thread, self.attributor, name)
-            work = self._submit(name, attributor, image, k, query, prompt)
+            work = self._submit(name, attributor, image, k, query, prompt, cancel)
             return await asyncio.wait_for(work, timeout=self.config.timeout_s)
+        except TimeoutError:
+            cancel.set()
+            raise
         finally:
             self.inflight -= 1
             self.metrics.queue_depth.set(self.inflight)
 
     async def _submit(
-        self, name: str, attributor: Attributor, image: Image.Image, k: int, query: str, prompt: str | None
+        self,
+        name: str,
+        attributor: Attributor,
+        image: Image.Image,
+        k: int,
+        query: str,
+        prompt: str | None,
+        cancel: threading.Event,
     ):
         if self.config.micro_batching and attributor.capabilities.batchable:
             if name not in self._batchers:
@@ -105,7 +116,7 @@ class ServiceState:
             return await self._batchers[name].submit(image, k, query, prompt)
         loop = asyncio.get_running_loop()
         self.metrics.batch_size.observe(1)
-        run = lambda: attributor.attribute([image], k, [query], prompts=[prompt])  # noqa: E731
+        run = lambda: attributor.attribute([image], k, [query], prompts=[prompt], cancel=cancel)  # noqa: E731
         return (await loop.run_in_executor(self.model_thread, run))[0]
 
     # --- jobs (methods that are not interactive) ----------------------------------------------------------------------
