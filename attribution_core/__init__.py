@@ -6,6 +6,7 @@ methods and spaces plug in through ``registry`` (the feature-based method and th
 themselves when this package is imported).
 """
 
+from . import _startup  # noqa: F401  (first: Ctrl-C during the imports below is one line, not a traceback)
 from . import demo as _demo  # noqa: F401  (registers the demo spaces)
 from .attribute import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
 from .backbones import Backbone, create_backbone, list_backbones

@@ -195,3 +195,23 @@ def test_a_plugin_index_kind_through_index_and_query(tmp_path, photo_dir) -> Non
     assert out.returncode == 2 and "--rerank goes with --index ivfpq (this query uses --index ivfsq8)" in out.stderr
     out = run(*query, "--index", "nosuch", env=env)
     assert out.returncode == 2 and "unknown index kind 'nosuch'" in out.stderr
+
+
+@pytest.mark.parametrize("command", [["attribute"], [sys.executable, "-m", "attribution_core"]])
+def test_ctrl_c_while_starting_is_one_line_and_exit_130(command) -> None:
+    """Ctrl-C in the first second (while torch and FAISS are being imported, before the command's own handler
+    exists) exits 130 with one line, not a 100-line traceback from inside torch."""
+    import shutil
+    import signal
+    import time
+
+    if command[0] == "attribute" and shutil.which("attribute") is None:
+        pytest.skip("the attribute console script is not installed on PATH")
+    proc = subprocess.Popen(
+        [*command, "query", "x.png"], cwd=project_root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "interrupted" in err
