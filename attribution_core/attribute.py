@@ -230,7 +230,7 @@ class Attributor(ABC):
         reads_prompt = self.capabilities.needs_prompt or self.capabilities.uses_prompt
         out = []
         for image, name, prompt in zip(images, names, prompts, strict=True):
-            prompt = (prompt or prompt_of(image)) if reads_prompt else None
+            prompt = check_prompt((prompt or prompt_of(image)) if reads_prompt else None, name)
             if self.capabilities.needs_prompt and not prompt:
                 raise AttributionError(
                     f"{name}: attribution by {self.method} needs the prompt the image was generated from; pass "
@@ -329,11 +329,25 @@ def query_names(images: Sequence[QueryImage], names: Sequence[str] | None) -> li
     return [str(im) if not isinstance(im, Image.Image) else f"image {i}" for i, im in enumerate(images)]
 
 
-def check_k(k: int) -> int:
-    """``k`` as an int >= 1, or a one-line error."""
+def check_k(k: int, name: str = "--top-k") -> int:
+    """``k`` as an int >= 1, or a one-line error naming it as the caller's door does (``--top-k``, ``k``)."""
     if int(k) < 1:
-        raise AttributionError(f"--top-k must be at least 1 (got {k})")
+        raise AttributionError(f"{name} must be at least 1 (got {k})")
     return int(k)
+
+
+#: Longest prompt accepted, in characters (a text encoder reads a few dozen tokens; longer text is a mistake).
+MAX_PROMPT_CHARS = 1000
+
+
+def check_prompt(prompt: str | None, name: str) -> str | None:
+    """``prompt``, or a one-line error naming the query when it is absurdly long."""
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        raise AttributionError(
+            f"{name}: the prompt is {len(prompt):,} characters long; at most {MAX_PROMPT_CHARS:,} are accepted "
+            "(the text encoder reads the first few dozen words)"
+        )
+    return prompt
 
 
 def check_ks(k: int | Sequence[int], n: int) -> list[int]:

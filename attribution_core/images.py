@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import io
 import os
 import threading
@@ -123,7 +124,7 @@ def load_rgb(
         if in_shard is not None:
             opener: Path | BinaryIO = io.BytesIO(read_member(*in_shard))
         elif not path.exists():
-            raise InputImageError(f"{name}: file not found")
+            raise InputImageError(f"{name}: {dangling(path) if path.is_symlink() else 'file not found'}")
         elif path.is_dir():
             raise InputImageError(f"{name}: is a folder, not an image file")
         else:
@@ -224,7 +225,7 @@ def _walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
                 continue
             path = here / name
             if path.is_symlink() and not path.exists():
-                yield path, "broken symlink"
+                yield path, dangling(path)
             elif path.is_file():
                 yield path, None
         while unreadable:
@@ -237,6 +238,16 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def dangling(link: Path) -> str:
+    """Why a symlink leads to no file: a loop, or a broken link."""
+    try:
+        link.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop (the link leads back to itself)"
+    return "broken symlink"
 
 
 def relative_name(path: Path, root: Path) -> str:

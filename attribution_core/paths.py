@@ -25,7 +25,11 @@ def display_path(path: Path | str, root: Path | None = None) -> str:
     path = Path(path)
     root = root or project_root()
     try:
-        return str(path.resolve().relative_to(root))
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop cannot be resolved: name it as given, made absolute
+        resolved = Path(os.path.abspath(path))
+    try:
+        return str(resolved.relative_to(root))
     except ValueError:
         return str(path)
 

@@ -58,6 +58,8 @@ def odd_member(member: tarfile.TarInfo, seen: Container[str]) -> str | None:
     name = member.name
     if member.issym() or member.islnk():
         return "a link inside the shard: not followed"
+    if member.issparse():
+        return "a sparse file inside the shard: not read (store the image whole)"
     if not member.isfile():
         return "not a regular file inside the shard"
     if name.startswith("/") or "\\" in name or posixpath.normpath(name) != name or name.startswith("../"):

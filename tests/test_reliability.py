@@ -360,3 +360,29 @@ def test_degenerate_shapes_cost_no_more_than_a_normal_query(demo_bundle, tmp_pat
     report = extract_features([folder], tmp_path / "store", create_backbone("pixel"), progress=False)
     assert report.embedded == 1 and len(report.skipped) == 4
     assert all("too elongated" in s.reason for s in report.skipped)
+
+
+def test_a_symlink_loop_and_a_sparse_shard_member_are_named_for_what_they_are(tmp_path) -> None:
+    """A file symlink loop is reported as a loop (not "file not found"), as a query and in an extraction; a sparse
+    member of a webdataset shard is skipped as sparse (not reported as a truncated shard)."""
+    import io
+    import tarfile
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.jpg").symlink_to(folder / "b.jpg")
+    (folder / "b.jpg").symlink_to(folder / "a.jpg")
+    with pytest.raises(InputImageError, match=r"a\.jpg: a symlink loop"):
+        load_rgb(folder / "a.jpg")
+    buf = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buf, "JPEG")
+    with tarfile.open(folder / "00000.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, kind in (("000.jpg", tarfile.REGTYPE), ("001.jpg", tarfile.GNUTYPE_SPARSE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.size = kind, len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    report = extract_features(folder, tmp_path / "store", create_backbone("pixel", device="cpu"), progress=False)
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert report.embedded == 1 and FeatureStore.open(tmp_path / "store").paths == ["00000.tar/000.jpg"]
+    assert "symlink loop" in reasons["a.jpg"] and "symlink loop" in reasons["b.jpg"]
+    assert "sparse" in reasons["00000.tar/001.jpg"]

@@ -89,6 +89,20 @@ def test_oversized_upload_is_a_413(demo_bundle) -> None:
     assert "limit" in r.json()["detail"]
 
 
+def test_an_oversized_upload_sent_chunked_is_a_413_too() -> None:
+    """Without Content-Length (chunked), the body is counted as it streams: 413, not the form parser's 400."""
+    from fastapi.testclient import TestClient
+
+    def chunks():
+        yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="big.png"\r\n\r\n'
+        for _ in range(30):
+            yield b"\0" * 2**20
+
+    with TestClient(create_app(ServiceConfig(max_upload_mb=25))) as small:
+        r = small.post("/v1/attribute", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and "over the limit of 25 MB" in r.json()["detail"]
+
+
 def test_api_key_is_required_when_configured(demo_bundle) -> None:
     from fastapi.testclient import TestClient
 
@@ -325,3 +339,27 @@ def test_a_request_that_timed_out_stops_its_work(batching) -> None:
     state.model_thread.shutdown(wait=True)
     assert slow.steps < 15, slow.steps  # stopped soon after 0.2 s, not after all 50 steps (2.5 s)
     state.close()
+
+
+def test_request_mistakes_are_400_at_once_in_the_services_own_words(client) -> None:
+    """k below 1 names the form field, not a CLI flag; a method that needs a prompt and gets none is a 400 at once
+    (not a 202 and a job that fails); an absurdly long prompt is refused."""
+    r = client.post("/v1/attribute", data={"space": SPACE, "k": "0"}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 400 and r.json()["detail"] == "k must be at least 1 (got 0)"
+    r = client.post("/v1/attribute", data={"space": "demo_unlearning"}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 400 and "space 'demo_unlearning' needs the prompt" in r.json()["detail"]
+    assert "--prompt" not in r.json()["detail"]
+    long = "a photo of coins " * 10_000
+    r = client.post("/v1/attribute", data={"space": SPACE, "prompt": long}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 400 and "the prompt is 170,000 characters long; at most 1,000" in r.json()["detail"]
+
+
+def test_a_prompt_longer_than_the_model_reads_is_marked_truncated(demo_bundle) -> None:
+    """The demo model reads 14 words of a prompt: a result says when the rest was cut off."""
+    from attribution_core.attribute import Query
+    from attribution_core.registry import create_attributor
+
+    unlearning = create_attributor("demo_unlearning", device="cpu")
+    image = Image.new("RGB", (16, 16))
+    assert "prompt_truncated" not in unlearning.extras(Query("q", image, "a photo of coins"))
+    assert unlearning.extras(Query("q", image, "a photo of coins " * 20))["prompt_truncated"] is True

@@ -236,6 +236,7 @@ def print_results(results: list[AttributionResult], args: argparse.Namespace) ->
     else:
         for r in results:
             timings = ", ".join(f"{stage} {ms / 1000:.1f} s" for stage, ms in r.timings_ms.items() if ms >= 1000)
-            prompt = f"“{r.extras['prompt']}”; " if "prompt" in r.extras else ""
+            cut = " (cut to the words the model reads)" if r.extras.get("prompt_truncated") else ""
+            prompt = f"“{r.extras['prompt']}”{cut}; " if "prompt" in r.extras else ""
             print(f"{r.query}  [{r.space}; {prompt}{r.describe()}{'; ' + timings if timings else ''}]")
             print_ranking(r)

@@ -56,6 +56,10 @@ class PromptTokenizer:
             self.added.append(token)
         return 2 + len(self.bpe_ids) + self.added.index(token)
 
+    def truncates(self, text: str) -> bool:
+        """Whether ``text`` has more tokens than the model reads (the rest is cut off)."""
+        return len(self._bpe_of(text)) > self.context_length - 2
+
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         """Compact ids [B, context_length]: start, the prompt's tokens (truncated), end, padding."""
         out = torch.full((len(texts), self.context_length), PAD, dtype=torch.long)

@@ -23,10 +23,11 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
-from ..attribute import check_k
+from ..attribute import check_k, check_prompt
+from ..diffusion.generation import prompt_of
 from ..errors import AttributionError, SpaceNotReadyError
 from ..images import QUERY_MAX_SIDE, load_rgb, release_memory, thumbnail
-from ..registry import get_space
+from ..registry import get_space, method_class
 from ..spaces import training_set_note
 from .config import ServiceConfig
 from .jobs import JobsFullError
@@ -84,9 +85,16 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
         k: Annotated[int, Form(description="training images to list")] = 10,
         prompt: Annotated[str | None, Form(description="the image's prompt (default: its PNG metadata)")] = None,
     ) -> JSONResponse:
-        k = check_k(k)
+        k = check_k(k, "k")
         names = state.resolve(space or [], method or [])
         query, name = await _query_image(state, image, image_id)
+        check_prompt(prompt, "prompt")
+        for n in names:  # a method that cannot answer without a prompt is told so now, not by a failed job
+            if method_class(get_space(n).method).capabilities.needs_prompt and not (prompt or prompt_of(query)):
+                raise AttributionError(
+                    f"space {n!r} needs the prompt the image was generated from: send the form field prompt "
+                    "(PNG images made by the demo model carry it in their metadata)"
+                )
         results, jobs = [], []
         try:
             for n in names:

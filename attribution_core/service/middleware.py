@@ -66,21 +66,34 @@ class ServiceMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             await _reply(send, 413, f"request body over the limit of {self.max_body // 2**20} MB")
             return
-        seen = 0
+        seen, over, replied = 0, False, False
+        too_large = f"request body over the limit of {self.max_body // 2**20} MB"
 
         async def counted_receive():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
+                    over = True
                     raise _TooLargeError
             return message
 
+        async def guarded_send(message) -> None:
+            # a body sent without Content-Length (chunked) is counted as it streams; the form parser then turns the
+            # stop into its own 400, which is replaced here by the 413 it is
+            nonlocal replied
+            if not over:
+                await send(message)
+            elif message["type"] == "http.response.start" and not replied:
+                replied = True
+                await _reply(send, 413, too_large)
+
         try:
-            await self.app(scope, counted_receive, send)
+            await self.app(scope, counted_receive, guarded_send)
         except _TooLargeError:
-            await _reply(send, 413, f"request body over the limit of {self.max_body // 2**20} MB")
+            if not replied:
+                await _reply(send, 413, too_large)
 
     def _authorised(self, scope) -> bool:
         headers = dict(scope.get("headers") or [])

@@ -186,8 +186,11 @@ class UnlearningAttributor(Attributor):
         return share_of_rise(scores)
 
     def extras(self, query: Query) -> dict[str, Any]:
+        truncates = getattr(self.model.tokenizer, "truncates", None)  # the demo model's tokenizer says so
+        cut = bool(truncates and query.prompt and truncates(query.prompt))
         return {
             "prompt": query.prompt,
+            **({"prompt_truncated": True} if cut else {}),  # the model read only the prompt's first tokens
             "model": self.model.fingerprint(),
             "settings": dataclasses.asdict(self.config),
         }
