@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -155,3 +156,8 @@ def results_to_csv(results: Sequence[AttributionResult]) -> str:
 def results_to_jsonl(results: Sequence[AttributionResult]) -> str:
     """One JSON object per query and space (the CLI's ``--json`` and the app's download)."""
     return "".join(json.dumps(r.to_dict()) + "\n" for r in results)
+
+
+def with_paths(result: AttributionResult, show: Callable[[Attribution], str]) -> AttributionResult:
+    """A copy of ``result`` whose listed paths are ``show(attribution)`` (how a door names files to its users)."""
+    return dataclasses.replace(result, results=[dataclasses.replace(a, path=show(a)) for a in result.results])

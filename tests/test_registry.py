@@ -110,7 +110,8 @@ def test_third_party_method_through_the_cli(demo_bundle) -> None:
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["method"] == "thumbnail" and result["score_kind"] == "neg_thumbnail_distance"
-    assert result["results"][0]["path"] == str(query) and result["results"][0]["score"] == 0.0  # itself, first
+    assert result["results"][0]["path"] == "assets/chelsea_q0_object_00.jpg"  # itself, first, named as shown
+    assert result["results"][0]["score"] == 0.0
     assert sum(r["influence"] for r in result["results"]) + result["remaining_influence"] == pytest.approx(1.0)
 
 

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
+from attribution_core.paths import project_root
 from attribution_core.service import ServiceConfig, create_app
 
 from .helpers import free_port, start_service, write_quick_unlearning
@@ -62,7 +63,13 @@ def test_attribute_answers_like_the_cli_json(client, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["query", str(query), "--space", SPACE, "-k", "5", "--json", "-q"]) == 0
     cli = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert [a["path"] for a in got["results"]] == [a["path"] for a in cli["results"]]
+    assert [a["row"] for a in got["results"]] == [a["row"] for a in cli["results"]]
+    # the CLI names files from the project root (as the README shows); the service from the space's image folder,
+    # never revealing the server's own folders
+    assert all(c["path"].startswith("dataset/demo/") for c in cli["results"])
+    for a, c in zip(got["results"], cli["results"], strict=True):
+        assert not a["path"].startswith("/") and c["path"] == f"dataset/demo/{a['path']}"
+    assert str(project_root()) not in r.text
     assert [a["influence"] for a in got["results"]] == pytest.approx([a["influence"] for a in cli["results"]])
     assert got["remaining_influence"] == pytest.approx(cli["remaining_influence"])
 

@@ -228,7 +228,9 @@ def print_results(results: list[AttributionResult], args: argparse.Namespace) ->
     import sys
 
     from ..attribute import results_to_csv, results_to_jsonl
+    from ..results import with_paths
 
+    results = [with_paths(r, lambda a: display_path(a.path)) for r in results]  # as the README shows them
     if args.csv:
         sys.stdout.write(results_to_csv(results))
     elif args.json:

@@ -102,7 +102,7 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
                     job = state.start_job(n, query, k, name, prompt)
                     jobs.append({"id": job.id, "space": n, "status": job.status, "url": f"/v1/jobs/{job.id}"})
                 else:
-                    results.append((await state.attribute_now(n, query, k, name, prompt)).to_dict())
+                    results.append(state.public(n, await state.attribute_now(n, query, k, name, prompt)))
         except QueueFullError:
             raise HTTPException(503, "busy: too many requests waiting; retry shortly", {"Retry-After": "1"}) from None
         except JobsFullError:

@@ -15,6 +15,7 @@ from PIL import Image
 from ..attribute import AttributionResult, Attributor
 from ..errors import AttributionError
 from ..registry import create_attributor, get_space, list_spaces, method_class, space_record
+from ..results import with_paths
 from .batching import MicroBatcher
 from .config import ServiceConfig
 from .jobs import JobQueue
@@ -123,11 +124,25 @@ class ServiceState:
     def start_job(self, name: str, image: Image.Image, k: int, query: str, prompt: str | None):
         def work(on_progress, cancel) -> dict:
             attributor = self.attributor(name)
-            return attributor.attribute([image], k, [query], prompts=[prompt], on_progress=on_progress, cancel=cancel)[
-                0
-            ].to_dict()
+            result = attributor.attribute([image], k, [query], prompts=[prompt], on_progress=on_progress, cancel=cancel)
+            return self.public(name, result[0])
 
         return self.jobs.submit(name, work)
+
+    def public(self, name: str, result: AttributionResult) -> dict:
+        """A result as the service answers it: each path relative to the space's image folder (the server's own
+        folders are not its clients' business; ``row`` is what ``/v1/images`` serves), else the file's name."""
+        attributor = self.attributor(name)
+
+        def shown(a) -> str:
+            path, root = attributor.training_image(a.row) if a.row >= 0 else (Path(a.path), None)
+            if root is not None and str(root):
+                relative = os.path.relpath(os.path.normpath(path), os.path.normpath(root))
+                if not relative.startswith(".."):
+                    return Path(relative).as_posix()
+            return Path(a.path).name
+
+        return with_paths(result, shown).to_dict()
 
     # --- training images -----------------------------------------------------------------------------------
     def training_image(self, name: str, row: int) -> Path:
