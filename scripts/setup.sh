@@ -15,6 +15,7 @@ stamp=".venv/.installed-$(cat "$req" requirements.txt pyproject.toml | sha256sum
 if [ ! -f "$stamp" ]; then
   python -m pip install -q --upgrade pip
   python -m pip install -q -r "$req"
-  python -m pip install -q --no-deps -e .
+  # setuptools' banner about editable installs is advice for package authors, not for users: kept off the screen
+  PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q --no-deps -e .
   touch "$stamp"
 fi

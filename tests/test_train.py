@@ -171,3 +171,16 @@ def test_other_head_types_train_and_improve(head: str) -> None:
     heads, report = train_heads(train, val, corpus, config, progress=False)
     assert heads.kind == head and heads.dim == 32
     assert report.best["val_mAP"] > report.history[0]["val_mAP"]
+
+
+def test_head_training_logs_no_nan_before_its_first_step(caplog) -> None:
+    """The first line head training logs (the identity heads' validation, before any step) shows no 'loss nan'."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="attribution_core.train.heads")
+    train, _ = rotated_problem(10, 16, seed=1)
+    val, _ = rotated_problem(5, 16, seed=2)
+    config = HeadTrainingConfig(negatives=64, max_epochs=2, patience=2, seed=0)
+    train_heads(train, val, random_unit(200, 16, seed=3), config, progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "attribution_core.train.heads"]
+    assert lines[0].startswith("before training") and not any("nan" in line for line in lines), lines

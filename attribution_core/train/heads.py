@@ -154,9 +154,11 @@ def train_heads(
         heads.real_head.to(dev).train()
         heads.synth_head.to(dev).train()
         report.history.append({"epoch": epoch, "loss": loss, **{f"val_{k}": v for k, v in metrics.items()}})
-        log.info(
-            "epoch %3d  loss %.4f  val recall@10 %.4f  val mAP %.4f", epoch, loss, metrics["recall@10"], metrics["mAP"]
-        )
+        scores = f"val recall@10 {metrics['recall@10']:.4f}  val mAP {metrics['mAP']:.4f}"
+        if epoch == 0:  # no loss yet: the identity heads, before any training step
+            log.info("before training  %s", scores)
+        else:
+            log.info("epoch %3d  loss %.4f  %s", epoch, loss, scores)
         return metrics["mAP"]
 
     best_map = evaluate(0, float("nan"))
