@@ -20,10 +20,14 @@ in a crawl). FAISS keeps each list's codes together the same way; it has no such
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import shutil
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +109,9 @@ def build_ondisk(
         wanted = max(TRAIN_PER_LIST * nlist, 39 * 256)  # the coarse lists, and PQ's 256 centroids per sub-vector
         sample = np.sort(rng.choice(n, min(n, wanted), replace=False))
         log.info("training %s on %d of %d vectors", params["factory"], len(sample), n)
-        index.train(np.ascontiguousarray(map_rows(sample)))
+        vectors = np.ascontiguousarray(map_rows(sample))
+        with faiss_output_to_debug():
+            index.train(vectors)
         with atomic_path(trained) as tmp:
             faiss.write_index(index, str(tmp))
     rows = int(params.get("shard_rows", SHARD_ROWS))
@@ -135,7 +141,8 @@ def build_ondisk(
     index = faiss.read_index(str(trained))
     data = faiss_path.with_suffix(".ivfdata")
     data.unlink(missing_ok=True)
-    merge_ondisk(index, shards, str(data))
+    with faiss_output_to_debug():
+        merge_ondisk(index, shards, str(data))
     if params.get("rescore") == "float16":
         _write_list_ordered_copy(parts / "rescore.npy", list_order(index), faiss_path, progress)
     with atomic_path(faiss_path) as tmp:
@@ -205,7 +212,31 @@ def read_rescore_copy(faiss_path: Path, n: int, d: int) -> RescoreCopy | None:
 
 def read_ondisk(faiss_path: Path) -> faiss.Index:
     """The index with its inverted lists memory-mapped from the ``.ivfdata`` file beside it."""
-    return faiss.read_index(str(faiss_path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+    with faiss_output_to_debug():
+        return faiss.read_index(str(faiss_path), faiss.IO_FLAG_ONDISK_SAME_DIR)
+
+
+@contextlib.contextmanager
+def faiss_output_to_debug() -> Iterator[None]:
+    """FAISS's own C++ messages (k-means warnings, notes about on-disk file names) go to the debug log instead of
+    the user's terminal: the process's stdout and stderr are pointed at a temporary file for the call."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 1)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            caught.seek(0)
+            text = caught.read().decode(errors="replace").strip()
+            if text:
+                log.debug("FAISS said: %s", text)
 
 
 def rescored_search(
