@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+import urllib.request
+
 import numpy as np
+import pytest
 import torch
 
 
@@ -98,3 +103,15 @@ def start_service(port: int, spaces_file, log):
         stderr=subprocess.STDOUT,
         env={**os.environ, "ATTRIBUTION_SPACES": str(spaces_file)},
     )
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, path: str = "/_stcore/health") -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}{path}", timeout=2).status == 200:
+                return
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    pytest.fail(f"{url} did not start; see test-artifacts/")

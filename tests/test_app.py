@@ -144,10 +144,8 @@ def test_the_explorer_listens_on_loopback_only(tmp_path) -> None:
     import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
 
-    from .helpers import free_port
+    from .helpers import free_port, wait_until_up
 
     port = free_port()
     log = tmp_path / "streamlit.log"
@@ -160,15 +158,7 @@ def test_the_explorer_listens_on_loopback_only(tmp_path) -> None:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the explorer did not start: {log.read_text()[-2000:]}")
+        wait_until_up(f"http://127.0.0.1:{port}", proc)
         text = log.read_text()
         assert f"http://127.0.0.1:{port}" in text and "Network URL" not in text, text
         others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}

@@ -7,8 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
 from attribution_core.paths import project_root
 
-from .helpers import free_port, start_service, write_quick_unlearning
+from .helpers import free_port, start_service, wait_until_up, write_quick_unlearning
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -36,18 +34,6 @@ pytestmark = [
         not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
     ),
 ]
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, path: str = "/_stcore/health") -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}{path}", timeout=2).status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    pytest.fail(f"{url} did not start; see test-artifacts/")
 
 
 def start_explorer(log_name: str, env: dict, *script_args: str) -> tuple[subprocess.Popen, str, object]:
