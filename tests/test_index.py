@@ -367,15 +367,25 @@ def test_ivfpq_on_a_small_store_is_refused_at_once_or_built_with_a_factory_that_
     assert index.ntotal == 200
 
 
-def test_faiss_messages_stay_off_the_terminal(tmp_path, capfd, caplog) -> None:
+def test_faiss_messages_stay_off_the_terminal(tmp_path, capfd, caplog, monkeypatch) -> None:
     """Training IVF-PQ on fewer rows than FAISS likes and loading its on-disk lists make FAISS print k-means warnings
     and notes about file names from C++; they go to the debug log, not the user's terminal."""
     import logging
 
-    caplog.set_level(logging.DEBUG, logger="attribution_core.index.ondisk")
-    store = write_store(tmp_path / "s", random_unit(1000, 16), [f"{i}.jpg" for i in range(1000)], "test")
-    build_index(store, identity_heads(16), "ivfpq", {"factory": "IVF8,PQ4"}, progress=False)
-    load_index(store, identity_heads(16), "ivfpq", progress=False)
+    from attribution_core.index import ondisk
+
+    # only this test's handler sees the debug records (another test's CLI run may have left a root handler whose
+    # stream pytest has since closed)
+    monkeypatch.setattr(ondisk.log, "propagate", False)
+    monkeypatch.setattr(ondisk.log, "handlers", [caplog.handler])
+    level = ondisk.log.level
+    ondisk.log.setLevel(logging.DEBUG)  # setLevel, not the attribute: it clears the logger's cached answers
+    try:
+        store = write_store(tmp_path / "s", random_unit(1000, 16), [f"{i}.jpg" for i in range(1000)], "test")
+        build_index(store, identity_heads(16), "ivfpq", {"factory": "IVF8,PQ4"}, progress=False)
+        load_index(store, identity_heads(16), "ivfpq", progress=False)
+    finally:
+        ondisk.log.setLevel(level)
     out, err = capfd.readouterr()
     assert "WARNING clustering" not in out + err and "IO_FLAG" not in out + err, (out, err)
     assert "WARNING clustering" in caplog.text  # kept, at debug
