@@ -17,6 +17,9 @@ one per query), loading the images and their prompts, ranking, influence and the
 and :meth:`Attributor.training_record` (the file, caption and URL of a training row). The front doors (service,
 explorer, counterfactual harness) read only what is on this interface: its :class:`Capabilities`, ``attribute``,
 ``scores`` and ``training_image``.
+
+(A little over 350 lines: the interface, its template and the checks of what a query asks for — k, prompt —
+are one contract, kept in one place so that every method and door applies them the same way.)
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ A step whose package is missing is reported as skipped, with the package named (
 without diffusers or open_clip: unlearning, retraining and training throughput; without the EfficientNet package:
 the embedding rows). GPU FAISS is not carried (no build fits): flat search on the GPU runs through torch, and a user
 with a faiss-gpu build gets GPU IVF from ``attribute query --index ivf --device cuda``.
+
+(About 400 lines: one script is what one device call runs; its steps, sizes, preparation and table stay together.)
 """
 
 from __future__ import annotations
