@@ -195,7 +195,9 @@ class FeatureAttributor(Attributor):
 
     def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
         """The AbC protocol on ``test_cases`` (options: ``ks``, ``no_head``, ``progress``, ``influence``)."""
-        return evaluate_feature_space(self, test_cases, root, **options)
+        return evaluate_feature_space(
+            self.spec, self.backbone, self.heads, self.calibrator, test_cases, root, **options
+        )
 
     def __len__(self) -> int:
         return len(self.store)

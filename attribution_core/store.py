@@ -20,7 +20,6 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from .fileio import atomic_write_json, clean_stale_temps, is_writable_dir, repla
 from .paths import cache_dir, display_path, project_root
 from .store_checks import (
     CHUNK,
+    StoreMeta,
     checked_meta,
     checksum_of,
     data_stamp,
@@ -45,18 +45,6 @@ STORE_FORMAT = "attribution-store/1"
 CONVERTER_VERSION = 2
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StoreMeta:
-    """What a store records about itself; checked on every open."""
-
-    backbone: str  # backbone name the features came from
-    dim: int  # feature dimension d
-    count: int  # number of images N
-    checksum: str  # sha256 over the features and paths
-    image_root: str  # folder the paths are relative to ("" when unknown)
-    source: str = ""  # where the features came from (a folder, a .pth file)
 
 
 class FeatureStore:

@@ -8,20 +8,29 @@ import dataclasses
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import StoreError
 from .fileio import atomic_write_json
 
-if TYPE_CHECKING:
-    from .store import StoreMeta
-
 CHUNK = 65536
 
 log = logging.getLogger("attribution_core.store")
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """What a store records about itself; checked on every open."""
+
+    backbone: str  # backbone name the features came from
+    dim: int  # feature dimension d
+    count: int  # number of images N
+    checksum: str  # sha256 over the features and paths
+    image_root: str  # folder the paths are relative to ("" when unknown)
+    source: str = ""  # where the features came from (a folder, a .pth file)
 
 
 #: Fields of ``meta.json`` and their types; ``source`` may be absent.

@@ -7,24 +7,22 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..backbones import Backbone
+from ..calibration import Calibrator
 from ..errors import AttributionError
 from ..extract import extract_features
-from ..heads import identity_heads
+from ..heads import Heads, identity_heads
 from ..paths import display_path, project_root
-from ..spaces import open_space_store
+from ..spaces import SpaceSpec, open_space_store
 from ..store import FeatureStore
 from .metrics import DEFAULT_KS, SpaceResult
 from .protocol import evaluate_features
 from .testcase import TestCase
-
-if TYPE_CHECKING:
-    from ..features import FeatureAttributor
 
 
 def test_case_features(
@@ -76,7 +74,10 @@ def corpus_rows_without(store: FeatureStore, root: Path, test_cases: Sequence[Te
 
 
 def evaluate_feature_space(
-    attributor: FeatureAttributor,
+    spec: SpaceSpec,
+    backbone: Backbone,
+    heads: Heads,
+    calibrator: Calibrator,
     test_cases: Sequence[TestCase],
     root: Path,
     ks: Sequence[int] = DEFAULT_KS,
@@ -85,13 +86,12 @@ def evaluate_feature_space(
     influence: bool = False,
     **_: Any,
 ) -> list[SpaceResult]:
-    """The protocol for one loaded feature space on each test case; with ``influence``, also the mean calibrated
-    influence on the true exemplars (the space's calibrator). ``no_head``: the raw backbone (identity heads)."""
-    spec, backbone = attributor.spec, attributor.backbone
+    """The protocol for one loaded feature space (its spec, backbone, heads, calibrator) on each test case; with
+    ``influence``, also the mean calibrated influence on the true exemplars. ``no_head``: the raw backbone."""
     use_head = spec.mapper is not None and not no_head
-    heads = attributor.heads if use_head else identity_heads(backbone.dim)
+    heads = heads if use_head else identity_heads(backbone.dim)
     name = spec.name if use_head or spec.mapper is None else f"{spec.name} (no head)"
-    cal = attributor.calibrator if influence else None
+    cal = calibrator if influence else None
     store = open_space_store(spec, corpus=True)  # AbC: exemplars are never part of the distractor corpus
     store.check_backbone(backbone.name, backbone.dim)
     corpus = heads.real_head.map_numpy(store.feats)

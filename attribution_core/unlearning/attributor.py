@@ -111,7 +111,10 @@ class UnlearningAttributor(Attributor):
     def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
         """The AbC protocol on test cases that name their customised models (options: ``ks``, ``progress``,
         ``max_per_type``)."""
-        return evaluate_unlearning_space(self, test_cases, root, **options)
+        self.prepare()  # the base model's Fisher over the corpus (cached)
+        return evaluate_unlearning_space(
+            self.spec, self.model.device, self.data, self.config, self.fisher, test_cases, root, **options
+        )
 
     @property
     def fisher(self) -> dict[str, torch.Tensor]:

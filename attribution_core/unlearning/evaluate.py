@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +29,10 @@ from ..evaluate.metrics import DEFAULT_KS, SpaceResult, metrics_by_type
 from ..evaluate.testcase import TestCase
 from ..images import load_rgb
 from ..paths import display_path
+from ..spaces import SpaceSpec
 from .caches import cached_losses
+from .config import UnlearningConfig
 from .scores import scores_from_losses, training_losses, unlearn
-
-if TYPE_CHECKING:
-    from .attributor import UnlearningAttributor
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,11 @@ def exemplar_ranks_of(scores: np.ndarray, n_corpus: int) -> np.ndarray:
 
 
 def evaluate_unlearning_space(
-    attributor: UnlearningAttributor,
+    spec: SpaceSpec,
+    device: torch.device,
+    corpus: TrainingSet,
+    config: UnlearningConfig,
+    fisher: dict[str, torch.Tensor],
     test_cases: Sequence[TestCase],
     root: Path,
     ks: Sequence[int] = DEFAULT_KS,
@@ -55,9 +58,6 @@ def evaluate_unlearning_space(
 ) -> list[SpaceResult]:
     """Run the protocol with a loaded unlearning space on each test case (``max_per_type``: synthesized images per
     model and prompt type, to bound the time; all by default)."""
-    spec, corpus, config = attributor.spec, attributor.data, attributor.config
-    attributor.prepare()  # the base model's Fisher over the corpus (cached)
-    fisher = attributor.fisher
     out = []
     for tc in test_cases:
         types, ranks, dump = [], [], []
@@ -68,7 +68,7 @@ def evaluate_unlearning_space(
                     "('customized'); unlearning needs the model that generated the images"
                 )
             folder = root / m.customized
-            model = apply_customization(load_model(spec.options["model"], attributor.model.device), folder)
+            model = apply_customization(load_model(spec.options["model"], device), folder)
             prompt = json.loads((folder / "customization.json").read_text())["prompt"]
             pixels = torch.stack([image_tensor(load_rgb(root / p), model.config.resolution) for p in m.exemplar])
             ex = model.encode_images(pixels).cpu()
