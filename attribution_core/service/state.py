@@ -132,7 +132,7 @@ class ServiceState:
     def public(self, name: str, result: AttributionResult) -> dict:
         """A result as the service answers it: each path relative to the space's image folder (the server's own
         folders are not its clients' business; ``row`` is what ``/v1/images`` serves), else the file's name."""
-        attributor = self.attributor(name)
+        attributor = self._attributors[name]  # loaded: it just answered (no load lock taken on the event loop)
 
         def shown(a) -> str:
             path, root = attributor.training_image(a.row) if a.row >= 0 else (Path(a.path), None)
