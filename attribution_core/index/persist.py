@@ -5,7 +5,7 @@ Where: ``STORE/index/<kind>-<head fingerprint>.faiss`` + ``.json`` for the store
 registered heads), and the cache (``~/.cache/attribution/indexes/``, capped in size) for ad-hoc heads or when
 the store folder is read-only. Indexes are only ever read from those places, never from an upload.
 
-What is checked on load (cheap; docs: README "Reliability"):
+What is checked on load (cheap; docs/reliability.md):
 
 - the JSON is an object of the current format, and records the store checksum (which the store itself re-checks
   when its files' size or mtime change), backbone, head fingerprint (type and weights), count and dimension;

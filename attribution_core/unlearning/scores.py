@@ -7,7 +7,7 @@ random numbers, as the authors' per-batch seeding gives each batch the same nois
 size, device and order. "After − before" then compares like with like (lr = 0 gives exactly 0), and two similar
 training images are compared under the same noise, so their ranking reflects the images, not their noise draws
 (measured on 4 self-queries of the demo model: the query's own rank went from 12/2/1/3 with a draw per image to
-8/1/1/1 shared; README "Attribution by unlearning").
+8/1/1/1 shared; docs/unlearning.md).
 """
 
 from __future__ import annotations
