@@ -120,9 +120,23 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lds(args: argparse.Namespace) -> int:
+    from ..counterfactual.config import LdsConfig
+    from ..counterfactual.lds_report import report_lds
+    from ..counterfactual.lds_run import default_lds_output, run_lds, train_lds_models
+
+    config = config_from_args(LdsConfig, args)
+    out = Path(args.out) if args.out else default_lds_output()
+    if args.train_only:
+        train_lds_models(config, out)
+        return 0
+    print(report_lds(run_lds(config, out), config, out), end="")
+    return 0
+
+
 def add_commands(command) -> None:
-    """Register ``diffusion train|sample|customize``, ``unlearn`` and ``counterfactual``."""
-    from ..counterfactual.config import CounterfactualConfig
+    """Register ``diffusion train|sample|customize``, ``unlearn``, ``counterfactual`` and ``lds``."""
+    from ..counterfactual.config import CounterfactualConfig, LdsConfig
     from ..diffusion import TrainConfig
     from ..diffusion.config import CustomizeConfig
     from ..diffusion.generation import SamplerSettings
@@ -189,3 +203,15 @@ def add_commands(command) -> None:
         "(default: benchmarks/results/counterfactual[_validation])",
     )
     add_config_args(p, CounterfactualConfig)
+
+    p = command(
+        "lds",
+        "linear datamodeling score: every method's scores against the losses of models retrained on random "
+        "subsets (shared by all queries and methods; resumable)",
+        cmd_lds,
+    )
+    p.add_argument(
+        "--out", help="folder for table.md/.csv, lds.png, scatter.png, validation/ (default: benchmarks/results/lds)"
+    )
+    p.add_argument("--train-only", action="store_true", help="train the base and subset models, then stop")
+    add_config_args(p, LdsConfig)

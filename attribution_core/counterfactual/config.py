@@ -1,5 +1,5 @@
-"""Settings of the leave-K-out counterfactual check (docs/method.md §7): the base model, the queries, the methods
-and the sizes K of the removed sets."""
+"""Settings of the counterfactual checks (docs/method.md §7, §8): the base model both checks share, the queries,
+the methods, the sizes K of leave-K-out's removed sets and the subsets of the linear datamodeling score."""
 
 from __future__ import annotations
 
@@ -8,27 +8,29 @@ from dataclasses import dataclass, field
 
 from ..config import option
 from ..constants import DEFAULT_DEVICE, DEVICE_HELP
+from ..demo.synthesis import PHOTO_NOUNS
 from ..diffusion.config import ModelConfig, TrainConfig
 
-#: Methods compared: unlearning, the demo feature spaces, and query-independent random removal.
+#: Methods compared: unlearning, the demo feature spaces, and query-independent random scores.
 METHODS = ("unlearning", "demo_efficientnet_lite0_tuned", "demo_efficientnet_lite0", "demo_pixel", "random")
 
-#: Reported queries: (photo, seed) pairs, prompt "a photo of <photo>". Validation queries (for any choice of
-#: hyperparameters, never reported) use other photos and other seeds.
+#: Leave-K-out's reported queries: (photo, seed) pairs, prompt "a photo of <photo>". Validation queries (for any
+#: choice of hyperparameters, never reported) use other photos and other seeds.
 REPORTED_QUERIES = (("coins", 1), ("clock", 2), ("horse", 3), ("brick", 4))
 VALIDATION_QUERIES = (("moon", 101), ("grass", 102), ("camera", 103), ("cell", 104))
-#: The training set's photographs: those of the reported and of the validation queries.
+#: Leave-K-out's training set: the photographs of its reported and validation queries.
 PHOTOS = tuple(p for p, _ in REPORTED_QUERIES + VALIDATION_QUERIES)
+#: Every photograph of the demo corpus (the LDS's training set: its cost depends on steps and batch, not on size).
+ALL_PHOTOS = tuple(PHOTO_NOUNS)
 
 
 @dataclass(frozen=True)
-class CounterfactualConfig:
-    """Options of ``attribute counterfactual`` (the CLI's flags are generated from these fields)."""
+class BaseModelConfig:
+    """The base model and how a query's loss is measured: shared by leave-K-out and the LDS (the CLI's flags are
+    generated from these fields)."""
 
     photos: tuple[str, ...] = option(PHOTOS, "corpus photos in the training set")
     views_per_photo: int = option(8, "training images per photo (its first views)")
-    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (about 3% and 9% of 64 images)")
-    random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
     steps: int = option(1000, "training steps of the base model and of every retrain")
     batch_size: int = option(32, "images per training step")
     ema_decay: float = option(
@@ -43,7 +45,6 @@ class CounterfactualConfig:
         "image given a kept one (the base differs from a retrain by the removal alone); off: train on the "
         "remaining images from scratch with the same seed",
     )
-    validation: bool = option(False, "run the validation queries instead of the reported ones")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
     methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare"})
 
@@ -66,8 +67,37 @@ class CounterfactualConfig:
             resolution=8, block_out_channels=(16, 32), attention_levels=(False, True), text_dim=32, text_layers=1
         )
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CounterfactualConfig(BaseModelConfig):
+    """Options of ``attribute counterfactual`` (leave-K-out)."""
+
+    validation: bool = option(False, "run the validation queries instead of the reported ones")
+    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (about 3% and 9% of 64 images)")
+    random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
+
     def queries(self) -> tuple[tuple[str, int], ...]:
         return VALIDATION_QUERIES if self.validation else REPORTED_QUERIES
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+@dataclass(frozen=True)
+class LdsConfig(BaseModelConfig):
+    """Options of ``attribute lds``: the linear datamodeling score over shared subset retrains (docs/method.md §8)."""
+
+    photos: tuple[str, ...] = option(ALL_PHOTOS, "corpus photos in the training set")
+    subsets: int = option(
+        64, "subset retrains M (shared by every query and method; the LDS's standard error shrinks as 1/sqrt(M))"
+    )
+    alpha: float = option(0.5, "fraction of the training set in each subset")
+    subset_seed: int = option(0, "seed of the subset draws (subset j uses seed + j)")
+    seeds: tuple[int, ...] = option((1, 2), "generation seeds of the reported queries (one query per photo and seed)")
+    validation_seeds: tuple[int, ...] = option((101,), "generation seeds of the validation queries")
+    bootstrap: int = option(10_000, "bootstrap resamples of the queries for the intervals of paired differences")
+
+    def queries(self, validation: bool = False) -> tuple[tuple[str, int], ...]:
+        """One query per photo and seed: the reported ones, or the validation ones (other seeds)."""
+        seeds = self.validation_seeds if validation else self.seeds
+        return tuple((p, s) for s in seeds for p in self.photos)

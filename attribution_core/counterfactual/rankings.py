@@ -27,23 +27,32 @@ def random_ranking(n: int, draw: int) -> np.ndarray:
     return np.random.default_rng(1_000 + draw).permutation(n)
 
 
-def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
-    """Any method's ranking of ``data`` for ``query``: indices into ``data``, most influential first, from its
-    scores over its whole training set (rows of ``data`` matched by file; rows outside it are dropped)."""
+def random_scores(n: int, seed: int) -> np.ndarray:
+    """Seeded random scores of ``n`` training images (a permutation's ranks: no image is favoured)."""
+    return np.random.default_rng([7_919, seed]).permutation(n).astype(np.float64)
+
+
+def method_scores(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+    """Any method's scores of the rows of ``data`` for ``query`` (higher = more influential), from its scores over
+    its whole training set matched to ``data`` by file (its other rows are dropped)."""
     scores = attributor.scores([query], prompts=[prompt])[0]
     row = {str((data.root / p).resolve()): i for i, p in enumerate(data.paths)}
-    order = [
-        row[key]
-        for key in (
-            str(Path(attributor.training_record(int(r)).path).resolve()) for r in np.argsort(-scores, kind="stable")
-        )
-        if key in row
-    ]
-    if len(order) != len(data):
+    out = np.full(len(data), np.nan)
+    for r in range(len(scores)):
+        i = row.get(str(Path(attributor.training_record(r).path).resolve()))
+        if i is not None:
+            out[i] = scores[r]
+    if np.isnan(out).any():
         raise AttributionError(
-            f"space {attributor.name!r} holds {len(order)} of the {len(data)} training images; it cannot rank them all"
+            f"space {attributor.name!r} holds {int((~np.isnan(out)).sum())} of the {len(data)} training images; "
+            "it cannot score them all"
         )
-    return np.asarray(order)
+    return out
+
+
+def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+    """Any method's ranking of ``data`` for ``query``: indices into ``data``, most influential first."""
+    return np.argsort(-method_scores(attributor, query, prompt, data), kind="stable")
 
 
 class Rankers:
@@ -61,7 +70,13 @@ class Rankers:
             )
         }
 
-    def ranking(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+    def attributor(self, method: str) -> Attributor:
         if method not in self._attributors:
             self._attributors[method] = create_attributor(method, device=self.device, progress=False)
-        return method_ranking(self._attributors[method], query, prompt, data)
+        return self._attributors[method]
+
+    def scores(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+        return method_scores(self.attributor(method), query, prompt, data)
+
+    def ranking(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
+        return method_ranking(self.attributor(method), query, prompt, data)

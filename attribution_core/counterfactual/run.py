@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..fileio import atomic_write_json
 from ..paths import project_root
 from ..progress import tracked
 from ..unlearning.config import UnlearningConfig
-from .config import CounterfactualConfig
+from .config import BaseModelConfig, CounterfactualConfig
 from .measures import QueryEffect, query_effect
 from .rankings import Rankers, random_ranking
 from .retrain import retrain_without
@@ -45,7 +46,7 @@ class Query:
     image: torch.Tensor  # [3, r, r] in [-1, 1], as saved (8-bit PNG)
 
 
-def counterfactual_training_set(config: CounterfactualConfig, resolution: int) -> TrainingSet:
+def counterfactual_training_set(config: BaseModelConfig, resolution: int) -> TrainingSet:
     """The first ``views_per_photo`` views of each of ``config.photos``, with their captions."""
     data = demo_training_set(resolution)
     keep = np.array(
@@ -57,15 +58,19 @@ def counterfactual_training_set(config: CounterfactualConfig, resolution: int) -
     return data.subset(keep)
 
 
-def make_queries(model, config: CounterfactualConfig, out: Path) -> list[Query]:
-    """Generate the queries with the base model (saved as PNGs carrying their generation record)."""
+def make_queries(model, pairs: Sequence[tuple[str, int]], out: Path, file_by_seed: bool = False) -> list[Query]:
+    """Generate the queries ``(photo, seed)`` with the base model, saved as PNGs carrying their generation record
+    (``<photo>.png``, or ``<photo>-s<seed>.png`` with ``file_by_seed``)."""
+    out.mkdir(parents=True, exist_ok=True)
     queries = []
-    for photo, seed in config.queries():
+    for photo, seed in pairs:
         prompt = f"a photo of {PHOTO_NOUNS[photo]}"
         x = generate(model, [prompt], [seed], FIRST_SAMPLER)[0].cpu()
         image = tensor_image(x)
-        save_generated(image, Generation(prompt, seed, model.fingerprint(), FIRST_SAMPLER), out / f"{photo}.png")
-        queries.append(Query(f"{photo}-s{seed}", prompt, seed, image_tensor(image, model.config.resolution)))
+        name = f"{photo}-s{seed}"
+        png = out / f"{name if file_by_seed else photo}.png"
+        save_generated(image, Generation(prompt, seed, model.fingerprint(), FIRST_SAMPLER), png)
+        queries.append(Query(name, prompt, seed, image_tensor(image, model.config.resolution)))
     return queries
 
 
@@ -94,7 +99,7 @@ def run_counterfactual(config: CounterfactualConfig, out: Path | None = None, pr
     data = counterfactual_training_set(config, model_config.resolution)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
     base = retrain_without(data, [], cache, model_config, train, progress)
-    queries = make_queries(base, config, out)
+    queries = make_queries(base, config.queries(), out)
     backbone = create_backbone("efficientnet_lite0", device=config.device)
     effect = {}
 

@@ -1,0 +1,88 @@
+"""The linear datamodeling score (docs/method.md §8): how well a method's scores, summed over a training subset,
+predict the query's loss under a model trained on that subset, as a rank correlation over the subset models.
+
+Sign convention: a higher score means the image helps the query, so a subset holding more of the query's score
+should give the query a *lower* loss; the predicted effect of training on subset ``S_j`` is therefore
+``g_j = -sum_{i in S_j} tau_i`` and ``LDS = Spearman(g, f)`` with ``f_j`` the measured loss. A method whose scores
+predict the losses perfectly (in rank) scores 1, one that knows nothing scores about 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..errors import AttributionError
+
+
+def predicted_effects(member: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``g_j = -sum_{i in S_j} scores_i`` for every subset ``j`` (``member``: [M, N] booleans)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if member.shape[1] != len(scores):
+        raise AttributionError(f"{len(scores)} scores for a training set of {member.shape[1]} images")
+    return -(member.astype(np.float64) @ scores)
+
+
+def lds(member: np.ndarray, scores: np.ndarray, losses: np.ndarray) -> float:
+    """The LDS of one query: Spearman correlation of predicted effects and measured losses over the subsets."""
+    g = predicted_effects(member, scores)
+    if np.ptp(g) == 0 or np.ptp(losses) == 0:
+        return 0.0  # a constant prediction (or measurement) ranks nothing
+    return float(stats.spearmanr(g, losses).statistic)
+
+
+@dataclass(frozen=True)
+class LdsTable:
+    """Per-query LDS of every method, its mean ± s.e., and bootstrap intervals of paired differences."""
+
+    per_query: dict[str, dict[str, float]]  # method -> query -> LDS
+    summary: list[dict]  # method, mean, se, queries
+    differences: list[dict]  # a, b, mean, low, high, excludes_zero, a_wins (queries where a > b)
+
+
+def lds_table(
+    member: np.ndarray,
+    losses: Mapping[str, np.ndarray],
+    scores: Mapping[str, Mapping[str, np.ndarray]],
+    queries: Sequence[str],
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> LdsTable:
+    """The LDS of every method on ``queries``, summarised (mean ± standard error over queries) and compared
+    pairwise: a 95% percentile bootstrap interval of each pair's mean difference, resampling queries (paired)."""
+    if len(queries) < 2:
+        raise AttributionError("the LDS table needs at least 2 queries")
+    per_query = {m: {q: lds(member, s[q], losses[q]) for q in queries} for m, s in scores.items()}
+    summary = []
+    for m, values in per_query.items():
+        v = np.array([values[q] for q in queries])
+        summary.append(
+            {"method": m, "mean": float(v.mean()), "se": float(v.std(ddof=1) / np.sqrt(len(v))), "queries": len(v)}
+        )
+    differences = []
+    for a, b in itertools.combinations(per_query, 2):
+        d = np.array([per_query[a][q] - per_query[b][q] for q in queries])
+        if np.ptp(d) == 0:
+            low = high = float(d[0])
+        else:
+            ci = stats.bootstrap(
+                (d,), np.mean, n_resamples=resamples, method="percentile", random_state=np.random.default_rng(seed)
+            ).confidence_interval
+            low, high = float(ci.low), float(ci.high)
+        differences.append(
+            {
+                "a": a,
+                "b": b,
+                "mean": float(d.mean()),
+                "low": low,
+                "high": high,
+                "excludes_zero": bool(low > 0 or high < 0),
+                "a_wins": int((d > 0).sum()),
+                "queries": len(d),
+            }
+        )
+    return LdsTable(per_query, summary, differences)
