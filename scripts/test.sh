@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: install what the tests need (Python packages, Debian's chromium for the browser test), lint,
-# and run the test suite (GPU tests deselected without a GPU).
+# build the documentation site (--strict), and run the test suite (GPU tests deselected without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh requirements-test.txt
@@ -16,6 +16,8 @@ fi
 . .venv/bin/activate
 ruff check .
 ruff format --check .
+# the documentation site: broken links, missing pages and bad references fail the build
+NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true mkdocs build --strict --quiet
 markers="not gpu"
 if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then markers=""; fi
 python -m pytest ${markers:+-m "$markers"} "$@"
