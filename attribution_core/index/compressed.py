@@ -8,7 +8,7 @@ quantiser. FAISS scans such codes with an integer product (AVX2 ``madd``), the q
 query is quantised here, ``q̂ = round(α · q ∘ scale)`` with α putting its largest component at 127, and
 ``q·x̃ = q̂·c / α + q·offset − e·c`` where ``e = q̂/α − q ∘ scale`` is known exactly. That scan was measured at
 0.43–0.49× a float32 scan here, against 0.79× for ``QT_8bit``, which decodes every coordinate to float
-(docs/performance.md; ``benchmarks/scan_kernels.py``).
+(docs/benchmarks.md; ``benchmarks/scan_kernels.py``).
 
 The bound: a stored vector decodes to x̃ = x + r with |r_i| ≤ E_i and ‖r‖ ≤ E₂, the largest errors over the whole
 store, measured when the index is built. For a unit query q the approximate score is within

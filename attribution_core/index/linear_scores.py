@@ -4,7 +4,7 @@ A linear head maps a raw feature x to ``y = W x + b`` and the attribution space 
 scores it ``q · y / ‖y‖ = (x · Wᵀq + b · q) / ‖y‖``. With ``‖y‖`` of every store row written beside a compressed
 index when it is built (n float32: 4 MB per million rows), rescoring a candidate is one d-length dot product
 instead of the head's d×d product: ~830 candidates of a 1M × 512 tuned space took 15.5 ms through the head
-(docs/performance.md). For scattered candidates the sum is taken in float64, so a score differs from the float32
+(docs/benchmarks.md). For scattered candidates the sum is taken in float64, so a score differs from the float32
 flat scan's by float32 rounding only (the norm's), which the bound in compressed.py already allows for. A long
 contiguous run of rows (the whole store, when most of it lies within the bound) is summed in float32 in one pass
 over the mapped rows, as the flat scan sums its own: a float64 copy of 1M × 1280 rows took ~7 s, this pass < 1 s.
