@@ -1,13 +1,20 @@
-"""Leave-K-out counterfactual benchmark (docs/method.md §7; the AbU paper's Table 1 at demo scale).
+"""Counterfactual benchmarks (docs/counterfactual.md; the AbU paper's Table 1 and the linear datamodeling score at
+demo scale).
 
-Trains the base model (8x8, 64 demo corpus images: 8 photos x 8 views), generates the queries, ranks the training
-set with unlearning, the demo feature spaces and random removal, retrains without each top-K (paired: the base
-model's own batch sequence, removed images' slots given kept ones; ``--no-paired`` retrains from scratch on the
-rest), and prints the table (also written with a CSV and a ΔL-vs-K plot to ``benchmarks/results/counterfactual/``,
-or ``counterfactual_unpaired/``). Resumable: run it again after an interrupt. ``--validation`` runs the validation
-queries (for any choice of settings; never reported).
+Leave-K-out (default): trains the base model (8x8, 136 demo corpus images: 17 photos x 8 views), generates the
+queries, ranks the training set with unlearning, the demo feature spaces and random removal, retrains without
+each top-K (paired: the base model's own batch sequence, removed images' slots given kept ones), and prints the
+table (also written with a CSV and a ΔL-vs-K plot to ``benchmarks/results/counterfactual/``). ``--validation``
+runs the validation queries (for any choice of settings; never reported).
+
+``--lds``: the linear datamodeling score over M subset retrains shared by every query and method (same base
+model); writes ``benchmarks/results/lds/`` (table, CSV, per-query LDS, plots; ``validation/`` for the
+validation queries) and prints the reported table with the cost of the run.
+
+Both are resumable: run again after an interrupt.
 
     python benchmarks/counterfactual.py [--validation] [--no-paired] [--device cuda]
+    python benchmarks/counterfactual.py --lds [--subsets 64] [--alpha 0.5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -15,12 +22,47 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import sys
 import time
 
 import torch
 
 
+def _device_name(device: str) -> str:
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} threads)"
+
+
+def lds_main(argv: list[str]) -> None:
+    from attribution_core.cli.common import add_config_args, config_from_args
+    from attribution_core.counterfactual.config import LdsConfig
+    from attribution_core.counterfactual.lds_report import report_lds
+    from attribution_core.counterfactual.lds_run import default_lds_output, lds_cache, run_lds
+    from attribution_core.demo import build_demo
+
+    parser = argparse.ArgumentParser(description="linear datamodeling score")
+    add_config_args(parser, LdsConfig)
+    config = config_from_args(LdsConfig, parser.parse_args(argv))
+    build_demo(progress=True)
+    started = time.perf_counter()
+    cached = {p.name for p in lds_cache().iterdir()} if lds_cache().is_dir() else set()
+    data = run_lds(config)
+    table = report_lds(data, config, default_lds_output())
+    trained = {p.name for p in lds_cache().iterdir()} - cached
+    print(
+        f"\nLDS over {len(data.member)} subset models x {len(data.reported)} reported queries "
+        f"(+ {len(data.validation)} validation); this run took {time.perf_counter() - started:.0f} s on "
+        f"{_device_name(config.device)}, {len(trained)} models trained in it\n"
+    )
+    print(table)
+
+
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if "--lds" in sys.argv[1:]:
+        lds_main([a for a in sys.argv[1:] if a != "--lds"])
+        return
     from attribution_core.cli.common import add_config_args, config_from_args
     from attribution_core.counterfactual import CounterfactualConfig, run_counterfactual, write_report
     from attribution_core.counterfactual.run import default_output
@@ -29,15 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_args(parser, CounterfactualConfig)
     config = config_from_args(CounterfactualConfig, parser.parse_args())
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     build_demo(progress=True)
     started = time.perf_counter()
     rows = run_counterfactual(config)
     table = write_report(rows, default_output(config))
-    device = torch.cuda.get_device_name() if config.device == "cuda" else f"{platform.processor() or 'CPU'}"
     print(
-        f"\n{len(rows)} measured rows; this run took {time.perf_counter() - started:.0f} s on {device} "
-        f"({torch.get_num_threads()} threads)\n"
+        f"\n{len(rows)} measured rows; this run took {time.perf_counter() - started:.0f} s on "
+        f"{_device_name(config.device)}\n"
     )
     print(table)
 

@@ -10,18 +10,29 @@ from ..config import option
 from ..constants import DEFAULT_DEVICE, DEVICE_HELP
 from ..demo.synthesis import PHOTO_NOUNS
 from ..diffusion.config import ModelConfig, TrainConfig
+from ..errors import AttributionError
 
 #: Methods compared: unlearning, the demo feature spaces, and query-independent random scores.
 METHODS = ("unlearning", "demo_efficientnet_lite0_tuned", "demo_efficientnet_lite0", "demo_pixel", "random")
 
-#: Leave-K-out's reported queries: (photo, seed) pairs, prompt "a photo of <photo>". Validation queries (for any
-#: choice of hyperparameters, never reported) use other photos and other seeds.
-REPORTED_QUERIES = (("coins", 1), ("clock", 2), ("horse", 3), ("brick", 4))
-VALIDATION_QUERIES = (("moon", 101), ("grass", 102), ("camera", 103), ("cell", 104))
-#: Leave-K-out's training set: the photographs of its reported and validation queries.
-PHOTOS = tuple(p for p, _ in REPORTED_QUERIES + VALIDATION_QUERIES)
-#: Every photograph of the demo corpus (the LDS's training set: its cost depends on steps and batch, not on size).
+#: Every photograph of the demo corpus (the training set of both checks: a retrain's cost depends on steps and
+#: batch, not on the set's size).
 ALL_PHOTOS = tuple(PHOTO_NOUNS)
+#: Leave-K-out's reported queries, "photo:seed" (prompt "a photo of <photo>"): the first 12 photos in corpus order,
+#: seed 1. Its validation queries (for any choice of a setting, never reported): four other photos, seed 101.
+REPORTED_QUERIES = tuple(f"{p}:1" for p in ALL_PHOTOS[:12])
+VALIDATION_QUERIES = tuple(f"{p}:101" for p in ALL_PHOTOS[12:16])
+
+
+def parse_queries(specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """``("coins:1", …)`` as ``(("coins", 1), …)``; a malformed entry or an unknown photo is a one-line error."""
+    out = []
+    for spec in specs:
+        photo, _, seed = spec.partition(":")
+        if photo not in PHOTO_NOUNS or not seed.isdigit():
+            raise AttributionError(f"query {spec!r}: expected PHOTO:SEED with PHOTO one of {', '.join(PHOTO_NOUNS)}")
+        out.append((photo, int(seed)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,7 @@ class BaseModelConfig:
     """The base model and how a query's loss is measured: shared by leave-K-out and the LDS (the CLI's flags are
     generated from these fields)."""
 
-    photos: tuple[str, ...] = option(PHOTOS, "corpus photos in the training set")
+    photos: tuple[str, ...] = option(ALL_PHOTOS, "corpus photos in the training set")
     views_per_photo: int = option(8, "training images per photo (its first views)")
     steps: int = option(1000, "training steps of the base model and of every retrain")
     batch_size: int = option(32, "images per training step")
@@ -75,19 +86,26 @@ class BaseModelConfig:
 class CounterfactualConfig(BaseModelConfig):
     """Options of ``attribute counterfactual`` (leave-K-out)."""
 
+    queries_reported: tuple[str, ...] = option(
+        REPORTED_QUERIES, "reported queries as PHOTO:SEED (prompt 'a photo of PHOTO')", flag="--queries"
+    )
+    queries_validation: tuple[str, ...] = option(
+        VALIDATION_QUERIES,
+        "validation queries as PHOTO:SEED (any setting is chosen on these)",
+        flag="--validation-queries",
+    )
     validation: bool = option(False, "run the validation queries instead of the reported ones")
-    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (about 3% and 9% of 64 images)")
+    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (1.5% and 4.4% of 136 images)")
     random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
 
     def queries(self) -> tuple[tuple[str, int], ...]:
-        return VALIDATION_QUERIES if self.validation else REPORTED_QUERIES
+        return parse_queries(self.queries_validation if self.validation else self.queries_reported)
 
 
 @dataclass(frozen=True)
 class LdsConfig(BaseModelConfig):
     """Options of ``attribute lds``: the linear datamodeling score over shared subset retrains (docs/method.md §8)."""
 
-    photos: tuple[str, ...] = option(ALL_PHOTOS, "corpus photos in the training set")
     subsets: int = option(
         64, "subset retrains M (shared by every query and method; the LDS's standard error shrinks as 1/sqrt(M))"
     )
