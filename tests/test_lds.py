@@ -159,3 +159,34 @@ def test_any_registered_method_scores_the_training_set_through_its_files(tmp_pat
     scores = method_scores(attributor, query, "a photo", data)
     assert scores.shape == (8,) and int(np.argmax(scores)) == 4
     assert method_ranking(attributor, query, "a photo", data)[0] == 4
+
+
+def test_attribute_lds_runs_end_to_end_and_resumes_without_retraining(demo_bundle, tmp_path) -> None:
+    """``attribute lds`` on a tiny configuration: subsets saved as paths, a table with every method and every
+    pairwise difference, the plots; run again, it trains nothing and gives the same table."""
+    import subprocess
+    import sys
+
+    from attribution_core.paths import project_root
+
+    args = [
+        sys.executable, "-m", "attribution_core", "-q", "lds", "--out", str(tmp_path),
+        "--photos", "coins", "clock", "--views-per-photo", "3", "--steps", "30", "--batch-size", "8",
+        "--subsets", "4", "--seeds", "1", "2", "--validation-seeds", "7", "--loss-timesteps", "5",
+        "--loss-draws", "1", "--bootstrap", "200", "--methods", "demo_pixel", "random",
+    ]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "| demo_pixel − random |" in first.stdout or "| random − demo_pixel |" in first.stdout
+    for name in ("table.md", "table.csv", "per_query.csv", "lds.png", "subsets.json", "scores.json", "losses.jsonl"):
+        assert (tmp_path / name).is_file(), name
+    assert (tmp_path / "validation" / "table.md").is_file()
+    subsets = json.loads((tmp_path / "subsets.json").read_text())
+    assert len(subsets) == 4 and all(len(s) == 3 for s in subsets)  # half of 6 images each
+    per_query = (tmp_path / "per_query.csv").read_text().splitlines()
+    assert len(per_query) == 1 + 2 * 4  # 2 methods x 4 reported queries (2 photos x 2 seeds)
+    losses = (tmp_path / "losses.jsonl").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout == first.stdout
+    assert (tmp_path / "losses.jsonl").read_text() == losses  # nothing measured twice
