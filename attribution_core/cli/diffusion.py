@@ -115,7 +115,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
 
     config = config_from_args(CounterfactualConfig, args)
     out = Path(args.out) if args.out else default_output(config)
-    rows = run_counterfactual(config, out)
+    rows = run_counterfactual(config, out, progress=not args.quiet)
     print(write_report(rows, out), end="")
     return 0
 
@@ -128,9 +128,9 @@ def cmd_lds(args: argparse.Namespace) -> int:
     config = config_from_args(LdsConfig, args)
     out = Path(args.out) if args.out else default_lds_output()
     if args.train_only:
-        train_lds_models(config, out)
+        train_lds_models(config, out, progress=not args.quiet)
         return 0
-    print(report_lds(run_lds(config, out), config, out), end="")
+    print(report_lds(run_lds(config, out, progress=not args.quiet), config, out), end="")
     return 0
 
 

@@ -86,7 +86,13 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _measure_losses(
-    config: LdsConfig, data: TrainingSet, member: np.ndarray, base: TextToImageModel, queries: list[Query], out: Path
+    config: LdsConfig,
+    data: TrainingSet,
+    member: np.ndarray,
+    base: TextToImageModel,
+    queries: list[Query],
+    out: Path,
+    progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every query's loss under the base model and every subset model (fixed noise and timesteps), cached."""
     model_config, train = config.model_config(), config.train_config()
@@ -107,7 +113,7 @@ def _measure_losses(
 
     measure(BASE, base)
     todo = [j for j in range(len(member)) if any((str(j), q.name) not in have for q in queries)]
-    for j in tracked(todo, "query losses", progress=True, unit="model"):
+    for j in tracked(todo, "query losses", progress=progress, unit="model"):
         model = retrain_without(
             data, np.flatnonzero(~member[j]), lds_cache(), model_config, train, False, config.paired
         )
@@ -146,6 +152,6 @@ def run_lds(config: LdsConfig, out: Path | None = None, progress: bool = True) -
     if {q.name for q in reported} & {q.name for q in validation}:
         raise AttributionError("the validation seeds must differ from the reported seeds")
     queries = reported + validation
-    losses, base_losses = _measure_losses(config, data, member, base, queries, out)
+    losses, base_losses = _measure_losses(config, data, member, base, queries, out, progress)
     scores = _method_scores(config, base, data, queries, out, progress)
     return LdsData(member, losses, base_losses, scores, [q.name for q in reported], [q.name for q in validation])
