@@ -14,11 +14,12 @@ from PIL import Image
 from attribution_core.attribute import Attributor, TrainingRecord
 from attribution_core.counterfactual.lds import lds, lds_table, predicted_effects
 from attribution_core.counterfactual.lds_report import markdown
-from attribution_core.counterfactual.rankings import method_ranking, method_scores
+from attribution_core.counterfactual.rankings import method_ranking
 from attribution_core.counterfactual.subsets import draw_subsets, save_subsets, subset_models
 from attribution_core.diffusion import ModelConfig, TrainConfig
 from attribution_core.diffusion.data import TrainingSet
 from attribution_core.errors import AttributionError
+from attribution_core.rows import method_scores
 
 from .helpers import tiny_training_set
 

@@ -240,5 +240,6 @@ def print_results(results: list[AttributionResult], args: argparse.Namespace) ->
             timings = ", ".join(f"{stage} {ms / 1000:.1f} s" for stage, ms in r.timings_ms.items() if ms >= 1000)
             cut = " (cut to the words the model reads)" if r.extras.get("prompt_truncated") else ""
             prompt = f"“{r.extras['prompt']}”{cut}; " if "prompt" in r.extras else ""
-            print(f"{r.query}  [{r.space}; {prompt}{r.describe()}{'; ' + timings if timings else ''}]")
+            scored = f"scored {r.extras['scored']} candidates; " if "scored" in r.extras else ""
+            print(f"{r.query}  [{r.space}; {prompt}{scored}{r.describe()}{'; ' + timings if timings else ''}]")
             print_ranking(r)

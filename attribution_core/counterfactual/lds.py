@@ -20,8 +20,10 @@ from ..errors import AttributionError
 
 
 def predicted_effects(member: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``g_j = -sum_{i in S_j} scores_i`` for every subset ``j`` (``member``: [M, N] booleans)."""
+    """``g_j = -sum_{i in S_j} scores_i`` for every subset ``j`` (``member``: [M, N] booleans). An image a method
+    did not score (−inf: outside unlearning's candidates) contributes nothing."""
     scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isfinite(scores), scores, 0.0)
     if member.shape[1] != len(scores):
         raise AttributionError(f"{len(scores)} scores for a training set of {member.shape[1]} images")
     return -(member.astype(np.float64) @ scores)

@@ -7,16 +7,14 @@ model itself; random removal is a seeded permutation that ignores the query.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
 from ..attribute import Attributor
 from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel
-from ..errors import AttributionError
 from ..registry import create_attributor
+from ..rows import method_scores
 from ..spaces import SpaceSpec
 from ..unlearning.attributor import UnlearningAttributor
 from ..unlearning.config import UnlearningConfig
@@ -30,24 +28,6 @@ def random_ranking(n: int, draw: int) -> np.ndarray:
 def random_scores(n: int, seed: int) -> np.ndarray:
     """Seeded random scores of ``n`` training images (a permutation's ranks: no image is favoured)."""
     return np.random.default_rng([7_919, seed]).permutation(n).astype(np.float64)
-
-
-def method_scores(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
-    """Any method's scores of the rows of ``data`` for ``query`` (higher = more influential), from its scores over
-    its whole training set matched to ``data`` by file (its other rows are dropped)."""
-    scores = attributor.scores([query], prompts=[prompt])[0]
-    row = {str((data.root / p).resolve()): i for i, p in enumerate(data.paths)}
-    out = np.full(len(data), np.nan)
-    for r in range(len(scores)):
-        i = row.get(str(Path(attributor.training_record(r).path).resolve()))
-        if i is not None:
-            out[i] = scores[r]
-    if np.isnan(out).any():
-        raise AttributionError(
-            f"space {attributor.name!r} holds {int((~np.isnan(out)).sum())} of the {len(data)} training images; "
-            "it cannot score them all"
-        )
-    return out
 
 
 def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:

@@ -33,6 +33,10 @@ def demo_training_set(resolution: int) -> TrainingSet:
     return load_training_set(demo_dir() / CAPTIONS, demo_dir(), resolution, CORPUS_PREFIX)
 
 
+#: The fast space whose top N unlearning scores with ``--candidates N`` (the tuned space over the corpus).
+CANDIDATE_SPACE = "demo_model_efficientnet_lite0_tuned"
+
+
 def unlearning_space(model: Path | None = None) -> SpaceSpec:
     """The unlearning space over the demo corpus (``model``: another model trained on it; default the demo's)."""
     model = model or demo_model_dir()
@@ -51,5 +55,7 @@ def unlearning_space(model: Path | None = None) -> SpaceSpec:
             "captions": str(demo_dir() / CAPTIONS),
             "images": str(demo_dir()),
             "prefix": CORPUS_PREFIX,
+            # `--candidates N` scores the top N of the tuned feature space over the same training set
+            "config": {"candidate_space": CANDIDATE_SPACE},
         },
     )

@@ -5,7 +5,9 @@ A space of this method names its model and training set in ``options``::
 
     {"model": MODEL_DIR, "captions": CAPTIONS.jsonl, "images": IMAGE_ROOT, "prefix": "corpus/", "config": {...}}
 
-Influence is the query's share of the total loss rise: p_i = max(Δ_i, 0) / Σ_j max(Δ_j, 0). Unlike similarity
+Influence is the query's share of the total loss rise: p_i = max(Δ_i, 0) / Σ_j max(Δ_j, 0). With ``candidates``
+(``candidates.py``) only a fast space's top N are scored after unlearning; the others score −inf, get no share, and
+the result says how many were scored. Unlike similarity
 scores, loss changes have a meaning of their own (a training image whose loss did not rise was not forgotten with
 the query and gets no share); the demo has no ground truth on this model to fit a calibrator with, so this
 documented normalisation is used rather than a fitted temperature.
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..attribute import Attributor, Capabilities, Query, TrainingRecord
+from ..attribute import Attributor, Capabilities, Query, Ranking, TrainingRecord, ranking_from_scores
 from ..config import parse_options
 from ..device import resolve_device
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
@@ -36,6 +38,7 @@ from ..progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
 from ..registry import register_method
 from ..spaces import SpaceSpec
 from .caches import cached_fisher, cached_losses
+from .candidates import CandidatePicker
 from .config import UnlearningConfig, UnlearningOptions
 from .evaluate import evaluate_unlearning_space
 from .scores import scores_from_losses, share_of_rise, training_losses, unlearn
@@ -67,6 +70,9 @@ class UnlearningAttributor(Attributor):
         self._load_data = None if isinstance(data, TrainingSet) else data
         self._fisher: dict[str, torch.Tensor] | None = None
         self._before: np.ndarray | None = None
+        self._picker = (
+            CandidatePicker(config.candidate_space, config.candidates, config.device) if config.candidates else None
+        )
 
     @property
     def data(self) -> TrainingSet:
@@ -96,7 +102,10 @@ class UnlearningAttributor(Attributor):
             options: ``unlearning``: settings over the space's ``config`` (the ``attribute unlearn`` shortcut).
         """
         space = cls.options_of(spec)
-        settings = {**dataclasses.asdict(space.config), **options.get("unlearning", {})}
+        override = dict(options.get("unlearning", {}))
+        if not override.get("candidate_space"):  # a door's empty default keeps the space's own candidate space
+            override.pop("candidate_space", None)
+        settings = {**dataclasses.asdict(space.config), **override}
         if device != "auto":
             settings["device"] = device
         config = parse_options(UnlearningConfig, settings, None, f"space {spec.name!r}: unlearning settings")
@@ -154,9 +163,19 @@ class UnlearningAttributor(Attributor):
         prompt: str,
         on_progress: ProgressCallback | None = None,
         cancel: CancelFlag | None = None,
+        rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
-        """Δloss [N] of every training image for one query [3, r, r] in the model's space, and the timings (ms)."""
+        """Δloss [N] of every training image for one query [3, r, r] in the model's space, and the timings (ms).
+
+        Args:
+            rows: score only these training rows after unlearning (candidates); the others score −inf.
+        """
         self.prepare(on_progress, cancel)
+        data, before = self.data, self._before
+        if rows is not None and len(rows) < len(data):
+            keep = np.zeros(len(data), dtype=bool)
+            keep[rows] = True
+            data, before = data.subset(keep), np.concatenate([before[rows], before[len(keep) + rows]])
         kv = cross_attention_kv(self.model.unet)
         original = {k: v.detach().clone() for k, v in kv.items()}
         t0 = time.perf_counter()
@@ -164,25 +183,43 @@ class UnlearningAttributor(Attributor):
             unlearn(self.model, query, prompt, self._fisher, len(self.data), self.config, False, on_progress, cancel)
             t1 = time.perf_counter()
             after = training_losses(
-                self.model, self.data, self.config, False, on_progress, cancel, stage="score after unlearning"
+                self.model, data, self.config, False, on_progress, cancel, stage="score after unlearning"
             )
         finally:
             with torch.no_grad():
                 for k, p in kv.items():
                     p.copy_(original[k])
         t2 = time.perf_counter()
-        return scores_from_losses(self._before, after), {"unlearn": (t1 - t0) * 1000, "score": (t2 - t1) * 1000}
+        timings = {"unlearn": (t1 - t0) * 1000, "score": (t2 - t1) * 1000}
+        if data is self.data:
+            return scores_from_losses(before, after), timings
+        scores = np.full(len(self.data), -np.inf)
+        scores[rows] = scores_from_losses(before, after)
+        return scores, timings
 
     def whole_set_scores(self, queries, on_progress=None, cancel=None) -> tuple[np.ndarray, list[dict[str, float]]]:
         """The loss rise of every training image when each query is unlearned [nq, N] (one query at a time)."""
         scores, timings = [], []
         for q in queries:
             check_cancelled(cancel)
+            t0 = time.perf_counter()
+            rows = self._picker.rows(q.image, q.prompt, self.data) if self._picker else None
+            picked = {"candidates": (time.perf_counter() - t0) * 1000} if rows is not None else {}
             pixels = image_tensor(q.image, self.model.config.resolution)[None]
-            score, t = self.scores_of(self.model.encode_images(pixels)[0].cpu(), q.prompt, on_progress, cancel)
+            score, t = self.scores_of(self.model.encode_images(pixels)[0].cpu(), q.prompt, on_progress, cancel, rows)
             scores.append(score)
-            timings.append(t)
+            timings.append({**picked, **t})
         return np.stack(scores), timings
+
+    def rank(self, queries, ks, on_progress=None, cancel=None) -> list[Ranking]:
+        """The template's ranking, listing no more images than were scored (candidates), and saying how many."""
+        scores, timings = self.whole_set_scores(queries, on_progress, cancel)
+        out = []
+        for s, k, t, q in zip(scores, ks, timings, queries, strict=True):
+            scored = int(np.isfinite(s).sum())
+            extras = {**self.extras(q), **({"scored": scored} if scored < len(s) else {})}
+            out.append(ranking_from_scores(s, min(k, scored), self.influence(s), t, extras))
+        return out
 
     def influence(self, scores: np.ndarray) -> np.ndarray:
         """Each image's share of the total loss rise (module docstring)."""

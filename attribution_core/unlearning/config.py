@@ -26,6 +26,10 @@ class UnlearningConfig:
     fisher_epochs: int = option(2, "passes over the training set (and flips) for the diagonal Fisher")
     batch_size: int = option(256, "images per forward pass when scoring")
     seed: int = option(0, "seed of every noise draw (same seed: same scores)")
+    candidates: int = option(
+        0, "score only the top N training images of the candidate space after unlearning (0: every image)"
+    )
+    candidate_space: str = option("", "the fast space whose top N are scored (a space over the same training set)")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
     def cache_key(self) -> dict:

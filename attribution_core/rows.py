@@ -1,0 +1,36 @@
+"""One method's scores over another training set, matched by file: a feature space's store rows, or an
+unlearning model's training rows, laid onto the rows of a ``TrainingSet`` (the counterfactual judges and
+unlearning's candidates both need it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .attribute import Attributor
+from .diffusion.data import TrainingSet
+from .errors import AttributionError
+
+
+def method_scores(attributor: Attributor, query: Image.Image, prompt: str | None, data: TrainingSet) -> np.ndarray:
+    """Any method's scores of the rows of ``data`` for ``query`` (higher = more influential), from its scores over
+    its whole training set matched to ``data`` by file (its other rows are dropped).
+
+    Raises:
+        AttributionError: the method gives no whole-set scores, or misses some of ``data``'s images (naming it).
+    """
+    scores = attributor.scores([query], prompts=[prompt])[0]
+    row = {str((data.root / p).resolve()): i for i, p in enumerate(data.paths)}
+    out = np.full(len(data), np.nan)
+    for r in range(len(scores)):
+        i = row.get(str(Path(attributor.training_record(r).path).resolve()))
+        if i is not None:
+            out[i] = scores[r]
+    if np.isnan(out).any():
+        raise AttributionError(
+            f"space {attributor.name!r} holds {int((~np.isnan(out)).sum())} of the {len(data)} training images; "
+            "it cannot score them all"
+        )
+    return out
