@@ -184,3 +184,36 @@ def test_the_same_code_runs_a_stable_diffusion_folder(tmp_path) -> None:
     result = create_attributor(spec).attribute([tmp_path / "imgs" / "3.png"], 3, prompts=[data.captions[3]])[0]
     assert [a.rank for a in result.results] == [1, 2, 3] and result.score_kind == "delta_loss"
     assert result.extras["model"] == model.fingerprint()
+
+
+def test_unlearning_on_candidates_scores_the_fast_spaces_top_n_exactly_as_the_full_run(demo_bundle) -> None:
+    """``--candidates N``: only the tuned space's top N are scored after unlearning, each exactly as the full run
+    scores it; the rest get no score and no share, and the result lists no more than it scored and says so."""
+    from PIL import Image
+
+    from attribution_core.diffusion import generate
+    from attribution_core.diffusion.data import tensor_image
+
+    quick = {"steps": 2, "draws": 16, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1, "device": "cpu"}
+    full = create_attributor("demo_unlearning", device="cpu", unlearning=quick)
+    picked = create_attributor("demo_unlearning", device="cpu", unlearning={**quick, "candidates": 40})
+    prompt = "a photo of coins"
+    image: Image.Image = tensor_image(generate(full.model, [prompt], [5])[0].cpu())
+    every = full.scores([image], prompts=[prompt])[0]
+    some = picked.scores([image], prompts=[prompt])[0]
+    scored = np.isfinite(some)
+    assert scored.sum() == 40 and np.isfinite(every).all()
+    np.testing.assert_allclose(some[scored], every[scored], rtol=1e-6, atol=1e-9)
+    photo = np.array([p.split("/")[1] for p in full.data.paths])
+    assert (photo[scored] == "coins").mean() > 0.5  # the tuned space's candidates are mostly the prompted photo
+    (result,) = picked.attribute([image], 100, prompts=[prompt])
+    assert len(result.results) == 40 and result.extras["scored"] == 40
+    assert sum(a.influence for a in result.results) + result.remaining_influence == pytest.approx(1.0)
+    assert "scored" not in full.attribute([image], 5, prompts=[prompt])[0].extras
+    # a space that names no candidate space: --candidates asks for one, in one line
+    from attribution_core.registry import get_space
+
+    spec = get_space("demo_unlearning")
+    bare = replace(spec, name="bare", options={k: v for k, v in spec.options.items() if k != "config"})
+    with pytest.raises(AttributionError, match="--candidate-space NAME"):
+        create_attributor(bare, device="cpu", unlearning={**quick, "candidates": 5})
