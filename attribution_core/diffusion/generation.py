@@ -18,7 +18,7 @@ METADATA_KEY = "attribution_core"  # the PNG text chunk holding the generation r
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """DDIM settings; the defaults were chosen on validation seeds 10–15 (docs/unlearning.md, "Quality bar")."""
+    """DDIM settings; the defaults were chosen on validation seeds 10–15 (docs/benchmarks.md, "Quality bar")."""
 
     steps: int = 50  # DDIM steps
     guidance: float = 3.0  # classifier-free guidance scale (1 = none)
