@@ -19,10 +19,12 @@ import torch
 
 from ..backbones import create_backbone
 from ..demo.diffusion import demo_training_set
+from ..demo.layout import VIEWS_PER_PHOTO
 from ..demo.synthesis import PHOTO_NOUNS
 from ..diffusion.data import TrainingSet, image_tensor, tensor_image
 from ..diffusion.generation import FIRST_SAMPLER, Generation, save_generated
 from ..diffusion.sample import generate
+from ..errors import AttributionError
 from ..fileio import atomic_write_json
 from ..paths import project_root
 from ..progress import tracked
@@ -48,6 +50,12 @@ class Query:
 
 def counterfactual_training_set(config: BaseModelConfig, resolution: int) -> TrainingSet:
     """The first ``views_per_photo`` views of each of ``config.photos``, with their captions."""
+    unknown = sorted(set(config.photos) - set(PHOTO_NOUNS))
+    if unknown or not 1 <= config.views_per_photo <= VIEWS_PER_PHOTO:
+        what = f"unknown photos {', '.join(unknown)}" if unknown else f"--views-per-photo {config.views_per_photo}"
+        raise AttributionError(
+            f"{what}: the demo corpus has {', '.join(PHOTO_NOUNS)}, with 1 to {VIEWS_PER_PHOTO} views each"
+        )
     data = demo_training_set(resolution)
     keep = np.array(
         [
