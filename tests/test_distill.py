@@ -67,6 +67,20 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
     again = _label(spaces, out, "--queries", "4")  # resumes: only the new query is labelled
     assert again.returncode == 0 and "labelled 1 queries now; 4 in" in again.stdout
     assert read_labels(out)[:3] == labels
+    student_dir = tmp_path / "student"
+    trained = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "-q", "distill", "train", "--space", "quick_unlearning",
+         "--labels", str(out), "--out", str(student_dir), "--hidden", "32", "--embedding", "16", "--epochs", "2",
+         "--batch-size", "64", "--device", "cpu"],
+        capture_output=True, text=True, cwd=project_root(), timeout=600,
+        env={**os.environ, "ATTRIBUTION_SPACES": str(spaces)},
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "student trained on 3 labelled queries" in trained.stdout and "| student |" in trained.stdout
+    assert "| backbone cosine |" in trained.stdout
+    saved = json.loads((student_dir / "student.json").read_text())
+    assert saved["model"] == labels[0]["model"] and saved["student"]["embedding"] == 16
+    assert (student_dir / "student.safetensors").stat().st_size > 0
     other = _label(spaces, out, "--queries", "4", "--candidates", "10")
     assert other.returncode == 2 and "candidates" in other.stderr and len(other.stderr.strip().splitlines()) == 1
     pytest.importorskip("ray")

@@ -42,7 +42,7 @@ def test_a_student_learns_a_teachers_ranking_that_its_features_can_express() -> 
 
     queries = joint_features(rng.standard_normal((120, d)), rng.standard_normal((120, t)))
     labels = [RankingLabel(q, label(q)) for q in queries[:100]]
-    config = StudentConfig(hidden=64, out=32, epochs=40, batch_size=512, lr=3e-3)
+    config = StudentConfig(hidden=64, embedding=32, epochs=40, batch_size=512, lr=3e-3)
     student = train_student(labels, train, config, progress=False)
     e_train, e_query = embed(student, train), embed(student, queries[100:])
     learnt = np.mean(

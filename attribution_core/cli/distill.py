@@ -1,4 +1,4 @@
-"""``attribute distill label``: labels for distilled attribution (docs/method.md §9)."""
+"""``attribute distill label|train``: labels for distilled attribution and its student (docs/method.md §9)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,40 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..distill.labels import default_label_dir
+    from ..distill.student import StudentConfig
+    from ..distill.train import distill
+    from ..errors import AttributionError
+    from ..paths import display_path, project_root
+    from ..registry import create_attributor
+
+    config = config_from_args(StudentConfig, args)
+    attributor = create_attributor(args.space, device=args.device, progress=not args.quiet)
+    if attributor.method != "unlearning":
+        raise AttributionError(
+            f"space {args.space!r} is a {attributor.method} space; students learn unlearning's labels"
+        )
+    labels = Path(args.labels) if args.labels else default_label_dir(attributor)
+    fingerprint = attributor.model.fingerprint()
+    out = Path(args.out) if args.out else project_root() / "feats" / "distill" / "student" / fingerprint
+    report = distill(attributor, labels, out, args.backbone, config, tuple(args.top), args.device, not args.quiet)
+    print(
+        f"student trained on {report.train_queries} labelled queries -> {display_path(out)}\n"
+        f"AP(L) on {report.validation_queries} held-out queries (the teacher's top L as positives):"
+    )
+    print("| ranking | " + " | ".join(f"AP({t})" for t in args.top) + " |")
+    print("|---|" + "---:|" * len(args.top))
+    for name, values in report.average_precision.items():
+        print(f"| {name} | " + " | ".join(f"{values[t]:.3f}" for t in args.top) + " |")
+    return 0
+
+
 def add_commands(command) -> None:
-    """Register ``distill label``."""
+    """Register ``distill label`` and ``distill train``."""
+    from ..constants import DEFAULT_DEVICE, DEVICE_HELP
     from ..distill.config import LabelConfig
+    from ..distill.student import StudentConfig
 
     group = command("distill", "distilled attribution: label queries by unlearning (then train a student)", None)
     inner = group.add_subparsers(dest="distill_command", required=True, metavar="ACTION")
@@ -54,3 +85,14 @@ def add_commands(command) -> None:
     )
     p.add_argument("--out", help="label folder (default: feats/distill/labels/<model fingerprint>)")
     add_config_args(p, LabelConfig)
+
+    p = command(
+        "train", "train the student on a label store and report AP(L) on its held-out queries", cmd_train, inner
+    )
+    p.add_argument("--space", default="demo_unlearning", help="the unlearning space the labels came from")
+    p.add_argument("--labels", help="label folder (default: feats/distill/labels/<model fingerprint>)")
+    p.add_argument("--out", help="folder for student.safetensors and student.json (default: feats/distill/student/…)")
+    p.add_argument("--backbone", default="efficientnet_lite0", help="image features (a registered backbone)")
+    p.add_argument("--top", type=int, nargs="+", default=[10, 50], metavar="L", help="AP(L) reported (default 10 50)")
+    p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
+    add_config_args(p, StudentConfig)

@@ -32,7 +32,7 @@ class StudentConfig:
     """Architecture and training of the student (FastGDA's values, scaled to the demo where noted)."""
 
     hidden: int = option(768, "hidden width of the MLP")
-    out: int = option(768, "embedding width (the attribution space)")
+    embedding: int = option(768, "embedding width (the attribution space)")
     layers: int = option(3, "linear layers of the MLP")
     dropout: float = option(0.1, "dropout after each hidden layer")
     negatives: float = option(0.1, "share of pairs whose candidate is a random non-candidate (target 0)")
@@ -48,7 +48,7 @@ class Student(nn.Module):
 
     def __init__(self, in_dim: int, config: StudentConfig):
         super().__init__()
-        widths = [in_dim] + [config.hidden] * (config.layers - 1) + [config.out]
+        widths = [in_dim] + [config.hidden] * (config.layers - 1) + [config.embedding]
         blocks: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(widths)):
             blocks.append(nn.Linear(a, b))
@@ -59,7 +59,7 @@ class Student(nn.Module):
         self.bias = nn.Parameter(torch.tensor(-5.0))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """[B, in_dim] → [B, out], L2-normalised."""
+        """[B, in_dim] → [B, embedding], L2-normalised."""
         return nn.functional.normalize(self.mlp(features), dim=-1)
 
 
@@ -132,7 +132,7 @@ def train_student(
 
 @torch.no_grad()
 def embed(student: Student, features: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """Joint features [n, in_dim] → the student's unit embeddings [n, out] (float32)."""
+    """Joint features [n, in_dim] → the student's unit embeddings [n, embedding] (float32)."""
     device = next(student.parameters()).device
     out = [
         student(torch.from_numpy(np.asarray(features[i : i + batch], dtype=np.float32)).to(device)).cpu().numpy()
