@@ -36,6 +36,11 @@ register_lazy_method(  # diffusers is imported on first use only
     "attribution_core.unlearning.attributor",
     options="attribution_core.unlearning.config:UnlearningOptions",
 )
+register_lazy_method(
+    "distilled",
+    "attribution_core.distill.attributor",
+    options="attribution_core.distill.config:DistilledOptions",
+)
 
 __all__ = [
     "Attribution",

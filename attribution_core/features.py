@@ -118,7 +118,7 @@ class FeatureAttributor(Attributor):
         tracker = Tracker(self.progress, on_progress, cancel)
         for _ in Tracker(False, on_progress, cancel).track([None], "open the feature store"):
             store = open_space_store(self.spec)  # a released .pth is converted once, here
-            store.check_backbone(self.backbone.name, self.backbone.dim)
+            store.check_backbone(*self.store_identity())
         cached = self.spec.mapper is not None and self.spec.mapper != _registered_mapper(self.spec.name)  # ad hoc
         self._index, _ = load_index(
             store,
@@ -177,6 +177,15 @@ class FeatureAttributor(Attributor):
             index_params: the kind's query-time knobs (``nprobe``, ``efSearch``, ``rerank``, …; see
                 ``load_index``), over those the space's options declare.
         """
+        index_kind, index_params = cls.index_choice(spec, index_kind, index_params)
+        backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
+        heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
+        return cls(spec, backbone, heads, space_calibrator(spec), index_kind, index_params, device, progress)
+
+    @classmethod
+    def index_choice(cls, spec: SpaceSpec, index_kind: str | None, index_params: dict | None) -> tuple[str, dict]:
+        """The index kind (asked for, else the space's ``options.index``) and its parameters (the space's that
+        this kind takes, under those asked for); an unknown kind is a one-line error naming the space."""
         options = cls.options_of(spec)
         index_kind = index_kind or options.index
         try:
@@ -188,10 +197,11 @@ class FeatureAttributor(Attributor):
             ) from None
         declared = {p.name for p in kind.params}  # the space's index parameters that this kind takes
         from_space = {k: v for k, v in options.index_params.items() if k in declared}
-        index_params = {**from_space, **(index_params or {})}
-        backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
-        heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
-        return cls(spec, backbone, heads, space_calibrator(spec), index_kind, index_params, device, progress)
+        return index_kind, {**from_space, **(index_params or {})}
+
+    def store_identity(self) -> tuple[str, int]:
+        """The (backbone name, dimension) the space's store must hold."""
+        return self.backbone.name, self.backbone.dim
 
     def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
         """The AbC protocol on ``test_cases`` (options: ``ks``, ``no_head``, ``progress``, ``influence``)."""

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from attribution_core.diffusion.generation import read_generation
 from attribution_core.distill.config import LabelConfig
@@ -17,6 +18,12 @@ from attribution_core.distill.labels import query_prompt, read_labels
 from attribution_core.paths import project_root
 
 from .helpers import QUICK_UNLEARNING
+
+
+def saved_model_dir() -> Path:
+    from attribution_core.demo import demo_model_dir
+
+    return demo_model_dir()
 
 
 def _spaces(folder: Path) -> Path:
@@ -81,6 +88,26 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
     saved = json.loads((student_dir / "student.json").read_text())
     assert saved["model"] == labels[0]["model"] and saved["student"]["embedding"] == 16
     assert (student_dir / "student.safetensors").stat().st_size > 0
+    # the student as a space: the query's prompt is read from its PNG; without one, image features alone
+    declared = tmp_path / "distilled.toml"
+    declared.write_text(
+        f'[[spaces]]\nname = "my_distilled"\nmethod = "distilled"\nbackbone = "efficientnet_lite0"\n'
+        f'store = "{student_dir / "store"}"\noptions = {{ student = "{student_dir}", model = "{saved_model_dir()}" }}\n'
+    )
+    env = {**os.environ, "ATTRIBUTION_SPACES": f"{spaces}{os.pathsep}{declared}"}
+    png = out / "000001.png"
+    jpeg = tmp_path / "plain.jpg"
+    Image.open(png).convert("RGB").save(jpeg)
+    asked = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "-q", "query", str(png), str(jpeg), "--space", "my_distilled",
+         "--top-k", "5", "--json"],
+        capture_output=True, text=True, cwd=project_root(), timeout=600, env=env,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr[-2000:]
+    with_prompt, without = (json.loads(line) for line in asked.stdout.splitlines())
+    assert with_prompt["extras"]["prompt"] == labels[1]["prompt"] and len(with_prompt["results"]) == 5
+    assert without["extras"]["note"] == "no prompt: image features alone"
+    assert with_prompt["results"][0]["path"] != "" and with_prompt["space"] == "my_distilled"
     other = _label(spaces, out, "--queries", "4", "--candidates", "10")
     assert other.returncode == 2 and "candidates" in other.stderr and len(other.stderr.strip().splitlines()) == 1
     pytest.importorskip("ray")

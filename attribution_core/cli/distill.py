@@ -66,6 +66,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print("|---|" + "---:|" * len(args.top))
     for name, values in report.average_precision.items():
         print(f"| {name} | " + " | ".join(f"{values[t]:.3f}" for t in args.top) + " |")
+    options = attributor.options_of(attributor.spec)
+    print(
+        '\nto query it, declare a space (spaces.toml):\n[[spaces]]\nname = "my_distilled"\nmethod = "distilled"\n'
+        f'backbone = "{args.backbone}"\nstore = "{out / "store"}"\n'
+        f'options = {{ student = "{out}", model = "{options.model}" }}'
+    )
     return 0
 
 

@@ -1,11 +1,14 @@
-"""Settings of ``attribute distill label`` (the CLI's flags are generated from these fields)."""
+"""Settings of ``attribute distill label`` (the CLI's flags are generated from these fields) and a distilled
+space's options."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import option
+from ..config import REQUIRED, option
 from ..constants import DEFAULT_DEVICE, DEVICE_HELP
+from ..features import FeatureOptions
 
 #: First generation seed of the labelling queries: far above every seed a reported query, test case or benchmark
 #: uses (all below 1,000), so no label is ever a query the student is judged on.
@@ -30,3 +33,12 @@ class LabelConfig:
     address: str = option("", "a running Ray cluster to join (engine ray; default: a local Ray instance)")
     gpus_per_worker: float = option(0.0, "GPUs per Ray worker (engine ray)")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistilledOptions(FeatureOptions):
+    """What a distilled space names in ``options`` (besides a feature space's index settings): the student's folder
+    (from ``attribute distill train``) and the diffusion model whose text encoder reads the prompts."""
+
+    student: Path = option(REQUIRED, "the student's folder (student.safetensors, student.json, store/)", path=True)
+    model: Path = option(REQUIRED, "the diffusion model whose text encoder reads prompts (model_index.json)", path=True)

@@ -4,8 +4,8 @@ Reads the labels (``labels.read_labels``), the unlearning space they came from (
 training images and captions), embeds both sides with the chosen backbone, trains the student on the training
 labels and reports FastGDA's AP(L) on the validation labels beside the backbone's raw cosine (the same features
 without the student). Writes ``student.safetensors`` and ``student.json`` (architecture, backbone, the model and
-labels it was trained for, the validation table): the student's files, loaded with ``weights_only`` semantics
-(safetensors holds tensors only).
+labels it was trained for, the validation table; safetensors holds tensors only, nothing runs on load) and
+``store/``, the training images' student embeddings: the feature store a distilled space searches.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..backbones import create_backbone
 from ..errors import AttributionError
 from ..fileio import atomic_path, atomic_write_json
 from ..images import load_rgb
+from ..store import write_store
 from .features import student_inputs
 from .labels import read_labels
 from .student import RankingLabel, StudentConfig, average_precision_at, embed, train_student
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STUDENT_WEIGHTS = "student.safetensors"
 STUDENT_CONFIG = "student.json"
+STUDENT_STORE = "store"  # the training side's student embeddings: a distilled space's feature store
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ def distill(
     }
     report = DistillReport(len(train), len(held_out), ap)
     out.mkdir(parents=True, exist_ok=True)
+    write_store(
+        out / STUDENT_STORE, e_train, list(data.paths), f"student:{backbone}", image_root=data.root,
+        captions=dict(zip(data.paths, data.captions, strict=True)),
+    )  # fmt: skip
     with atomic_path(out / STUDENT_WEIGHTS, ".safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}, str(tmp))
     atomic_write_json(

@@ -1,0 +1,128 @@
+"""The distilled method as a registered Attributor (docs/method.md §9): the query's image and prompt through the
+student, the training side's student embeddings in a FAISS index (any index kind), calibrated influence over the
+whole training set — a feature space whose query side reads the prompt.
+
+A distilled space is a feature space (``store``: the student's training-side embeddings, written by
+``attribute distill train``; ``backbone``: the image backbone the student reads; ``calibrator``) whose
+``options`` also name the student's folder and the diffusion model whose text encoder reads prompts. Without a
+prompt the query's text part is zero (image features alone), and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from ..attribute import Capabilities, Query, Ranking
+from ..backbones import create_backbone
+from ..device import resolve_device
+from ..diffusion.load import load_model
+from ..diffusion.model import TextToImageModel
+from ..errors import AttributionError, CheckpointError
+from ..features import FeatureAttributor
+from ..heads import identity_heads
+from ..paths import display_path
+from ..registry import register_method
+from ..spaces import SpaceSpec, space_calibrator
+from .config import DistilledOptions
+from .features import student_inputs
+from .student import Student, StudentConfig, embed
+from .train import STUDENT_CONFIG, STUDENT_WEIGHTS
+
+NO_PROMPT = "no prompt: image features alone"
+
+
+def load_student(folder: Path, device: str = "cpu") -> tuple[Student, dict]:
+    """The student in ``folder`` and its ``student.json`` (safetensors: tensors only, nothing runs on load)."""
+    try:
+        meta = json.loads((folder / STUDENT_CONFIG).read_text())
+        student = Student(int(meta["in_dim"]), StudentConfig(**meta["student"]))
+        student.load_state_dict(load_file(str(folder / STUDENT_WEIGHTS)))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{display_path(folder)}: not a student made by `attribute distill train` ({exc})"
+        ) from None
+    return student.to(device).eval(), meta
+
+
+@register_method
+class DistilledAttributor(FeatureAttributor):
+    """FastGDA: the student's embedding of (image, prompt) against its embeddings of the training images."""
+
+    method = "distilled"
+    score_kind = "cosine"
+    description = "unlearning's rankings learnt by a small feature model over image and prompt (FastGDA)"
+    capabilities = Capabilities(interactive=True, needs_prompt=False, uses_prompt=True, batchable=True)
+    Options = DistilledOptions
+
+    def __init__(self, spec: SpaceSpec, student: Student, meta: dict, text_model: TextToImageModel, **kwargs: Any):
+        backbone = create_backbone(meta["backbone"], spec.backbone_weights, kwargs.get("device", "cpu"))
+        super().__init__(spec, backbone, identity_heads(int(meta["student"]["embedding"])), **kwargs)
+        self.student, self.meta, self.text_model = student, meta, text_model
+
+    @classmethod
+    def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
+        options = cls.options_of(spec)
+        out = [] if (options.student / STUDENT_WEIGHTS).is_file() else [display_path(options.student / STUDENT_WEIGHTS)]
+        if not (options.model / "model_index.json").is_file():
+            out.append(f"diffusion model {display_path(options.model)}")
+        if spec.store is None or not (spec.store / "meta.json").is_file():
+            out.append(display_path(spec.store) if spec.store else "the student's store (store = …)")
+        return tuple(out)
+
+    @classmethod
+    def load(
+        cls,
+        spec: SpaceSpec,
+        *,
+        device: str = "auto",
+        progress: bool = True,
+        index_kind: str | None = None,
+        index_params: dict | None = None,
+        **_: Any,
+    ) -> DistilledAttributor:
+        options = cls.options_of(spec)
+        index_kind, index_params = cls.index_choice(spec, index_kind, index_params)
+        torch_device = resolve_device(device)
+        student, meta = load_student(options.student, str(torch_device))
+        text_model = load_model(options.model, torch_device)
+        if meta["model"] != text_model.fingerprint():
+            raise AttributionError(
+                f"space {spec.name!r}: the student was trained for model {meta['model']}, "
+                f"not {text_model.fingerprint()}; train one for this model with `attribute distill train`"
+            )
+        return cls(
+            spec, student, meta, text_model, calibrator=space_calibrator(spec), index_kind=index_kind,
+            index_params=index_params, device=str(torch_device), progress=progress,
+        )  # fmt: skip
+
+    def store_identity(self) -> tuple[str, int]:
+        return f"student:{self.meta['backbone']}", int(self.meta["student"]["embedding"])
+
+    def embed(self, queries) -> np.ndarray:
+        """Each query's image and prompt (none: zeros) through the student: unit-norm float32 [nq, d]."""
+        with torch.inference_mode():
+            joint = student_inputs(
+                self.backbone, self.text_model, [q.image for q in queries], [q.prompt for q in queries]
+            )
+        return embed(self.student, joint)
+
+    def extras(self, query: Query) -> dict[str, Any]:
+        return {"prompt": query.prompt} if query.prompt else {"prompt": None, "note": NO_PROMPT}
+
+    def rank(self, queries, ks, on_progress=None, cancel=None) -> list[Ranking]:
+        rankings = super().rank(queries, ks, on_progress, cancel)
+        for ranking, query in zip(rankings, queries, strict=True):
+            ranking.extras = {**ranking.extras, **self.extras(query)}
+        return rankings
+
+    def evaluate(self, test_cases, root, **options):
+        raise AttributionError(
+            f"space {self.name!r}: the AbC protocol needs the student's embeddings of each test case's exemplars, "
+            "which `attribute evaluate` does not make yet; judge a distilled space with the counterfactual checks"
+        )
