@@ -91,10 +91,14 @@ METHOD_OPTION = "method_option:"
 
 def add_method_options(p: argparse.ArgumentParser) -> None:
     """One flag per field of every registered method's ``Options`` (nested tables flattened: unlearning's
-    ``config.steps`` is ``--steps``), in a group per method; a flag another argument already has is left to it."""
+    ``config.steps`` is ``--steps``), in a group per method; a flag two methods share (``--model``) is one flag that
+    sets the option of whichever method the space has; a flag another argument already has is left to it."""
     import typing
 
     from ..registry import list_methods, method_options
+
+    owners: dict[str, dict[str, str]] = {}  # flag -> {method: option path}
+    actions: dict[str, argparse.Action] = {}
 
     def add(group, cls: type, method: str, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
@@ -104,11 +108,15 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                 continue
             if f.name == getattr(cls, "EXTRA", None):
                 continue  # keys checked by the class (e.g. index parameters: flags of their own)
+            flag = flag_of(f)
+            if flag in owners:  # shared with an earlier method: the same flag sets this method's option too
+                owners[flag][method] = f"{prefix}{f.name}"
+                continue
             kind = next((t for t in (int, float) if t in (hints[f.name], *typing.get_args(hints[f.name]))), str)
             try:
-                group.add_argument(
-                    flag_of(f),
-                    dest=f"{METHOD_OPTION}{method}:{prefix}{f.name}",
+                actions[flag] = group.add_argument(
+                    flag,
+                    dest=f"{METHOD_OPTION}{flag}",
                     type=kind,
                     default=argparse.SUPPRESS,
                     help=f"{f.metadata.get('help', '')} (default: the space's)".replace("%", "%%"),
@@ -116,11 +124,18 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
                 )
             except argparse.ArgumentError:
                 continue  # the flag already belongs to another argument (e.g. --device, --index)
+            owners[flag] = {method: f"{prefix}{f.name}"}
 
     for method in list_methods():
         options = method_options(method)
         if options is not None:
             add(p.add_argument_group(f"options of {method} spaces"), options, method, "")
+    for flag, methods in owners.items():
+        if len(methods) > 1:
+            actions[flag].help = actions[flag].help.replace(
+                " (default", f" (also of {', '.join(list(methods)[1:])} spaces; default", 1
+            )
+    p.set_defaults(**{f"{METHOD_OPTION}owners": owners})
 
 
 def method_options_from_args(args: argparse.Namespace, method: str, space: str) -> dict:
@@ -128,15 +143,18 @@ def method_options_from_args(args: argparse.Namespace, method: str, space: str) 
     another method is a one-line error."""
     from ..errors import AttributionError
 
+    owners = getattr(args, f"{METHOD_OPTION}owners", {})
     out: dict = {}
     for dest, value in vars(args).items():
-        if not dest.startswith(METHOD_OPTION):
+        if not dest.startswith(METHOD_OPTION) or dest == f"{METHOD_OPTION}owners":
             continue
-        owner, path = dest.removeprefix(METHOD_OPTION).split(":")
-        if owner != method:
-            flag = "--" + path.split(".")[-1].replace("_", "-")
-            raise AttributionError(f"{flag} is an option of {owner} spaces; space {space!r} is a {method} space")
-        *tables, name = path.split(".")
+        flag = dest.removeprefix(METHOD_OPTION)
+        paths = owners.get(flag, {})
+        if method not in paths:
+            raise AttributionError(
+                f"{flag} is an option of {' and '.join(paths)} spaces; space {space!r} is a {method} space"
+            )
+        *tables, name = paths[method].split(".")
         target = out
         for table in tables:
             target = target.setdefault(table, {})

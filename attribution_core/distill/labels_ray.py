@@ -50,13 +50,20 @@ def ray_engine(settings: dict) -> LabelEngine:
         import ray.data
 
         started = not ray.is_initialized()
+        # the workers find the same spaces, plug-ins and project home as this process
+        shared = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("ATTRIBUTION_SPACES", "ATTRIBUTION_PLUGINS", "ATTRIBUTION_HOME")
+        }
+        runtime_env = {"env_vars": shared} if shared else None
         if started:
             try:
                 if config.address:
-                    ray.init(address=config.address, log_to_driver=False)
+                    ray.init(address=config.address, log_to_driver=False, runtime_env=runtime_env)
                 else:
                     ray.init(num_cpus=max(os.cpu_count() or 1, config.workers + 1), include_dashboard=False,
-                             log_to_driver=False)  # fmt: skip
+                             log_to_driver=False, runtime_env=runtime_env)  # fmt: skip
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"the Ray cluster at {config.address}" if config.address else "a local Ray instance"
                 raise AttributionError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
