@@ -50,12 +50,8 @@ def ray_engine(settings: dict) -> LabelEngine:
         import ray.data
 
         started = not ray.is_initialized()
-        # the workers find the same spaces, plug-ins and project home as this process
-        shared = {
-            k: v
-            for k, v in os.environ.items()
-            if k in ("ATTRIBUTION_SPACES", "ATTRIBUTION_PLUGINS", "ATTRIBUTION_HOME")
-        }
+        # the workers find the same spaces, plug-ins, project home and caches as this process
+        shared = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBUTION_")}
         runtime_env = {"env_vars": shared} if shared else None
         if started:
             try:
