@@ -114,6 +114,11 @@ class LdsConfig(BaseModelConfig):
     seeds: tuple[int, ...] = option((1, 2), "generation seeds of the reported queries (one query per photo and seed)")
     validation_seeds: tuple[int, ...] = option((101,), "generation seeds of the validation queries")
     bootstrap: int = option(10_000, "bootstrap resamples of the queries for the intervals of paired differences")
+    tau: str = option(
+        "influence",
+        "a method's attribution tau: its influence (the share it reports, from its own influence rule; chosen on the "
+        "validation queries) or its raw score",
+    )
 
     def queries(self, validation: bool = False) -> tuple[tuple[str, int], ...]:
         """One query per photo and seed: the reported ones, or the validation ones (other seeds)."""

@@ -122,13 +122,18 @@ def write_lds_report(
 
 
 def report_lds(data: LdsData, config: LdsConfig, out: Path, scatter_method: str = "unlearning") -> str:
-    """The reported queries' report in ``out`` and the validation queries' in ``out/validation``; returns the
-    reported table (Markdown)."""
+    """The reported queries' report in ``out`` and the validation queries' in ``out/validation``, for the configured
+    tau; the same for the other tau in ``out/tau_<other>/`` (for comparison); returns the reported table (Markdown)."""
     text = ""
-    for validation, folder in ((False, out), (True, out / "validation")):
-        queries = data.validation if validation else data.reported
-        table = data.table(validation, config.bootstrap)
-        scores = data.scores.get(scatter_method, {})
-        body = write_lds_report(table, folder, data.member, data.losses, scores, queries[:4])
-        text = text or body
+    taus = [config.tau, *(t for t in (data.every_tau or {}) if t != config.tau)]
+    for tau in taus:
+        base = out if tau == config.tau else out / f"tau_{tau}"
+        scores = (data.every_tau or {}).get(tau, data.scores)
+        for validation, folder in ((False, base), (True, base / "validation")):
+            queries = data.validation if validation else data.reported
+            table = data.table(validation, config.bootstrap, None if tau == config.tau else tau)
+            body = write_lds_report(
+                table, folder, data.member, data.losses, scores.get(scatter_method, {}), queries[:4]
+            )
+            text = text or body
     return text

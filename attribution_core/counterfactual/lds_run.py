@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 LOSSES = "losses.jsonl"
 SCORES = "scores.json"
+#: What a method's attribution tau can be: its raw score, or its influence (the share it reports).
+TAUS = ("score", "influence")
 BASE = "base"
 
 
@@ -45,15 +47,15 @@ class LdsData:
     member: np.ndarray  # [M, N] subset membership
     losses: dict[str, np.ndarray]  # query name -> [M] loss under each subset model
     base_losses: dict[str, float]  # query name -> loss under the base model
-    scores: dict[str, dict[str, np.ndarray]]  # method -> query name -> [N] scores
+    scores: dict[str, dict[str, np.ndarray]]  # method -> query name -> [N] tau (the configured kind)
     reported: list[str]  # reported query names
     validation: list[str]  # validation query names
+    every_tau: dict[str, dict[str, dict[str, np.ndarray]]] | None = None  # tau -> method -> query -> [N]
 
-    def table(self, validation: bool = False, resamples: int = 10_000) -> LdsTable:
-        """The LDS table of the reported queries (or of the validation ones)."""
-        return lds_table(
-            self.member, self.losses, self.scores, self.validation if validation else self.reported, resamples
-        )
+    def table(self, validation: bool = False, resamples: int = 10_000, tau: str | None = None) -> LdsTable:
+        """The LDS table of the reported queries (or of the validation ones), for the configured tau (or ``tau``)."""
+        scores = self.scores if tau is None else self.every_tau[tau]
+        return lds_table(self.member, self.losses, scores, self.validation if validation else self.reported, resamples)
 
 
 def default_lds_output() -> Path:
@@ -124,27 +126,33 @@ def _measure_losses(
 
 def _method_scores(
     config: LdsConfig, base: TextToImageModel, data: TrainingSet, queries: list[Query], out: Path, progress: bool
-) -> dict[str, dict[str, np.ndarray]]:
-    """Every method's scores of the training set for every query, computed once and kept in ``SCORES``."""
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Every method's raw scores and influence over the training set for every query (``TAUS``), computed once and
+    kept in ``SCORES``: ``{tau: {method: {query: [N]}}}``."""
     path = out / SCORES
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    if saved.get("training_set") != list(data.paths):
-        saved = {"training_set": list(data.paths)}
+    if saved.get("training_set") != list(data.paths) or set(saved) - {"training_set", *TAUS}:
+        saved = {"training_set": list(data.paths)}  # another training set, or an older layout: score again
+    for tau in TAUS:
+        saved.setdefault(tau, {})
     rankers = Rankers(base, data, UnlearningConfig(device=config.device), config.device)
-    jobs = [(m, i, q) for m in config.methods for i, q in enumerate(queries) if q.name not in saved.get(m, {})]
+    jobs = [(m, i, q) for m in config.methods for i, q in enumerate(queries) if q.name not in saved["score"].get(m, {})]
     for method, i, q in tracked(jobs, "method scores", progress=progress, unit="query"):
-        if method == "random":
-            s = random_scores(len(data), config.subset_seed * 1_000 + i)
+        if method == "random":  # random scores rank nothing: their "influence" is the scores themselves
+            s = f = random_scores(len(data), config.subset_seed * 1_000 + i)
         else:
-            s = rankers.scores(method, tensor_image(q.image), q.prompt, data)
-        saved.setdefault(method, {})[q.name] = s.tolist()
+            s, f = rankers.scores(method, tensor_image(q.image), q.prompt, data)
+        saved["score"].setdefault(method, {})[q.name] = s.tolist()
+        saved["influence"].setdefault(method, {})[q.name] = f.tolist()
         atomic_write_json(path, saved)
-    return {m: {q: np.asarray(v) for q, v in saved[m].items()} for m in config.methods}
+    return {t: {m: {q: np.asarray(v) for q, v in saved[t][m].items()} for m in config.methods} for t in TAUS}
 
 
 def run_lds(config: LdsConfig, out: Path | None = None, progress: bool = True) -> LdsData:
     """Run (or resume) the LDS; returns what it is computed from (``LdsData.table`` makes the tables)."""
     out = Path(out) if out else default_lds_output()
+    if config.tau not in TAUS:
+        raise AttributionError(f"--tau must be one of {', '.join(TAUS)}, not {config.tau!r}")
     data, member = train_lds_models(config, out, progress)
     base = retrain_without(data, [], lds_cache(), config.model_config(), config.train_config(), progress)
     reported = make_queries(base, config.queries(), out / "queries", file_by_seed=True)
@@ -153,5 +161,6 @@ def run_lds(config: LdsConfig, out: Path | None = None, progress: bool = True) -
         raise AttributionError("the validation seeds must differ from the reported seeds")
     queries = reported + validation
     losses, base_losses = _measure_losses(config, data, member, base, queries, out, progress)
-    scores = _method_scores(config, base, data, queries, out, progress)
-    return LdsData(member, losses, base_losses, scores, [q.name for q in reported], [q.name for q in validation])
+    every = _method_scores(config, base, data, queries, out, progress)
+    names = [q.name for q in reported], [q.name for q in validation]
+    return LdsData(member, losses, base_losses, every[config.tau], *names, every)

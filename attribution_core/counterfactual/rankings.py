@@ -14,7 +14,7 @@ from ..attribute import Attributor
 from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel
 from ..registry import create_attributor
-from ..rows import method_scores
+from ..rows import method_scores, scores_and_influence
 from ..spaces import SpaceSpec
 from ..unlearning.attributor import UnlearningAttributor
 from ..unlearning.config import UnlearningConfig
@@ -55,8 +55,9 @@ class Rankers:
             self._attributors[method] = create_attributor(method, device=self.device, progress=False)
         return self._attributors[method]
 
-    def scores(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
-        return method_scores(self.attributor(method), query, prompt, data)
+    def scores(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> tuple[np.ndarray, np.ndarray]:
+        """The method's raw scores and influence of the rows of ``data``."""
+        return scores_and_influence(self.attributor(method), query, prompt, data)
 
     def ranking(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
         return method_ranking(self.attributor(method), query, prompt, data)
