@@ -50,3 +50,11 @@ def test_a_student_learns_a_teachers_ranking_that_its_features_can_express() -> 
     )
     raw = np.mean([average_precision_at(label(q), train @ q, 10) for q in queries[100:]])
     assert learnt > 2 * raw and learnt > 0.3, (learnt, raw)
+    # the control: the same training on labels shuffled across queries learns nothing that transfers
+    shuffled = [RankingLabel(q, labels[(i + 37) % len(labels)].rows) for i, q in enumerate(queries[:100])]
+    control = train_student(shuffled, train, config, progress=False)
+    c_train, c_query = embed(control, train), embed(control, queries[100:])
+    chance = np.mean(
+        [average_precision_at(label(q), c_train @ e, 10) for q, e in zip(queries[100:], c_query, strict=True)]
+    )
+    assert chance < learnt / 3, (chance, learnt)
