@@ -106,3 +106,23 @@ def test_table_averages_random_draws_per_query_then_reports_mean_and_standard_er
     table = markdown_table(summarise(rows))
     assert table.splitlines()[0].startswith("| method | ΔL K=4 | ΔG-MSE K=4 | ΔG-sim K=4 |")
     assert "| unlearning | 2.00 ± 1.00 |" in table  # ΔL shown ×10³
+
+
+def test_the_table_compares_methods_pairwise_per_k_with_intervals() -> None:
+    """Each pair's paired ΔL difference per K, random's draws averaged per query first: a method that beats random
+    on every query by a clear margin has an interval above 0; identical methods do not."""
+    from attribution_core.counterfactual.report import differences_markdown, loss_differences
+
+    rows = []
+    for i, q in enumerate("abcdef"):
+        base = 0.001 * (i + 1)
+        rows.append({"method": "unlearning", "query": q, "k": 2, "draw": 0, "d_loss": base + 0.010})
+        rows.append({"method": "same", "query": q, "k": 2, "draw": 0, "d_loss": base})
+        for draw in range(2):  # random's two draws average to base
+            rows.append({"method": "random", "query": q, "k": 2, "draw": draw, "d_loss": base + (-1) ** draw * 0.002})
+    pairs = {(d["a"], d["b"]): d for d in loss_differences(rows, resamples=500)[2]}
+    assert pairs[("unlearning", "random")]["mean"] == pytest.approx(0.010)
+    assert pairs[("unlearning", "random")]["excludes_zero"] and pairs[("unlearning", "random")]["a_wins"] == 6
+    assert not pairs[("same", "random")]["excludes_zero"] and pairs[("same", "random")]["mean"] == pytest.approx(0)
+    text = differences_markdown(loss_differences(rows, resamples=500))
+    assert "| ΔL difference, K=2 (×10³) |" in text and "| unlearning − random | +10.00 |" in text

@@ -9,7 +9,6 @@ predict the losses perfectly (in rank) scores 1, one that knows nothing scores a
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import AttributionError
+from .paired import paired_differences
 
 
 def predicted_effects(member: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -65,26 +65,5 @@ def lds_table(
         summary.append(
             {"method": m, "mean": float(v.mean()), "se": float(v.std(ddof=1) / np.sqrt(len(v))), "queries": len(v)}
         )
-    differences = []
-    for a, b in itertools.combinations(per_query, 2):
-        d = np.array([per_query[a][q] - per_query[b][q] for q in queries])
-        if np.ptp(d) == 0:
-            low = high = float(d[0])
-        else:
-            ci = stats.bootstrap(
-                (d,), np.mean, n_resamples=resamples, method="percentile", random_state=np.random.default_rng(seed)
-            ).confidence_interval
-            low, high = float(ci.low), float(ci.high)
-        differences.append(
-            {
-                "a": a,
-                "b": b,
-                "mean": float(d.mean()),
-                "low": low,
-                "high": high,
-                "excludes_zero": bool(low > 0 or high < 0),
-                "a_wins": int((d > 0).sum()),
-                "queries": len(d),
-            }
-        )
+    differences = paired_differences(per_query, queries, resamples, seed)
     return LdsTable(per_query, summary, differences)

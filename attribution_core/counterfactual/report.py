@@ -1,5 +1,6 @@
 """The counterfactual table, shaped like the AbU paper's Table 1: rows are methods, columns each measure at each
-K, cells the mean ± standard error over queries (random removal: its draws averaged per query first)."""
+K, cells the mean ± standard error over queries (random removal: its draws averaged per query first); then, per
+K, every pair of methods' paired ΔL difference with a bootstrap interval."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_path
+from .paired import paired_differences
 
 MEASURES = {"d_loss": "ΔL", "d_mse": "ΔG-MSE", "d_similarity": "ΔG-sim"}
 
@@ -80,10 +82,44 @@ def loss_plot(summary: list[dict], path: Path) -> None:
         chart.save(str(tmp), format="png", scale_factor=2)
 
 
+def loss_differences(rows: list[dict], resamples: int = 10_000) -> dict[int, list[dict]]:
+    """Per K, every pair of methods' paired ΔL difference over the queries both measured (random: its draws averaged
+    per query first), with a 95% bootstrap interval (``paired.paired_differences``)."""
+    values: dict[int, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in rows:
+        values[r["k"]][r["method"]][r["query"]].append(float(r["d_loss"]))
+    out = {}
+    for k, by_method in sorted(values.items()):
+        per_query = {m: {q: float(np.mean(v)) for q, v in qs.items()} for m, qs in by_method.items()}
+        queries = sorted(set.intersection(*(set(qs) for qs in per_query.values())))
+        if len(queries) >= 2:
+            out[k] = paired_differences(per_query, queries, resamples)
+    return out
+
+
+def differences_markdown(differences: dict[int, list[dict]]) -> str:
+    """Per K: each pair's mean ΔL difference (×10³), its 95% interval, and on how many queries the first is higher."""
+    lines = []
+    for k, pairs in differences.items():
+        lines += [
+            "",
+            f"| ΔL difference, K={k} (×10³) | mean | 95% bootstrap interval | excludes 0 "
+            "| queries where the first is higher |",
+            "|---|---:|---|---|---:|",
+        ]
+        for d in pairs:
+            lines.append(
+                f"| {d['a']} − {d['b']} | {d['mean'] * 1e3:+.2f} | [{d['low'] * 1e3:+.2f}, {d['high'] * 1e3:+.2f}] | "
+                f"{'yes' if d['excludes_zero'] else 'no'} | {d['a_wins']} of {d['queries']} |"
+            )
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def write_report(rows: list[dict], out: Path) -> str:
-    """Write ``table.md``, ``table.csv`` and ``delta_loss.png`` to ``out``; returns the Markdown table."""
+    """Write ``table.md`` (the table, then the paired ΔL differences per K), ``table.csv`` and ``delta_loss.png`` to
+    ``out``; returns the Markdown."""
     summary = summarise(rows)
-    table = markdown_table(summary)
+    table = markdown_table(summary) + differences_markdown(loss_differences(rows))
     for name, text in (("table.md", table), ("table.csv", csv_table(summary))):
         with atomic_path(out / name) as tmp:
             tmp.write_text(text)
