@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from .backbones import Backbone
-from .errors import AttributionError
 from .images import SkippedFile
 from .progress import CancelFlag, check_cancelled
+from .ray_cluster import connect_ray
 from .shard_engines import Chunk, ShardResult, embed_chunk
 
 log = logging.getLogger(__name__)
@@ -92,23 +92,6 @@ class RayEngine:
         self.cpus_per_worker = cpus_per_worker
         self.gpus_per_worker = gpus_per_worker
 
-    def _connect(self) -> bool:
-        """Join the cluster or start a local instance; True when this run started Ray (and must stop it)."""
-        import ray
-
-        if ray.is_initialized():
-            return False
-        try:
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                cpus = max(os.cpu_count() or 1, int(np.ceil(self.workers * self.cpus_per_worker)) + 1)
-                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
-            raise AttributionError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
-        return True
-
     def __call__(
         self,
         chunks: Sequence[Chunk],
@@ -122,7 +105,8 @@ class RayEngine:
         import ray
         import ray.data
 
-        started = self._connect()
+        cpus = max(os.cpu_count() or 1, int(np.ceil(self.workers * self.cpus_per_worker)) + 1)
+        started = connect_ray(self.address, cpus)
         try:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False  # the extraction's own bar counts images

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import AttributionError
+from ..ray_cluster import connect_ray
 from .config import LabelConfig
 from .labels import LabelEngine, label_query
 
@@ -49,20 +49,7 @@ def ray_engine(settings: dict) -> LabelEngine:
         import ray
         import ray.data
 
-        started = not ray.is_initialized()
-        # the workers find the same spaces, plug-ins, project home and caches as this process
-        shared = {k: v for k, v in os.environ.items() if k.startswith("ATTRIBUTION_")}
-        runtime_env = {"env_vars": shared} if shared else None
-        if started:
-            try:
-                if config.address:
-                    ray.init(address=config.address, log_to_driver=False, runtime_env=runtime_env)
-                else:
-                    ray.init(num_cpus=max(os.cpu_count() or 1, config.workers + 1), include_dashboard=False,
-                             log_to_driver=False, runtime_env=runtime_env)  # fmt: skip
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = f"the Ray cluster at {config.address}" if config.address else "a local Ray instance"
-                raise AttributionError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
+        started = connect_ray(config.address, max(os.cpu_count() or 1, config.workers + 1))
         try:
             ray.data.DataContext.get_current().enable_progress_bars = False  # the labelling's own bar counts queries
             payload = json.dumps(dataclasses.asdict(config))

@@ -81,7 +81,7 @@ def distill(
         queries[split] = student_inputs(net, attributor.model, pngs, [r["prompt"] for r in rows])
     student = train_student(_labels_for(train, queries["train"]), training, config, device, progress)
     e_train, e_query = embed(student, training), embed(student, queries["validation"])
-    image_dim = training.shape[1] - attributor.model.encode_prompts([""]).shape[-1]
+    image_dim = net.dim  # the joint features are [image ⊕ text]
     raw_train, raw_query = training[:, :image_dim], queries["validation"][:, :image_dim]
     teacher = [np.asarray(r["rows"]) for r in held_out]
 
