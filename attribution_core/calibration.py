@@ -19,6 +19,7 @@ import torch
 
 from .checkpoints import load_checkpoint, save_checkpoint
 from .errors import CheckpointError
+from .fileio import atomic_path
 from .paths import display_path
 
 BIAS_GAIN = 0.001  # the released calibrators store bias / 0.001
@@ -77,8 +78,15 @@ def load_calibrator(path: Path | str) -> Calibrator:
 
 
 def save_calibrator(calibrator: Calibrator, path: Path | str) -> None:
-    """Write the released format (scalar tensors)."""
-    save_checkpoint({"inv_tau": torch.tensor(calibrator.inv_tau), "bias": torch.tensor(calibrator.bias)}, path)
+    """Write the released format (scalar tensors): safetensors for a ``.safetensors`` path, else a tensor pickle."""
+    state = {"inv_tau": torch.tensor(calibrator.inv_tau), "bias": torch.tensor(calibrator.bias)}
+    if Path(path).suffix != ".safetensors":
+        save_checkpoint(state, path)
+        return
+    from safetensors.torch import save_file
+
+    with atomic_path(path, ".safetensors") as tmp:
+        save_file(state, str(tmp))
 
 
 def soft_influence(scores: np.ndarray, calibrator: Calibrator) -> np.ndarray:

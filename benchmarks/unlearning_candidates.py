@@ -1,13 +1,15 @@
-"""Unlearning on candidates against full unlearning, in the same run: what scoring only the tuned space's top N
+"""Unlearning on candidates against full unlearning, in the same run: what scoring only a fast space's top N
 after unlearning costs in agreement, and what it saves, on the demo model (docs/method.md §6).
 
-For each query (the demo model's samples of four photos, seeds 300-303: used by no reported query, test case or
-other benchmark), full unlearning scores all 1,020 training images; ``--candidates N`` scores the tuned space's
-top N. Agreement with the full run: precision@10 (shared share of the two top 10s) and the Spearman correlation
+For each query (the demo model's samples of four photos, seeds 300-303 by default: used by no reported query,
+test case or other benchmark; ``--seed 400`` gives the validation queries the candidate space was chosen on), full
+unlearning scores all 1,020 training images; ``--candidates N`` scores the top N of each ``--candidate-space``.
+Agreement with the full run: precision@10 (shared share of the two top 10s) and the Spearman correlation
 of the full run's top 100 as both runs rank them (an image outside the candidates ranks last). Caches (Fisher,
 "before" losses) are built before timing, as a served model has them.
 
-    python benchmarks/unlearning_candidates.py [--candidates 50 100 200] [--device cuda]
+    python benchmarks/unlearning_candidates.py [--candidates 50 100 200] [--candidate-space demo_model_pixel ...]
+        [--seed 300] [--device cuda]
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+
+from attribution_core.demo.diffusion import CANDIDATE_SPACE
 
 PHOTOS = ("coins", "clock", "horse", "brick")
 
@@ -34,6 +38,8 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, nargs="+", default=[50, 100, 200])
+    parser.add_argument("--candidate-space", nargs="+", default=[CANDIDATE_SPACE])
+    parser.add_argument("--seed", type=int, default=300, help="first query seed (one per photo)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     from attribution_core.demo import build_demo
@@ -46,7 +52,10 @@ def main() -> None:
     full = create_attributor("demo_unlearning", device=args.device, progress=False)
     full.prepare()
     runs = {
-        n: create_attributor("demo_unlearning", device=args.device, unlearning={"candidates": n})
+        (space, n): create_attributor(
+            "demo_unlearning", device=args.device, unlearning={"candidates": n, "candidate_space": space}
+        )
+        for space in args.candidate_space
         for n in args.candidates
     }
     for a in runs.values():
@@ -54,8 +63,8 @@ def main() -> None:
     queries = []
     for i, photo in enumerate(PHOTOS):
         prompt = f"a photo of {PHOTO_NOUNS[photo]}"
-        queries.append((prompt, tensor_image(generate(full.model, [prompt], [300 + i])[0].cpu())))
-    rows = {n: {"p10": [], "rho": [], "s": []} for n in ["full", *args.candidates]}
+        queries.append((prompt, tensor_image(generate(full.model, [prompt], [args.seed + i])[0].cpu())))
+    rows = {n: {"p10": [], "rho": [], "s": []} for n in ["full", *runs]}
     for prompt, image in queries:
         t0 = time.perf_counter()
         base = full.scores([image], prompts=[prompt])[0]
@@ -72,13 +81,13 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.machine()} CPU"
     print(
         f"\n{len(queries)} queries, demo model, {len(full)} training images; "
-        f"{device}, {torch.get_num_threads()} threads\n"
+        f"seeds {args.seed}-{args.seed + len(queries) - 1}; {device}, {torch.get_num_threads()} threads\n"
     )
     print("| scored after unlearning | precision@10 vs full | Spearman of full's top 100 | s per query | vs full |")
     print("|---|---:|---:|---:|---:|")
     base_s = float(np.mean(rows["full"]["s"]))
     for n, r in rows.items():
-        name = f"all {len(full)} (full unlearning, baseline)" if n == "full" else f"top {n} of the tuned space"
+        name = f"all {len(full)} (full unlearning, baseline)" if n == "full" else f"top {n[1]} of {n[0]}"
         p10 = "1.00" if n == "full" else f"{np.mean(r['p10']):.2f}"
         rho = "1.00" if n == "full" else f"{np.mean(r['rho']):.2f}"
         s = float(np.mean(r["s"]))

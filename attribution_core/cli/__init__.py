@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import AttributionError
-from . import diffusion, distill, features, service
+from . import calibrate, diffusion, distill, features, service
 from .common import config_from_args, global_options
 
 EXIT_USER_ERROR = 2
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_commands(command)
     diffusion.add_commands(command)
     distill.add_commands(command)
+    calibrate.add_commands(command)
     service.add_commands(command)
     return parser
 

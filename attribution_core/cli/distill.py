@@ -24,6 +24,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     if config.engine not in ENGINES:
         raise AttributionError(f"--engine must be one of {', '.join(ENGINES)}, not {config.engine!r}")
     settings = {"candidates": config.candidates}
+    if config.candidate_space:
+        settings["candidate_space"] = config.candidate_space
     attributor = create_attributor(config.space, device=config.device, progress=not args.quiet, unlearning=settings)
     if attributor.method != "unlearning":
         raise AttributionError(f"space {config.space!r} is a {attributor.method} space; labels come from unlearning")

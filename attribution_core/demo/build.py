@@ -25,6 +25,7 @@ from ..spaces import SpaceSpec
 from ..store import FeatureStore, checksum_of, write_store
 from ..train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
 from .diffusion import demo_model_dir, diffusion_json
+from .distilled import build_distilled_store
 from .images import make_demo_images
 from .layout import (
     CAPTIONS,
@@ -103,16 +104,26 @@ def build_demo(
         diffusion_json().unlink(missing_ok=True)  # made from the old images: rebuilt with the new ones
     wants_test_case = diffusion_test_case and (demo_model_dir() / "model_index.json").is_file()
     if features_ready and not (wants_test_case and not diffusion_json().is_file()):
+        _build_distilled_store(device)
         log.info("demo bundle is up to date")
         return demo_spaces()
     if not features_ready:
         _build_feature_part(out, progress, device, on_progress)
         atomic_write_text(stamp, want)
+    _build_distilled_store(device)
     if wants_test_case and not diffusion_json().is_file():
         from .diffusion_testcase import build_diffusion_test_case  # diffusers: imported only to build it
 
         build_diffusion_test_case(progress, on_progress)
     return demo_spaces()
+
+
+def _build_distilled_store(device: str) -> None:
+    """The shipped student's training-side embeddings (seconds; once per student)."""
+    if (demo_model_dir() / "model_index.json").is_file() and build_distilled_store(
+        demo_model_dir(), "cpu" if device == "auto" else device
+    ):
+        log.info("demo distilled space: store written")
 
 
 def _build_feature_part(out: Path, progress: bool, device: str, on_progress: ProgressCallback | None) -> None:

@@ -33,12 +33,17 @@ def demo_training_set(resolution: int) -> TrainingSet:
     return load_training_set(demo_dir() / CAPTIONS, demo_dir(), resolution, CORPUS_PREFIX)
 
 
-#: The fast space whose top N unlearning scores with ``--candidates N`` (the tuned space over the corpus).
-CANDIDATE_SPACE = "demo_model_efficientnet_lite0_tuned"
+#: The fast space whose top N unlearning scores with ``--candidates N``: pixels over the corpus, chosen on validation
+#: queries (benchmarks/unlearning_candidates.py --seed 400) as the best of pixels, untuned and tuned EfficientNet.
+CANDIDATE_SPACE = "demo_model_pixel"
 
 
 def unlearning_space(model: Path | None = None) -> SpaceSpec:
-    """The unlearning space over the demo corpus (``model``: another model trained on it; default the demo's)."""
+    """The unlearning space over the demo corpus (``model``: another model trained on it; default the demo's, with
+    its calibrator fitted on ground truth when one ships; another model's influence is the share of the rise)."""
+    from .distilled import unlearning_calibrator_path
+
+    calibrator = unlearning_calibrator_path() if model is None and unlearning_calibrator_path().is_file() else None
     model = model or demo_model_dir()
     return SpaceSpec(
         name="demo_unlearning",
@@ -50,12 +55,13 @@ def unlearning_space(model: Path | None = None) -> SpaceSpec:
         "corpus (needs the query's prompt)",
         training_set=CORPUS_SET,
         generator=DEMO_GENERATOR,
+        **({"calibrator": calibrator} if calibrator else {}),
         options={
             "model": str(model),
             "captions": str(demo_dir() / CAPTIONS),
             "images": str(demo_dir()),
             "prefix": CORPUS_PREFIX,
-            # `--candidates N` scores the top N of the tuned feature space over the same training set
+            # `--candidates N` scores the top N of a fast feature space over the same training set
             "config": {"candidate_space": CANDIDATE_SPACE},
         },
     )

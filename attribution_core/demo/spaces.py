@@ -10,7 +10,8 @@ from typing import Any
 
 from ..registry import register_space_provider
 from ..spaces import DEFAULT_CALIBRATOR, SpaceSpec
-from .diffusion import unlearning_space
+from .diffusion import demo_model_dir, unlearning_space
+from .distilled import distilled_space
 from .layout import (
     ABC_SET,
     CORPUS_SET,
@@ -89,4 +90,10 @@ def model_spaces() -> list[SpaceSpec]:
     )
 
 
-register_space_provider(lambda: [*demo_spaces(), *model_spaces(), unlearning_space()])  # feature spaces first
+def diffusion_spaces() -> list[SpaceSpec]:
+    """The demo model's own methods: unlearning, and the distilled space when its student ships."""
+    distilled = distilled_space(demo_model_dir())
+    return [unlearning_space(), *([distilled] if distilled else [])]
+
+
+register_space_provider(lambda: [*demo_spaces(), *model_spaces(), *diffusion_spaces()])  # feature spaces first

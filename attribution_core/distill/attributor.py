@@ -30,6 +30,7 @@ from ..paths import display_path
 from ..registry import register_method
 from ..spaces import SpaceSpec, space_calibrator
 from .config import DistilledOptions
+from .evaluate import evaluate_distilled_space
 from .features import student_inputs
 from .student import Student, StudentConfig, embed
 from .train import STUDENT_CONFIG, STUDENT_WEIGHTS
@@ -122,7 +123,5 @@ class DistilledAttributor(FeatureAttributor):
         return rankings
 
     def evaluate(self, test_cases, root, **options):
-        raise AttributionError(
-            f"space {self.name!r}: the AbC protocol needs the student's embeddings of each test case's exemplars, "
-            "which `attribute evaluate` does not make yet; judge a distilled space with the counterfactual checks"
-        )
+        """The AbC protocol with the student on both sides (``evaluate.py``; options as for a feature space)."""
+        return evaluate_distilled_space(self.spec, self.embed, self.calibrator, test_cases, root, **options)

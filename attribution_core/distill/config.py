@@ -21,7 +21,8 @@ class LabelConfig:
 
     space: str = option("demo_unlearning", "the unlearning space whose model generates and attributes the queries")
     queries: int = option(1000, "labelled queries (query i uses seed base + i; more queries extend the store)")
-    candidates: int = option(100, "training images scored per query: the candidate space's top N")
+    candidates: int = option(200, "training images scored per query: the candidate space's top N")
+    candidate_space: str = option("", "the fast space that picks the candidates (default: the unlearning space's own)")
     validation_every: int = option(10, "every n-th query is held out for validation (never trained on)")
     seed_base: int = option(LABEL_SEED_BASE, "generation seed of query 0")
     caption_share: float = option(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,16 @@ class DistillReport:
     train_queries: int
     validation_queries: int
     average_precision: dict[str, dict[int, float]]  # "student" / "backbone cosine" -> L -> mean AP(L)
+
+
+def write_student_store(
+    path: Path, embeddings: np.ndarray, backbone: str, paths: Sequence[str], captions: Sequence[str], root: Path
+) -> None:
+    """The training side's student embeddings as the feature store a distilled space searches."""
+    write_store(
+        path, embeddings, list(paths), f"student:{backbone}", image_root=root,
+        captions=dict(zip(paths, captions, strict=True)),
+    )  # fmt: skip
 
 
 def _labels_for(labels: list[dict], features: np.ndarray) -> list[RankingLabel]:
@@ -94,10 +105,7 @@ def distill(
     }
     report = DistillReport(len(train), len(held_out), ap)
     out.mkdir(parents=True, exist_ok=True)
-    write_store(
-        out / STUDENT_STORE, e_train, list(data.paths), f"student:{backbone}", image_root=data.root,
-        captions=dict(zip(data.paths, data.captions, strict=True)),
-    )  # fmt: skip
+    write_student_store(out / STUDENT_STORE, e_train, backbone, data.paths, data.captions, data.root)
     with atomic_path(out / STUDENT_WEIGHTS, ".safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}, str(tmp))
     atomic_write_json(

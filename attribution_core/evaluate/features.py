@@ -84,10 +84,12 @@ def evaluate_feature_space(
     no_head: bool = False,
     progress: bool = True,
     influence: bool = False,
+    scores_top: int = 0,
     **_: Any,
 ) -> list[SpaceResult]:
     """The protocol for one loaded feature space (its spec, backbone, heads, calibrator) on each test case; with
-    ``influence``, also the mean calibrated influence on the true exemplars. ``no_head``: the raw backbone."""
+    ``influence``, also the mean calibrated influence on the true exemplars; ``scores_top``: records keep scores
+    (``protocol.kept_scores``). ``no_head``: the raw backbone."""
     use_head = spec.mapper is not None and not no_head
     heads = heads if use_head else identity_heads(backbone.dim)
     name = spec.name if use_head or spec.mapper is None else f"{spec.name} (no head)"
@@ -108,5 +110,5 @@ def evaluate_feature_space(
         feats = test_case_features(tc, backbone, root, progress=progress)
         keep = corpus_rows_without(store, root, [tc])
         xb = corpus if keep.all() else corpus[keep]  # exemplars are appended per query, never counted twice
-        out.append(evaluate_features(tc, xb, real, synth, feats, name, ks, progress, cal))
+        out.append(evaluate_features(tc, xb, real, synth, feats, name, ks, progress, cal, scores_top))
     return out

@@ -22,9 +22,11 @@ def evaluate_features(
     ks: Sequence[int] = DEFAULT_KS,
     progress: bool = False,
     calibrator: Calibrator | None = None,
+    scores_top: int = 0,
 ) -> SpaceResult:
     """Run the protocol for one space (with a calibrator: also ``<type>-influence``, the mean calibrated
-    influence the synthesized images put on their own exemplars).
+    influence the synthesized images put on their own exemplars; with ``scores_top``: each image's record also
+    keeps its exemplars' scores and its ``scores_top`` highest corpus scores, for fitting on ground truth).
 
     Args:
         corpus: [N, d] unit-norm corpus features, already through the real head.
@@ -50,4 +52,19 @@ def evaluate_features(
         {"test_case": tc.name, "space": space, "model": cid, "type": t, "synth": p, "ranks": r.tolist()}
         for r, (cid, t, p) in zip(ranks, meta, strict=True)
     ]
+    if scores_top:
+        for record, q, ex in zip(dump, xq, ex_scores, strict=True):
+            record.update(kept_scores(ex, corpus @ q, scores_top))
     return SpaceResult(space, metrics, dump)
+
+
+def kept_scores(exemplar_scores: np.ndarray, corpus_scores: np.ndarray, top: int) -> dict[str, list[float]]:
+    """What a ground-truth record keeps of one query: its exemplars' scores and its ``top`` highest corpus scores
+    (finite ones: unscored candidates are left out), best first."""
+    corpus_scores = np.asarray(corpus_scores, dtype=np.float64)
+    corpus_scores = corpus_scores[np.isfinite(corpus_scores)]
+    best = corpus_scores if top >= len(corpus_scores) else np.partition(corpus_scores, len(corpus_scores) - top)[-top:]
+    return {
+        "exemplar_scores": np.asarray(exemplar_scores, dtype=np.float64).tolist(),
+        "corpus_top": np.sort(best)[::-1].tolist(),
+    }

@@ -5,12 +5,12 @@ A space of this method names its model and training set in ``options``::
 
     {"model": MODEL_DIR, "captions": CAPTIONS.jsonl, "images": IMAGE_ROOT, "prefix": "corpus/", "config": {...}}
 
-Influence is the query's share of the total loss rise: p_i = max(Δ_i, 0) / Σ_j max(Δ_j, 0). With ``candidates``
-(``candidates.py``) only a fast space's top N are scored after unlearning; the others score −inf, get no share, and
-the result says how many were scored. Unlike similarity
-scores, loss changes have a meaning of their own (a training image whose loss did not rise was not forgotten with
-the query and gets no share); the demo has no ground truth on this model to fit a calibrator with, so this
-documented normalisation is used rather than a fitted temperature.
+Influence: with a calibrator fitted on ground truth (``attribute calibrate``; the space's ``calibrator``), the
+calibrated soft assignment over each image's loss rise relative to the query's largest (docs/method.md §6: rises
+differ in scale from query to query, their ratios do not); without one, the query's share of the total loss rise,
+p_i = max(Δ_i, 0) / Σ_j max(Δ_j, 0), which is nearly flat. With ``candidates`` (``candidates.py``) only a fast
+space's top N are scored after unlearning; the others score −inf, get no share, and the result says how many were
+scored.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..attribute import Attributor, Capabilities, Query, Ranking, TrainingRecord, ranking_from_scores
+from ..calibration import Calibrator, soft_influence
 from ..config import parse_options
 from ..device import resolve_device
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
@@ -36,12 +37,12 @@ from ..evaluate.testcase import TestCase
 from ..paths import display_path
 from ..progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
 from ..registry import register_method
-from ..spaces import SpaceSpec
+from ..spaces import SpaceSpec, space_calibrator
 from .caches import cached_fisher, cached_losses
 from .candidates import CandidatePicker
 from .config import UnlearningConfig, UnlearningOptions
 from .evaluate import evaluate_unlearning_space
-from .scores import scores_from_losses, share_of_rise, training_losses, unlearn
+from .scores import relative_rise, scores_from_losses, share_of_rise, training_losses, unlearn
 
 
 @register_method
@@ -60,9 +61,12 @@ class UnlearningAttributor(Attributor):
         model: TextToImageModel,
         data: TrainingSet | Callable[[], TrainingSet],
         config: UnlearningConfig,
+        calibrator: Calibrator | None = None,
     ):
-        """``data``: the training set, or how to load it (then loaded by :meth:`prepare`, or when first needed)."""
+        """``data``: the training set, or how to load it (then loaded by :meth:`prepare`, or when first needed);
+        ``calibrator``: fitted on ground truth (None: each image's share of the loss rise)."""
         self.spec = spec
+        self.calibrator = calibrator
         self.name = spec.name
         self.model = model
         self.config = config
@@ -89,6 +93,8 @@ class UnlearningAttributor(Attributor):
             out.append(f"diffusion model {display_path(options.model)}")
         if not options.captions.is_file():
             out.append(display_path(options.captions))
+        if isinstance(spec.calibrator, Path) and not spec.calibrator.is_file():
+            out.append(display_path(spec.calibrator))
         return tuple(out)
 
     @classmethod
@@ -115,7 +121,8 @@ class UnlearningAttributor(Attributor):
             data = load_training_set(space.captions, space.images, model.config.resolution, space.prefix)
             return in_model_space(model, data)
 
-        return cls(spec, model, training_set, config)
+        calibrator = space_calibrator(spec) if isinstance(spec.calibrator, Path) else None
+        return cls(spec, model, training_set, config, calibrator)
 
     def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
         """The AbC protocol on test cases that name their customised models (options: ``ks``, ``progress``,
@@ -218,12 +225,21 @@ class UnlearningAttributor(Attributor):
         for s, k, t, q in zip(scores, ks, timings, queries, strict=True):
             scored = int(np.isfinite(s).sum())
             extras = {**self.extras(q), **({"scored": scored} if scored < len(s) else {})}
-            out.append(ranking_from_scores(s, min(k, scored), self.influence(s), t, extras))
+            ranking = ranking_from_scores(s, min(k, scored), self.influence(s), t, extras)
+            ranking.calibrator = self.calibrator
+            out.append(ranking)
         return out
 
     def influence(self, scores: np.ndarray) -> np.ndarray:
-        """Each image's share of the total loss rise (module docstring)."""
-        return share_of_rise(scores)
+        """The calibrated soft assignment over relative loss rises, or each image's share of the total rise without
+        a calibrator or when nothing rose (module docstring); unscored candidates get none."""
+        relative = relative_rise(scores)
+        scored = np.isfinite(relative)
+        if self.calibrator is None or not (relative[scored] > 0).any():
+            return share_of_rise(np.where(scored, scores, 0.0))
+        out = np.zeros(len(scores))
+        out[scored] = soft_influence(relative[scored], self.calibrator)
+        return out
 
     def extras(self, query: Query) -> dict[str, Any]:
         truncates = getattr(self.model.tokenizer, "truncates", None)  # the demo model's tokenizer says so

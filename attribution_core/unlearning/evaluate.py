@@ -26,13 +26,14 @@ from ..diffusion.load import load_model
 from ..diffusion.model import cross_attention_kv
 from ..errors import AttributionError
 from ..evaluate.metrics import DEFAULT_KS, SpaceResult, metrics_by_type
+from ..evaluate.protocol import kept_scores
 from ..evaluate.testcase import TestCase
 from ..images import load_rgb
 from ..paths import display_path
 from ..spaces import SpaceSpec
 from .caches import cached_losses
 from .config import UnlearningConfig
-from .scores import scores_from_losses, training_losses, unlearn
+from .scores import relative_rise, scores_from_losses, training_losses, unlearn
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,12 @@ def evaluate_unlearning_space(
     ks: Sequence[int] = DEFAULT_KS,
     progress: bool = True,
     max_per_type: int | None = None,
+    scores_top: int = 0,
     **_: Any,
 ) -> list[SpaceResult]:
     """Run the protocol with a loaded unlearning space on each test case (``max_per_type``: synthesized images per
-    model and prompt type, to bound the time; all by default)."""
+    model and prompt type, to bound the time; all by default; ``scores_top``: records keep the relative loss rises
+    the calibrator reads, ``protocol.kept_scores``)."""
     out = []
     for tc in test_cases:
         types, ranks, dump = [], [], []
@@ -92,19 +95,22 @@ def evaluate_unlearning_space(
                     with torch.no_grad():
                         for k, p in kv.items():
                             p.copy_(original[k])
-                    r = exemplar_ranks_of(scores_from_losses(before, after), len(corpus))
+                    rise = scores_from_losses(before, after)
+                    r = exemplar_ranks_of(rise, len(corpus))
                     types.append(ptype)
                     ranks.append(r)
-                    dump.append(
-                        {
-                            "test_case": tc.name,
-                            "space": spec.name,
-                            "model": m.class_id,
-                            "type": ptype,
-                            "synth": path,
-                            "ranks": r.tolist(),
-                        }
-                    )
+                    record = {
+                        "test_case": tc.name,
+                        "space": spec.name,
+                        "model": m.class_id,
+                        "type": ptype,
+                        "synth": path,
+                        "ranks": r.tolist(),
+                    }
+                    if scores_top:
+                        relative = relative_rise(rise)
+                        record.update(kept_scores(relative[len(corpus) :], relative[: len(corpus)], scores_top))
+                    dump.append(record)
                     log.info("%s %s: exemplar ranks %s", m.class_id, path, r.tolist())
         out.append(SpaceResult(spec.name, metrics_by_type(tc.prompt_types, types, ranks, ks), dump))
     return out

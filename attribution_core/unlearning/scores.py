@@ -205,6 +205,15 @@ def share_of_rise(delta: np.ndarray) -> np.ndarray:
     return rise / total if total > 0 else np.full(delta.shape, 1.0 / len(delta))
 
 
+def relative_rise(delta: np.ndarray) -> np.ndarray:
+    """Each loss rise as a fraction of the query's largest: [N] -> [N] (the top image scores 1; unscored rows stay
+    −inf; unchanged when nothing rose). What a fitted calibrator reads: loss rises differ in scale from query to
+    query, their ratios do not (docs/method.md §6)."""
+    finite = delta[np.isfinite(delta)]
+    top = float(finite.max()) if finite.size else 0.0
+    return delta / top if top > 0 else delta
+
+
 def scores_from_losses(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """after − before, the maximum over each image and its flip: [2N] -> [N]."""
     delta = after - before
