@@ -144,8 +144,12 @@ def main() -> None:
                 f"**{labels[name]}** — top match {display_path(top.path)} "
                 f"({top.influence * 100:.1f}% influence); {r.mass_count:,} training images carry influence"
             )
+            notes = [r.extras["note"]] if r.extras.get("note") else []  # e.g. a distilled query without a prompt
+            if r.extras.get("scored"):
+                notes.append(f"{r.extras['scored']:,} candidates scored")
             st.caption(
-                f"{r.describe()} · "
+                " · ".join([r.describe(), *notes])
+                + " · "
                 + " · ".join(f"{stage} {ms:.0f} ms" if ms >= 10 else f"{stage} {ms:.1f} ms" for stage, ms in t.items())
             )
         all_results = list(results.values())

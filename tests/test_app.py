@@ -67,6 +67,21 @@ def test_compare_two_spaces(demo_bundle) -> None:
     assert rows["rank in pixels (demo)"].isdigit() or rows["rank in pixels (demo)"] == "not in top 100"
 
 
+def test_the_distilled_space_beside_a_feature_space(demo_bundle) -> None:
+    at = app()
+    at.sidebar.multiselect[0].set_value(["demo_model_efficientnet_lite0_tuned", "demo_distilled"]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.subheader][:3] == [
+        "Comparison",
+        "EfficientNet-Lite0 (demo model's training set, tuned)",
+        "Distilled (demo diffusion model)",
+    ]
+    assert sum(t.startswith("Remaining influence:") for t in texts(at)) == 2
+    captions = [c.value for c in at.caption]
+    # the example query is a JPEG without a prompt: answered on image features alone, and the page says so
+    assert any("no prompt: image features alone" in c and c.startswith("calibrator: inv temp") for c in captions)
+
+
 @pytest.mark.parametrize(
     "name,content,ok",
     [

@@ -141,10 +141,11 @@ def test_compare_mode_in_the_browser(page, server) -> None:
 
 
 def test_type_a_prompt_generate_and_attribute_by_unlearning(page, server) -> None:
-    """Generate an image from a typed prompt in the page; it is attributed by unlearning beside the feature spaces."""
+    """Generate an image from a typed prompt in the page; it is attributed by unlearning and by the distilled space
+    beside the feature spaces."""
     page.goto(server)  # a new session: the earlier tests' upload would take precedence over a generated image
     wait_for_results(page, 1)
-    for option in ("pixels (demo)", "Unlearning (quick settings)"):
+    for option in ("pixels (demo)", "Unlearning (quick settings)", "Distilled (demo diffusion model)"):
         page.locator('[data-testid="stMultiSelect"] input').first.click()
         page.get_by_role("option", name=option).click()
         page.keyboard.press("Escape")
@@ -154,11 +155,12 @@ def test_type_a_prompt_generate_and_attribute_by_unlearning(page, server) -> Non
     prompt.press("Enter")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.locator('[data-testid="stImageCaption"]', has_text="a photo of a clock").wait_for()
-    page.get_by_text("Remaining influence").nth(2).wait_for(timeout=600_000)
-    wait_for_results(page, 3)
+    page.get_by_text("Remaining influence").nth(3).wait_for(timeout=600_000)
+    wait_for_results(page, 4)
     assert page.get_by_role("heading", name="Unlearning (quick settings)").count() == 1
+    assert page.get_by_role("heading", name="Distilled (demo diffusion model)").count() == 1
     assert page.get_by_text("unlearning; score = delta_loss").count() >= 1
-    assert page.locator('img[alt^="rank "]').count() == 300
+    assert page.locator('img[alt^="rank "]').count() == 400
     page.screenshot(path=str(ARTIFACTS / "explorer-unlearning.png"), full_page=False)
     if os.environ.get("UPDATE_SCREENSHOTS"):
         shutil.copy(ARTIFACTS / "explorer-unlearning.png", project_root() / "docs" / "explorer-unlearning.png")

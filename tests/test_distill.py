@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,23 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
     again = _label(spaces, out, "--queries", "4")  # resumes: only the new query is labelled
     assert again.returncode == 0 and "labelled 1 queries now; 4 in" in again.stdout
     assert read_labels(out)[:3] == labels
+    # killed mid-run: every label on disk is whole, and the next run labels only the missing queries
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "attribution_core", "-q", "distill", "label", "--space", "quick_unlearning",
+         "--out", str(out), "--candidates", "30", "--validation-every", "3", "--device", "cpu", "--queries", "8"],
+        cwd=project_root(), env={**os.environ, "ATTRIBUTION_SPACES": str(spaces)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / "000004.json").is_file() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    kept = read_labels(out)  # every label file parses
+    assert 5 <= len(kept) < 8 and kept[:3] == labels  # what was done before is kept as it was
+    resumed = _label(spaces, out, "--queries", "8")
+    assert resumed.returncode == 0 and f"labelled {8 - len(kept)} queries now; 8 in" in resumed.stdout
+    assert [r["index"] for r in read_labels(out)] == list(range(8))
     student_dir = tmp_path / "student"
     trained = subprocess.run(
         [sys.executable, "-m", "attribution_core", "-q", "distill", "train", "--space", "quick_unlearning",
@@ -83,7 +101,7 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
         env={**os.environ, "ATTRIBUTION_SPACES": str(spaces)},
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "student trained on 3 labelled queries" in trained.stdout and "| student |" in trained.stdout
+    assert "student trained on 6 labelled queries" in trained.stdout and "| student |" in trained.stdout
     assert "| backbone cosine |" in trained.stdout
     saved = json.loads((student_dir / "student.json").read_text())
     assert saved["model"] == labels[0]["model"] and saved["student"]["embedding"] == 16
@@ -108,11 +126,11 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
     assert with_prompt["extras"]["prompt"] == labels[1]["prompt"] and len(with_prompt["results"]) == 5
     assert without["extras"]["note"] == "no prompt: image features alone"
     assert with_prompt["results"][0]["path"] != "" and with_prompt["space"] == "my_distilled"
-    other = _label(spaces, out, "--queries", "4", "--candidates", "10")
+    other = _label(spaces, out, "--queries", "8", "--candidates", "10")
     assert other.returncode == 2 and "candidates" in other.stderr and len(other.stderr.strip().splitlines()) == 1
     pytest.importorskip("ray")
     ray_out = tmp_path / "labels_ray"
-    by_ray = _label(spaces, ray_out, "--queries", "2", "--engine", "ray", "--workers", "1")
+    by_ray = _label(spaces, ray_out, "--queries", "2", "--engine", "ray", "--workers", "2")
     assert by_ray.returncode == 0, by_ray.stderr[-2000:]
     for local, remote in zip(labels[:2], read_labels(ray_out), strict=True):
         assert remote["prompt"] == local["prompt"] and sorted(remote["rows"]) == sorted(local["rows"])

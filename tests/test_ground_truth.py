@@ -81,10 +81,9 @@ def test_a_calibrator_written_as_safetensors_reads_back(tmp_path) -> None:
 
 
 def test_attribute_calibrate_fits_a_space_on_the_diffusion_test_case(demo_bundle, tmp_path) -> None:
-    out = tmp_path / "fitted.safetensors"
     run = subprocess.run(
         [sys.executable, "-m", "attribution_core", "-q", "calibrate", "demo_model_efficientnet_lite0",
-         "--max-per-type", "1", "--out", str(out), "--device", "cpu"],
+         "--max-per-type", "1", "--out-dir", str(tmp_path), "--device", "cpu"],
         capture_output=True, text=True, cwd=project_root(), timeout=600, env=dict(os.environ),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
@@ -93,10 +92,10 @@ def test_attribute_calibrate_fits_a_space_on_the_diffusion_test_case(demo_bundle
     assert cells[1] == "feature" and cells[2] == "10 / 10"  # 10 models × 2 prompt types × 1, split by model
     before, after = (float(x) for x in cells[3].split("→"))
     assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
-    assert load_calibrator(out).inv_tau > 0
+    assert load_calibrator(tmp_path / "demo_model_efficientnet_lite0.safetensors").inv_tau > 0
     wrong = subprocess.run(
-        [sys.executable, "-m", "attribution_core", "-q", "calibrate", "demo_model_pixel", "demo_unlearning",
-         "--out", str(out)],
+        [sys.executable, "-m", "attribution_core", "-q", "calibrate", "demo_model_pixel", "--test-case",
+         str(tmp_path / "nowhere.json")],
         capture_output=True, text=True, cwd=project_root(), timeout=600,
     )  # fmt: skip
-    assert wrong.returncode == 2 and wrong.stderr.strip() == "error: --out writes one calibrator: name one space"
+    assert wrong.returncode == 2 and "nowhere.json" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1

@@ -187,7 +187,7 @@ def test_the_same_code_runs_a_stable_diffusion_folder(tmp_path) -> None:
 
 
 def test_unlearning_on_candidates_scores_the_fast_spaces_top_n_exactly_as_the_full_run(demo_bundle) -> None:
-    """``--candidates N``: only the tuned space's top N are scored after unlearning, each exactly as the full run
+    """``--candidates N``: only the candidate space's top N are scored after unlearning, each exactly as the full run
     scores it; the rest get no score and no share, and the result lists no more than it scored and says so."""
     from PIL import Image
 
@@ -205,9 +205,10 @@ def test_unlearning_on_candidates_scores_the_fast_spaces_top_n_exactly_as_the_fu
     assert scored.sum() == 40 and np.isfinite(every).all()
     np.testing.assert_allclose(some[scored], every[scored], rtol=1e-6, atol=1e-9)
     # the candidates are the fast space's top 40 over the same training set
+    from attribution_core.demo.diffusion import CANDIDATE_SPACE
     from attribution_core.rows import method_scores
 
-    fast = method_scores(create_attributor("demo_model_efficientnet_lite0_tuned"), image, prompt, full.data)
+    fast = method_scores(create_attributor(CANDIDATE_SPACE), image, prompt, full.data)
     assert set(np.flatnonzero(scored)) == set(np.argsort(-fast, kind="stable")[:40].tolist())
     (result,) = picked.attribute([image], 100, prompts=[prompt])
     assert len(result.results) == 40 and result.extras["scored"] == 40

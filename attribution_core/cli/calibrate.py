@@ -23,14 +23,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..paths import display_path
     from ..registry import create_attributor
 
-    if args.out and len(args.space) != 1:
-        raise AttributionError("--out writes one calibrator: name one space")
     tc = read_test_case(args.test_case)
     if args.max_per_type is not None:
         tc = first_per_type(tc, args.max_per_type)
     print("| space | method | fit / held-out images | mass on exemplars: as loaded → fitted | loss: as loaded → fitted "
           "| fitted calibrator |")  # fmt: skip
     print("|---|---|---:|---:|---:|---|")
+    written: list[Path] = []
     for name in args.space:
         attributor = create_attributor(name, device=args.device, progress=not args.quiet)
         (result,) = attributor.evaluate([tc], root_of(args), progress=not args.quiet, scores_top=args.top)
@@ -47,9 +46,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"{fit.mass_before:.3f} → {fit.mass_after:.3f} | {before} → {fit.loss_after:.3f} | "
             f"{fit.calibrator.describe()} |"
         )
-        if args.out:
-            save_calibrator(fit.calibrator, args.out)
-            print(f"\nwrote {display_path(Path(args.out))} (name it as the space's calibrator to use it)")
+        if args.out_dir:
+            written.append(Path(args.out_dir) / f"{name}.safetensors")
+            save_calibrator(fit.calibrator, written[-1])
+    for path in written:
+        print(f"wrote {display_path(path)}")
+    if written:
+        print("(name one as a space's calibrator to use it)")
     return 0
 
 
@@ -67,5 +70,5 @@ def add_commands(command) -> None:
     p.add_argument("--root", help="folder the test case's paths are relative to (default: the project root)")
     p.add_argument("--max-per-type", type=int, help="synthesized images per model and prompt type (default: all)")
     p.add_argument("--top", type=int, default=1000, help="highest corpus scores per image in the loss (default 1000)")
-    p.add_argument("--out", help="write the fitted calibrator here (.safetensors)")
+    p.add_argument("--out-dir", help="write each fitted calibrator here, as SPACE.safetensors")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)

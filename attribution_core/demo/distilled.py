@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import project_root
-from ..spaces import SpaceSpec
+from ..spaces import DEFAULT_CALIBRATOR, SpaceSpec
 from ..store import FeatureStore
 from .layout import CAPTIONS, CORPUS_SET, DEMO_GENERATOR, demo_corpus_store, demo_dir
 
@@ -51,13 +51,14 @@ def distilled_space(model: Path) -> SpaceSpec | None:
     if not (folder / "student.json").is_file():
         return None
     meta = json.loads((folder / "student.json").read_text())
+    calibrator = folder / "calibrator.safetensors"
     return SpaceSpec(
         name=DISTILLED_SPACE,
         label="Distilled (demo diffusion model)",
         method="distilled",
         backbone=meta["backbone"],
         store=distilled_store(),
-        calibrator=folder / "calibrator.safetensors",
+        calibrator=calibrator if calibrator.is_file() else DEFAULT_CALIBRATOR,  # fitted by `attribute calibrate`
         demo=True,
         make_ready="attribute demo",
         description="Unlearning's rankings learnt by a small model over image and prompt features (FastGDA), for "
