@@ -11,6 +11,7 @@ from . import demo as _demo  # noqa: F401  (registers the demo spaces)
 from .attribute import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
 from .backbones import Backbone, create_backbone, list_backbones
 from .calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
+from .counterfactual import base_spaces as _base_spaces  # noqa: F401  (the harness's base model as spaces)
 from .errors import AttributionError
 from .extract import ExtractReport, extract_features
 from .features import FeatureAttributor

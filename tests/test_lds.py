@@ -191,3 +191,27 @@ def test_attribute_lds_runs_end_to_end_and_resumes_without_retraining(demo_bundl
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout == first.stdout
     assert (tmp_path / "losses.jsonl").read_text() == losses  # nothing measured twice
+
+
+def test_the_default_base_model_is_recorded_as_spaces_a_trial_configuration_is_not(tmp_path, monkeypatch) -> None:
+    """The harness's base model becomes ``counterfactual_unlearning`` (labelled and distilled by the usual commands),
+    and ``counterfactual_distilled`` once a student for it exists; a tiny trial configuration records nothing."""
+    from attribution_core.counterfactual.base_spaces import base_spaces, is_default_base, record_base, student_dir
+    from attribution_core.counterfactual.config import CounterfactualConfig, LdsConfig
+
+    assert is_default_base(LdsConfig()) and is_default_base(CounterfactualConfig(device="cuda"))
+    assert not is_default_base(LdsConfig(steps=30)) and not is_default_base(LdsConfig(photos=("coins",)))
+    monkeypatch.setenv("ATTRIBUTION_HOME", str(tmp_path))
+    assert base_spaces() == []
+    cache = tmp_path / "feats" / "counterfactual"
+    record_base(cache, cache / "abc", "f00d", ["corpus/coins/view_000.jpg"], ["a photo of coins"], tmp_path / "demo")
+    (unlearning,) = base_spaces()
+    assert unlearning.name == "counterfactual_unlearning" and unlearning.options["model"] == str(cache / "abc")
+    assert (
+        cache / "base_captions.jsonl"
+    ).read_text() == '{"path": "corpus/coins/view_000.jpg", "caption": "a photo of coins"}\n'
+    student_dir("f00d").mkdir(parents=True)
+    (student_dir("f00d") / "student.json").write_text(json.dumps({"backbone": "efficientnet_lite0"}))
+    distilled = base_spaces()[1]
+    assert distilled.name == "counterfactual_distilled" and distilled.method == "distilled"
+    assert distilled.options == {"student": str(student_dir("f00d")), "model": str(cache / "abc")}

@@ -23,6 +23,7 @@ from ..fileio import atomic_write_json
 from ..paths import project_root
 from ..progress import tracked
 from ..unlearning.config import UnlearningConfig
+from .base_spaces import is_default_base, record_base
 from .config import LdsConfig
 from .lds import LdsTable, lds_table
 from .measures import query_loss
@@ -75,7 +76,10 @@ def train_lds_models(config: LdsConfig, out: Path, progress: bool = True) -> tup
     member = draw_subsets(len(data), config.subsets, config.alpha, config.subset_seed)
     save_subsets(member, data, out / SUBSETS)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
-    retrain_without(data, [], lds_cache(), model_config, train, progress)
+    base = retrain_without(data, [], lds_cache(), model_config, train, progress)
+    folder = lds_cache() / removal_key([], data, model_config, train)
+    if is_default_base(config):
+        record_base(lds_cache(), folder, base.fingerprint(), data.paths, data.captions, data.root)
     for _ in subset_models(data, member, lds_cache(), model_config, train, progress, config.paired):
         pass
     return data, member

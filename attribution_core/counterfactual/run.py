@@ -29,10 +29,11 @@ from ..fileio import atomic_write_json
 from ..paths import project_root
 from ..progress import tracked
 from ..unlearning.config import UnlearningConfig
+from .base_spaces import is_default_base, record_base
 from .config import BaseModelConfig, CounterfactualConfig
 from .measures import QueryEffect, query_effect
 from .rankings import Rankers, random_ranking
-from .retrain import retrain_without
+from .retrain import removal_key, retrain_without
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,9 @@ def run_counterfactual(config: CounterfactualConfig, out: Path | None = None, pr
     data = counterfactual_training_set(config, model_config.resolution)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
     base = retrain_without(data, [], cache, model_config, train, progress)
+    folder = cache / removal_key([], data, model_config, train)
+    if is_default_base(config):
+        record_base(cache, folder, base.fingerprint(), data.paths, data.captions, data.root)
     queries = make_queries(base, config.queries(), out)
     backbone = create_backbone("efficientnet_lite0", device=config.device)
     effect = {}
