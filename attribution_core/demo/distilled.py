@@ -11,6 +11,7 @@ student's weights, so new weights get a new store). ``attribute distill label``,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -37,7 +38,16 @@ def unlearning_calibrator_path() -> Path:
 
 def _student_key() -> str:
     weights = distilled_dir() / "student.safetensors"
-    return hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else "none"
+    if not weights.is_file():
+        return "none"
+    stat = weights.stat()
+    return _weights_hash(str(weights), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _weights_hash(path: str, mtime_ns: int, size: int) -> str:
+    """The weights' hash, computed once per version of the file (spaces are listed often)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def distilled_store() -> Path:

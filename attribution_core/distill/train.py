@@ -25,6 +25,7 @@ from ..backbones import create_backbone
 from ..errors import AttributionError
 from ..fileio import atomic_path, atomic_write_json
 from ..images import load_rgb
+from ..paths import display_path
 from ..store import write_store
 from .features import student_inputs
 from .labels import read_labels
@@ -116,7 +117,7 @@ def distill(
             "backbone": backbone,
             "model": fingerprint,
             "space": attributor.name,
-            "labels": str(labels_dir),
+            "labels": display_path(labels_dir),
             "student": dataclasses.asdict(config),
             "report": json.loads(json.dumps(dataclasses.asdict(report))),
         },
