@@ -45,6 +45,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..distill.labels import default_label_dir
     from ..distill.student import StudentConfig
+    from ..device import resolve_device
     from ..distill.train import distill
     from ..errors import AttributionError
     from ..paths import display_path, project_root
@@ -59,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     labels = Path(args.labels) if args.labels else default_label_dir(attributor)
     fingerprint = attributor.model.fingerprint()
     out = Path(args.out) if args.out else project_root() / "feats" / "distill" / "student" / fingerprint
-    report = distill(attributor, labels, out, args.backbone, config, tuple(args.top), args.device, not args.quiet)
+    device = str(resolve_device(args.device))
+    report = distill(attributor, labels, out, args.backbone, config, tuple(args.top), device, not args.quiet)
     print(
         f"student trained on {report.train_queries} labelled queries -> {display_path(out)}\n"
         f"AP(L) on {report.validation_queries} held-out queries (the teacher's top L as positives):"
