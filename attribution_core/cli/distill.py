@@ -43,9 +43,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..device import resolve_device
     from ..distill.labels import default_label_dir
     from ..distill.student import StudentConfig
-    from ..device import resolve_device
     from ..distill.train import distill
     from ..errors import AttributionError
     from ..paths import display_path, project_root
