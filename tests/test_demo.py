@@ -96,8 +96,9 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     from attribution_core.demo import diffusion_testcase, unlearning_space
     from attribution_core.diffusion.generation import read_generation
     from attribution_core.evaluate.testcase import first_per_type, read_test_case
-    from attribution_core.registry import create_attributor
+    from attribution_core.registry import create_attributor, get_space
 
+    distilled = get_space("demo_distilled")  # its store is the real bundle's
     home = tmp_path / "home"
     (home / "dataset" / "json").mkdir(parents=True)
     (home / "dataset" / "demo").mkdir()
@@ -132,3 +133,13 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     assert all(1 <= r <= n_candidates for r in ranks)
     assert np.mean(ranks) < n_candidates / 2  # chance would put the exemplars' mean rank near the middle
     assert set(result.metrics) >= {f"{t}-mAP" for t in diffusion_testcase.PROMPTS}
+    # the distilled space reads each image's prompt and embeds the exemplars with the customisation prompt; with
+    # scores_top its records keep what `attribute calibrate` fits on
+    [result] = create_attributor(distilled, device="cpu", progress=False).evaluate(
+        [test_case], home, progress=False, scores_top=50
+    )
+    assert len(result.ranks) == len(diffusion_testcase.PROMPTS)
+    for row in result.ranks:
+        assert len(row["exemplar_scores"]) == len(first["exemplar"]) and len(row["corpus_top"]) == 50
+        assert row["corpus_top"] == sorted(row["corpus_top"], reverse=True)
+        assert all(1 <= r <= n_candidates for r in row["ranks"])

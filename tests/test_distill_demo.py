@@ -70,8 +70,10 @@ def test_a_generated_image_is_attributed_with_its_prompt_or_marked_without(clock
     assert with_prompt["results"][0]["influence"] > 0.05  # not flat: the top image carries a real share
 
 
-def test_the_diffusion_test_case_has_a_distilled_row(demo_bundle) -> None:
-    run = cli("evaluate", "dataset/json/test_demo_diffusion.json", "--space", SPACE, "--max-per-type", "1")
+def test_attribute_evaluate_has_a_distilled_row(demo_bundle) -> None:
+    """The AbC demo test case names no prompts: evaluated on image features alone (the diffusion test case, with
+    prompts and customised models, is evaluated in test_demo.py)."""
+    run = cli("evaluate", "dataset/json/test_demo.json", "--space", SPACE, "--max-per-type", "1")
     assert run.returncode == 0, run.stderr[-2000:]
     row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {SPACE} |"))
     values = [float(c) for c in row.strip("|").split("|")[1:]]

@@ -80,19 +80,23 @@ def test_a_calibrator_written_as_safetensors_reads_back(tmp_path) -> None:
     assert load_calibrator(path) == Calibrator(12.5, -40.0)
 
 
-def test_attribute_calibrate_fits_a_space_on_the_diffusion_test_case(demo_bundle, tmp_path) -> None:
+def test_attribute_calibrate_fits_a_space_on_a_test_cases_ground_truth(demo_bundle, tmp_path) -> None:
+    """On the AbC demo test case (20 models, one image per model and prompt type): 10 models fit, 10 report."""
     run = subprocess.run(
-        [sys.executable, "-m", "attribution_core", "-q", "calibrate", "demo_model_efficientnet_lite0",
-         "--max-per-type", "1", "--out-dir", str(tmp_path), "--device", "cpu"],
+        [sys.executable, "-m", "attribution_core", "-q", "calibrate", "demo_efficientnet_lite0",
+         "--test-case", "dataset/json/test_demo.json", "--max-per-type", "1", "--out-dir", str(tmp_path),
+         "--device", "cpu"],
         capture_output=True, text=True, cwd=project_root(), timeout=600, env=dict(os.environ),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    row = next(line for line in run.stdout.splitlines() if line.startswith("| demo_model_efficientnet_lite0 |"))
+    row = next(line for line in run.stdout.splitlines() if line.startswith("| demo_efficientnet_lite0 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "feature" and cells[2] == "10 / 10"  # 10 models × 2 prompt types × 1, split by model
+    assert cells[1] == "feature" and cells[2] == "20 / 20"  # 20 models × 2 prompt types × 1, split by model
     before, after = (float(x) for x in cells[3].split("→"))
     assert 0.0 <= before <= 1.0 and 0.0 <= after <= 1.0
-    assert load_calibrator(tmp_path / "demo_model_efficientnet_lite0.safetensors").inv_tau > 0
+    loss_before, loss_after = (float(x) for x in cells[4].split("→"))
+    assert loss_after < loss_before
+    assert load_calibrator(tmp_path / "demo_efficientnet_lite0.safetensors").inv_tau > 0
     wrong = subprocess.run(
         [sys.executable, "-m", "attribution_core", "-q", "calibrate", "demo_model_pixel", "--test-case",
          str(tmp_path / "nowhere.json")],
