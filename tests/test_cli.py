@@ -208,7 +208,13 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_130(command) -> None:
     if command[0] == "attribute" and shutil.which("attribute") is None:
         pytest.skip("the attribute console script is not installed on PATH")
     proc = subprocess.Popen(
-        [*command, "query", "x.png"], cwd=project_root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, "query", "x.png"],
+        cwd=project_root(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as a terminal starts it: a run in a background job would inherit an ignored SIGINT and never see Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(0.15)  # well inside the imports (about half a second here), however fast the machine
     proc.send_signal(signal.SIGINT)
