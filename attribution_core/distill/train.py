@@ -108,7 +108,8 @@ def distill(
     out.mkdir(parents=True, exist_ok=True)
     write_student_store(out / STUDENT_STORE, e_train, backbone, data.paths, data.captions, data.root)
     with atomic_path(out / STUDENT_WEIGHTS, ".safetensors") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}, str(tmp))
+        # float16 on disk (half the size; loading casts back to float32)
+        save_file({k: v.detach().cpu().half().contiguous() for k, v in student.state_dict().items()}, str(tmp))
     atomic_write_json(
         out / STUDENT_CONFIG,
         {
