@@ -15,12 +15,12 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from attribution_core.attribute import Attribution, AttributionResult, Attributor, Capabilities
-from attribution_core.client import AttributionClient
-from attribution_core.images import thumbnail
-from attribution_core.progress import CancelFlag, Progress
+from attribution_core.attribute.interface import Attribution, AttributionResult, Attributor, Capabilities
+from attribution_core.attribute.spaces import SpaceStatus, status_from_record
+from attribution_core.core.images import thumbnail
+from attribution_core.core.progress import CancelFlag, Progress
 from attribution_core.registry import create_attributor, list_spaces, method_class
-from attribution_core.spaces import SpaceStatus, status_from_record
+from attribution_core.service.client import AttributionClient
 
 
 class LocalBackend:

@@ -7,12 +7,12 @@ import logging
 
 import streamlit as st
 
-from attribution_core.attribute import AttributionResult, results_to_csv, results_to_jsonl
-from attribution_core.errors import AttributionError
-from attribution_core.paths import display_path
-from attribution_core.progress import Progress
+from attribution_core.attribute.interface import AttributionResult, results_to_csv, results_to_jsonl
+from attribution_core.attribute.spaces import SpaceStatus, training_set_note
+from attribution_core.core.errors import AttributionError
+from attribution_core.core.paths import display_path
+from attribution_core.core.progress import Progress
 from attribution_core.registry import default_space
-from attribution_core.spaces import SpaceStatus, training_set_note
 
 from . import resources
 from .gallery import resize_short_side

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from attribution_core.core.errors import AttributionError, InputImageError
+from attribution_core.core.images import QUERY_MAX_SIDE, load_rgb, release_memory
+from attribution_core.core.paths import display_path, project_root
 from attribution_core.demo.layout import DEMO_GENERATOR
 from attribution_core.diffusion.generation import prompt_of
-from attribution_core.errors import AttributionError, InputImageError
-from attribution_core.images import QUERY_MAX_SIDE, load_rgb, release_memory
-from attribution_core.paths import display_path, project_root
 
 from . import resources
 from .settings import Query

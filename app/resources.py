@@ -11,13 +11,13 @@ import streamlit as st
 from PIL import Image
 
 from attribution_core import diffusion  # its names load diffusers on first use, not at the explorer's start
-from attribution_core.attribute import Attribution, AttributionResult, Capabilities
-from attribution_core.client import ServiceError
+from attribution_core.attribute.interface import Attribution, AttributionResult, Capabilities
+from attribution_core.attribute.spaces import SpaceStatus
+from attribution_core.core.errors import InputImageError
+from attribution_core.core.progress import CancelFlag, Progress
 from attribution_core.demo import build_demo, demo_model_dir
 from attribution_core.diffusion.generation import SamplerSettings, png_bytes
-from attribution_core.errors import InputImageError
-from attribution_core.progress import CancelFlag, Progress
-from attribution_core.spaces import SpaceStatus
+from attribution_core.service.client import ServiceError
 
 from .backend import backend
 

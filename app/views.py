@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from attribution_core.attribute import AttributionResult
-from attribution_core.paths import display_path
+from attribution_core.attribute.interface import AttributionResult
+from attribution_core.core.paths import display_path
 
 from . import resources
 from .gallery import layout_rows, mark, pad_right, resize_short_side, thumbnail_side

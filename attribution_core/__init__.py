@@ -2,23 +2,22 @@
 
 Data flows one way: images -> backbone features -> (tuned head) -> feature store -> index -> scores ->
 calibrated influence. Each arrow is one module; the CLI and the Streamlit app are thin front doors. Attribution
-methods and spaces plug in through ``registry`` (the feature-based method and the demo spaces register
-themselves when this package is imported).
+methods, spaces and judges plug in through ``registry``; the built-in ones are wired in ``builtin`` and imported on
+first use, so importing this package loads no method, no judge and no demo.
 """
 
-from . import _startup  # noqa: F401  (first: Ctrl-C during the imports below is one line, not a traceback)
-from . import demo as _demo  # noqa: F401  (registers the demo spaces)
-from .attribute import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
+from .attribute.calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
+from .attribute.interface import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
+from .attribute.spaces import SpaceSpec
 from .backbones import Backbone, create_backbone, list_backbones
-from .calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
-from .counterfactual import base_spaces as _base_spaces  # noqa: F401  (the harness's base model as spaces)
-from .errors import AttributionError
-from .extract import ExtractReport, extract_features
-from .features import FeatureAttributor
+from .core import startup as _startup  # noqa: F401  (first: Ctrl-C during the imports below is one line)
+from .core.errors import AttributionError
+from .core.images import load_rgb
+from .core.progress import Cancelled, Progress
+from .data.extract import ExtractReport, extract_features
+from .data.store import FeatureStore, import_released_feats, write_store
 from .heads import Heads, LinearHead, create_heads, identity_heads, load_heads, save_heads
-from .images import load_rgb
 from .index import AttributionIndex, IndexKind, build_index, list_index_kinds, load_index, register_index_kind
-from .progress import Cancelled, Progress
 from .registry import (
     create_attributor,
     get_space,
@@ -29,19 +28,15 @@ from .registry import (
     register_method,
     register_space,
 )
-from .spaces import SpaceSpec
-from .store import FeatureStore, import_released_feats, write_store
 
-register_lazy_method(  # diffusers is imported on first use only
-    "unlearning",
-    "attribution_core.unlearning.attributor",
-    options="attribution_core.unlearning.config:UnlearningOptions",
-)
-register_lazy_method(
-    "distilled",
-    "attribution_core.distill.attributor",
-    options="attribution_core.distill.config:DistilledOptions",
-)
+
+def __getattr__(name: str):  # PEP 562: the feature method is imported on first use
+    if name == "FeatureAttributor":
+        from .features.attributor import FeatureAttributor
+
+        return FeatureAttributor
+    raise AttributeError(f"module 'attribution_core' has no attribute {name!r}")
+
 
 __all__ = [
     "Attribution",

@@ -1,14 +1,14 @@
 """The one plug-in point: registered spaces and attribution methods, and ``create_attributor``.
 
-In the style of timm's model registry: a method is an :class:`~attribution_core.attribute.Attributor` subclass
-registered under its name (``register_method``); a space is a :class:`~attribution_core.spaces.SpaceSpec`
+In the style of timm's model registry: a method is an :class:`~attribution_core.attribute.interface.Attributor` subclass
+registered under its name (``register_method``); a space is a :class:`~attribution_core.attribute.spaces.SpaceSpec`
 registered under its name (``register_space``) and answered by one method. The CLI, the explorer and
 ``attribute evaluate`` only ever go through :func:`get_space`, :func:`list_spaces` and :func:`create_attributor`.
 
 Spaces come from three places: the library (``clip``/``dino`` here, the demo spaces from ``demo``), files users
 write (``spaces.toml`` or ``spaces.json`` in the project root, and every file in ``$ATTRIBUTION_SPACES``), and
 plug-ins: modules named in ``$ATTRIBUTION_PLUGINS`` (comma-separated) or installed with an
-``attribution_core.plugins`` entry point, imported once, which call ``register_method``/``register_space``.
+``attribution_core.core.plugins`` entry point, imported once, which call ``register_method``/``register_space``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .attribute import Attributor
-from .calibration import Calibrator
-from .config import options_dict, parse_options
-from .errors import AttributionError, SpaceNotReadyError
-from .paths import display_path, project_root
-from .plugins import load_plugins
-from .spaces import SpaceSpec, SpaceStatus, released_spaces
+from .attribute.calibration import Calibrator
+from .attribute.interface import Attributor
+from .attribute.judge import Judge
+from .attribute.spaces import SpaceSpec, SpaceStatus
+from .core.config import options_dict, parse_options
+from .core.errors import AttributionError, SpaceNotReadyError
+from .core.paths import display_path, project_root
+from .core.plugins import load_plugins
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,35 @@ _LAZY_METHODS: dict[str, str] = {}
 #: not import a heavy method).
 _LAZY_OPTIONS: dict[str, str] = {}
 _SPACES: dict[str, SpaceSpec] = {}
-#: Functions that list spaces whose paths depend on the project root at call time (it can change at run time).
-_PROVIDERS: list[Callable[[], Iterable[SpaceSpec]]] = [released_spaces]
+#: Functions that list spaces whose paths depend on the project root at call time (it can change at run time); a
+#: "module:function" string is imported on first use.
+_PROVIDERS: list[Callable[[], Iterable[SpaceSpec]] | str] = []
+_BUILTIN_LOADED = False
+_JUDGES: dict[str, type[Judge]] = {}
+#: Judges registered by module name, imported on first use.
+_LAZY_JUDGES: dict[str, str] = {}
+
+
+def load_parts() -> None:
+    """The built-in parts (``builtin``, once), then plug-ins: what every look-up in a registry reads first."""
+    global _BUILTIN_LOADED
+    if not _BUILTIN_LOADED:
+        _BUILTIN_LOADED = True
+        from . import builtin
+
+        for name, (module, options) in builtin.METHODS.items():
+            register_lazy_method(name, module, options)
+        _PROVIDERS[:0] = [p for p in builtin.SPACE_PROVIDERS if p not in _PROVIDERS]
+        for name, module in builtin.JUDGES.items():
+            _LAZY_JUDGES.setdefault(name, module)
+    load_plugins()
+
+
+def _provider(p: Callable[[], Iterable[SpaceSpec]] | str) -> Callable[[], Iterable[SpaceSpec]]:
+    if isinstance(p, str):
+        module, name = p.split(":")
+        return getattr(importlib.import_module(module), name)
+    return p
 
 
 def register_method(cls: type[Attributor]) -> type[Attributor]:
@@ -68,7 +96,7 @@ def register_lazy_method(name: str, module: str, options: str | None = None) -> 
 def method_options(name: str) -> type | None:
     """The ``Options`` dataclass of method ``name`` (None when it declares none), without importing a lazily
     registered method's own module when its options live elsewhere."""
-    load_plugins()
+    load_parts()
     if name not in _METHODS and name in _LAZY_OPTIONS:
         module, cls = _LAZY_OPTIONS[name].split(":")
         return getattr(importlib.import_module(module), cls)
@@ -89,13 +117,13 @@ def register_space_provider(provider: Callable[[], Iterable[SpaceSpec]]) -> Call
 
 
 def list_methods() -> list[str]:
-    load_plugins()
+    load_parts()
     return sorted({*_METHODS, *_LAZY_METHODS})
 
 
 def method_class(name: str) -> type[Attributor]:
     """The Attributor class registered as ``name`` (importing its module first when it was registered lazily)."""
-    load_plugins()
+    load_parts()
     if name not in _METHODS and name in _LAZY_METHODS:
         importlib.import_module(_LAZY_METHODS.pop(name))
     try:
@@ -108,8 +136,8 @@ def method_class(name: str) -> type[Attributor]:
 
 def all_spaces() -> list[SpaceSpec]:
     """Every space this installation knows, ready or not: built-in, registered, then user-declared."""
-    load_plugins()
-    specs = {s.name: s for provider in _PROVIDERS for s in provider()}
+    load_parts()
+    specs = {s.name: s for provider in _PROVIDERS for s in _provider(provider)()}
     specs.update(_SPACES)
     for spec in user_spaces():
         specs[spec.name] = spec
@@ -199,6 +227,34 @@ def merged_options(base: dict, override: dict) -> dict:
             merged_options(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
         )
     return out
+
+
+# --- judges -----------------------------------------------------------------------------------------------
+
+
+def register_judge(cls: type[Judge]) -> type[Judge]:
+    """Register a judge under ``cls.name`` (usable as a class decorator)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} must set the class attribute 'name' to register")
+    _JUDGES[cls.name] = cls
+    _LAZY_JUDGES.pop(cls.name, None)
+    return cls
+
+
+def list_judges() -> list[str]:
+    load_parts()
+    return sorted({*_JUDGES, *_LAZY_JUDGES})
+
+
+def judge_class(name: str) -> type[Judge]:
+    """The judge registered as ``name`` (importing its module first when it was registered lazily)."""
+    load_parts()
+    if name not in _JUDGES and name in _LAZY_JUDGES:
+        importlib.import_module(_LAZY_JUDGES[name])
+    try:
+        return _JUDGES[name]
+    except KeyError:
+        raise AttributionError(f"unknown judge {name!r}; known judges: {', '.join(list_judges())}") from None
 
 
 # --- user-declared spaces ---------------------------------------------------------------------------------

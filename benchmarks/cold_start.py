@@ -60,8 +60,8 @@ def phase_baseline(work: Path) -> dict:
 
 def phase_library(work: Path, kind: str) -> dict:
     t0 = time.perf_counter()
+    from attribution_core.attribute.spaces import SpaceSpec
     from attribution_core.registry import create_attributor
-    from attribution_core.spaces import SpaceSpec
 
     before = rss_mb()  # after the imports (torch and the library): what opening the space adds is measured
     spec = SpaceSpec(name="bench_1m", label="1M", backbone="efficientnet_lite0", store=work / "store")
@@ -102,9 +102,9 @@ def main() -> None:
         print(json.dumps(phase_baseline(work) if args.phase == "baseline" else phase_library(work, args.kind)))
         return
 
+    from attribution_core.data.store import write_store
+    from attribution_core.data.synthetic import clustered_blocks
     from attribution_core.index import open_index
-    from attribution_core.store import write_store
-    from attribution_core.synthetic import clustered_blocks
 
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "store" / "meta.json").is_file():

@@ -36,10 +36,10 @@ def _device_name(device: str) -> str:
 
 def lds_main(argv: list[str]) -> None:
     from attribution_core.cli.common import add_config_args, config_from_args
-    from attribution_core.counterfactual.config import LdsConfig
-    from attribution_core.counterfactual.lds_report import report_lds
-    from attribution_core.counterfactual.lds_run import default_lds_output, lds_cache, run_lds
     from attribution_core.demo import build_demo
+    from attribution_core.judges.counterfactual.config import LdsConfig
+    from attribution_core.judges.counterfactual.lds_report import report_lds
+    from attribution_core.judges.counterfactual.lds_run import default_lds_output, lds_cache, run_lds
 
     parser = argparse.ArgumentParser(description="linear datamodeling score")
     add_config_args(parser, LdsConfig)
@@ -64,9 +64,9 @@ def main() -> None:
         lds_main([a for a in sys.argv[1:] if a != "--lds"])
         return
     from attribution_core.cli.common import add_config_args, config_from_args
-    from attribution_core.counterfactual import CounterfactualConfig, run_counterfactual, write_report
-    from attribution_core.counterfactual.run import default_output
     from attribution_core.demo import build_demo
+    from attribution_core.judges.counterfactual import CounterfactualConfig, run_counterfactual, write_report
+    from attribution_core.judges.counterfactual.run import default_output
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_args(parser, CounterfactualConfig)

@@ -40,13 +40,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    from attribution_core.attribute.rows import method_scores
+    from attribution_core.core.images import load_rgb
+    from attribution_core.core.paths import project_root
     from attribution_core.demo import build_demo
     from attribution_core.distill.labels import default_label_dir, read_labels
     from attribution_core.distill.student import average_precision_at
-    from attribution_core.images import load_rgb
-    from attribution_core.paths import project_root
     from attribution_core.registry import create_attributor
-    from attribution_core.rows import method_scores
 
     build_demo(progress=False)
     teacher = create_attributor("demo_unlearning", device=args.device, progress=False, unlearning={"candidates": 0})

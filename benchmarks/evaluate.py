@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from attribution_core.evaluate import average_precision, exemplar_ranks, recall_at
-from attribution_core.synthetic import clustered_features, perturbed
+from attribution_core.data.synthetic import clustered_features, perturbed
+from attribution_core.judges.abc import average_precision, exemplar_ranks, recall_at
 
 
 def original_loop(xb: torch.Tensor, q: np.ndarray, ex: np.ndarray) -> np.ndarray:

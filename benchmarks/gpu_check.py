@@ -130,10 +130,10 @@ def search(device: torch.device, sizes: Sizes) -> list[Row]:
     """Exact calibrated search over n × d: flat through torch on the device, the CPU flat scan beside it."""
     if missing("faiss"):
         return [Row("exact search", str(device), "skipped", note="faiss not installed (carry .whl)")]
-    from attribution_core.calibration import Calibrator
+    from attribution_core.attribute.calibration import Calibrator
+    from attribution_core.data.synthetic import clustered_features
     from attribution_core.index import AttributionIndex, IndexMeta, build_faiss
     from attribution_core.index.kinds.flat import FlatIndex
-    from attribution_core.synthetic import clustered_features
 
     xb = clustered_features(sizes.n, sizes.d, 64, seed=0)
     xq = clustered_features(sizes.queries, sizes.d, 64, seed=1)
@@ -182,15 +182,15 @@ def embedding(device: torch.device, sizes: Sizes) -> list[Row]:
     import skimage.data
     from PIL import Image
 
-    from attribution_core.attribute import Query
+    from attribution_core.attribute.calibration import Calibrator
+    from attribution_core.attribute.interface import Query
+    from attribution_core.attribute.spaces import SpaceSpec
     from attribution_core.backbones import create_backbone
-    from attribution_core.calibration import Calibrator
-    from attribution_core.features import FeatureAttributor
+    from attribution_core.data.synthetic import clustered_features
+    from attribution_core.features.attributor import FeatureAttributor
     from attribution_core.heads import identity_heads
     from attribution_core.index import AttributionIndex, IndexMeta, build_faiss
     from attribution_core.index.kinds.flat import FlatIndex
-    from attribution_core.spaces import SpaceSpec
-    from attribution_core.synthetic import clustered_features
 
     photos = [Image.fromarray(skimage.data.chelsea()), Image.fromarray(skimage.data.astronaut())]
     batch = [photos[i % 2] for i in range(sizes.embed_batch)]
@@ -238,9 +238,9 @@ def diffusion_steps(device: torch.device, sizes: Sizes) -> list[Row]:
     lacking = missing("diffusers", "open_clip")
     if lacking:
         return [Row("unlearning, retrain, training", str(device), "skipped", note=f"{lacking} not installed")]
-    from attribution_core.counterfactual.config import CounterfactualConfig
+    from attribution_core.attribute.spaces import SpaceSpec
     from attribution_core.diffusion import TINY_MODEL, ModelConfig, TrainConfig, load_model, train_diffusion
-    from attribution_core.spaces import SpaceSpec
+    from attribution_core.judges.counterfactual.config import CounterfactualConfig
     from attribution_core.unlearning.attributor import UnlearningAttributor
     from attribution_core.unlearning.config import UnlearningConfig
 

@@ -35,11 +35,11 @@ import faiss
 import numpy as np
 from _memory import peak_rss_mb, rss_mb  # benchmarks/_memory.py
 
-from attribution_core.calibration import Calibrator
+from attribution_core.attribute.calibration import Calibrator
+from attribution_core.data.store import FeatureStore, write_store
+from attribution_core.data.synthetic import clustered_blocks, perturbed
 from attribution_core.index import open_index
 from attribution_core.index.search import _result, _top_k  # the exact path's own selection and influence
-from attribution_core.store import FeatureStore, write_store
-from attribution_core.synthetic import clustered_blocks, perturbed
 
 RELEASED_CLIP = Calibrator(inv_tau=16.1587, bias=-38.5)
 DEFAULT_NPROBE = 64
@@ -171,7 +171,7 @@ def phase_choose(args) -> dict:
 
 def phase_query(args) -> dict:
     if args.no_prefetch:  # the measurement's own control: the library's row gather without its prefetch
-        import attribution_core.mapped as mapped
+        import attribution_core.data.mapped as mapped
 
         mapped.prefetch_rows = lambda array, rows: None
     work = Path(args.dir)

@@ -4,7 +4,7 @@ The exact search (docs/method.md §3) is a full scan; this measures candidate ke
 clustered vectors, one query at a time, the numpy float32 matrix-vector product (what the flat kind did before
 ``mapped_scores``) as the baseline in the same run:
 
-  - FAISS's float32 inner-product kernel on two threads (``attribution_core.mapped.mapped_scores``: the flat kind);
+  - FAISS's float32 inner-product kernel on two threads (``attribution_core.data.mapped.mapped_scores``: the flat kind);
   - both again over a memory map of the vectors after a 45-byte header, as a saved FAISS flat index holds them
     (misaligned: numpy then copies the whole matrix before each product);
   - FAISS scalar-quantiser scans (``IndexScalarQuantizer``: float16, bfloat16, 8-bit, signed 8-bit direct);
@@ -32,8 +32,8 @@ import faiss
 import numpy as np
 import torch
 
-from attribution_core.mapped import map_tail, mapped_scores
-from attribution_core.synthetic import clustered_features, perturbed
+from attribution_core.data.mapped import map_tail, mapped_scores
+from attribution_core.data.synthetic import clustered_features, perturbed
 
 QTYPES = ("QT_fp16", "QT_bf16", "QT_8bit", "QT_8bit_direct_signed")
 

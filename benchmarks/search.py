@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from _memory import rss_mb  # benchmarks/_memory.py
 
-from attribution_core.calibration import Calibrator
+from attribution_core.attribute.calibration import Calibrator
+from attribution_core.data.store import FeatureStore, write_store
+from attribution_core.data.synthetic import clustered_features, perturbed
 from attribution_core.heads import identity_heads
 from attribution_core.heads.linear import LinearHead
 from attribution_core.index import AttributionIndex, IndexMeta, build_faiss, default_params
 from attribution_core.index.linear_scores import head_norms, linear_scorer
-from attribution_core.store import FeatureStore, write_store
-from attribution_core.synthetic import clustered_features, perturbed
 
 RELEASED_CLIP = Calibrator(inv_tau=16.1587, bias=-38.5)
 

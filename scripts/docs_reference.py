@@ -134,9 +134,9 @@ def _options_table(cls: type, prefix: str = "") -> list[str]:
 def spaces_markdown() -> str:
     """The spaces file: the fields of a ``[[spaces]]`` entry, each method's ``options`` and each index kind's
     parameters."""
-    from attribution_core.index.kind import get_index_kind, list_index_kinds
+    from attribution_core.attribute.spaces import SpaceSpec
+    from attribution_core.index.registry import get_index_kind, list_index_kinds
     from attribution_core.registry import list_methods, method_options
-    from attribution_core.spaces import SpaceSpec
 
     comments = _field_comments(SpaceSpec)
     lines = [

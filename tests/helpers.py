@@ -94,7 +94,7 @@ def start_service(port: int, spaces_file, log):
     import subprocess
     import sys
 
-    from attribution_core.paths import project_root
+    from attribution_core.core.paths import project_root
 
     return subprocess.Popen(
         [sys.executable, "-m", "attribution_core", "serve", "--port", str(port)],

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from attribution_core.attribute import Attributor, TrainingRecord
-from attribution_core.images import load_rgb
+from attribution_core.attribute.interface import Attributor, TrainingRecord
+from attribution_core.attribute.spaces import SpaceSpec
+from attribution_core.core.images import load_rgb
 from attribution_core.registry import register_method, register_space
-from attribution_core.spaces import SpaceSpec
 
 
 def _thumb(img: Image.Image) -> np.ndarray:

@@ -12,8 +12,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from attribution_core.features import FeatureAttributor
-from attribution_core.paths import project_root
+from attribution_core.core.paths import project_root
+from attribution_core.features.attributor import FeatureAttributor
 
 APP = str(project_root() / "streamlit_demo.py")
 

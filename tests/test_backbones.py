@@ -10,7 +10,7 @@ from PIL import Image
 
 from attribution_core.backbones import create_backbone, get_backbone_spec, list_backbones
 from attribution_core.backbones.efficientnet import efficientnet_lite0_classifier, packaged_weights
-from attribution_core.errors import CheckpointError, WeightsNotFoundError
+from attribution_core.core.errors import CheckpointError, WeightsNotFoundError
 
 IMAGENET_CATS = {281: "tabby", 282: "tiger cat", 285: "Egyptian cat"}
 

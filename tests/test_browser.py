@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from attribution_core.core.paths import project_root
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
-from attribution_core.paths import project_root
 
 from .helpers import free_port, start_service, wait_until_up, write_quick_unlearning
 

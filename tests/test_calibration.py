@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.calibration import (
+from attribution_core.attribute.calibration import (
     Calibrator,
     calibration_loss,
     influence_normaliser,
@@ -16,10 +16,10 @@ from attribution_core.calibration import (
     load_calibrator,
     save_calibrator,
 )
-from attribution_core.errors import CheckpointError
+from attribution_core.core.errors import CheckpointError
+from attribution_core.data.store import write_store
 from attribution_core.heads import identity_heads
 from attribution_core.index import AttributionIndex, IndexMeta, build_faiss, default_params
-from attribution_core.store import write_store
 
 from .helpers import random_unit
 

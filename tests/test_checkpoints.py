@@ -8,8 +8,8 @@ import pickle
 import pytest
 import torch
 
-from attribution_core.checkpoints import load_checkpoint
-from attribution_core.errors import CheckpointError
+from attribution_core.core.checkpoints import load_checkpoint
+from attribution_core.core.errors import CheckpointError
 
 
 class _RunsCode:

@@ -14,10 +14,10 @@ import skimage.data as data
 import torch
 from PIL import Image
 
+from attribution_core.attribute.calibration import Calibrator, save_calibrator
 from attribution_core.backbones import create_backbone
-from attribution_core.calibration import Calibrator, save_calibrator
+from attribution_core.core.paths import project_root
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
-from attribution_core.paths import project_root
 
 from .helpers import released_heads
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.counterfactual import markdown_table, query_loss, removal_key, retrain_without, summarise
 from attribution_core.diffusion import ModelConfig, TrainConfig
 from attribution_core.diffusion.train import _step_batch
+from attribution_core.judges.counterfactual import markdown_table, query_loss, removal_key, retrain_without, summarise
 
 from .helpers import tiny_training_set
 
@@ -111,7 +111,7 @@ def test_table_averages_random_draws_per_query_then_reports_mean_and_standard_er
 def test_the_table_compares_methods_pairwise_per_k_with_intervals() -> None:
     """Each pair's paired ΔL difference per K, random's draws averaged per query first: a method that beats random
     on every query by a clear margin has an interval above 0; identical methods do not."""
-    from attribution_core.counterfactual.report import differences_markdown, loss_differences
+    from attribution_core.judges.counterfactual.report import differences_markdown, loss_differences
 
     rows = []
     for i, q in enumerate("abcdef"):

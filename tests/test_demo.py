@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 
+from attribution_core.core.paths import project_root
+from attribution_core.data.store import FeatureStore
 from attribution_core.demo import QUERY_TYPES, build_demo, demo_dir, demo_json
-from attribution_core.features import FeatureAttributor
-from attribution_core.paths import project_root
+from attribution_core.features.attributor import FeatureAttributor
 from attribution_core.registry import get_space
-from attribution_core.store import FeatureStore
 
 
 def test_bundle_layout_and_ground_truth(demo_bundle) -> None:
@@ -69,9 +69,9 @@ def test_tuned_space_beats_the_untuned_backbone_on_held_out_exemplars(demo_bundl
     the true exemplars than the uncalibrated default."""
     from dataclasses import replace
 
-    from attribution_core.calibration import Calibrator
+    from attribution_core.attribute.calibration import Calibrator
     from attribution_core.demo import demo_split_json
-    from attribution_core.evaluate import read_test_case, run_evaluation
+    from attribution_core.judges.abc import read_test_case, run_evaluation
 
     heldout = read_test_case(demo_split_json("heldout"))
     train = read_test_case(demo_split_json("train"))
@@ -95,7 +95,7 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     corpus and the exemplars, better than chance on average)."""
     from attribution_core.demo import diffusion_testcase, unlearning_space
     from attribution_core.diffusion.generation import read_generation
-    from attribution_core.evaluate.testcase import first_per_type, read_test_case
+    from attribution_core.judges.abc.testcase import first_per_type, read_test_case
     from attribution_core.registry import create_attributor, get_space
 
     distilled = get_space("demo_distilled")  # its store is the real bundle's

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.device import resolve_device
-from attribution_core.errors import AttributionError
+from attribution_core.core.device import resolve_device
+from attribution_core.core.errors import AttributionError
+from attribution_core.data.store import write_store
 from attribution_core.heads import identity_heads
 from attribution_core.index import get_index_kind, load_index
-from attribution_core.store import write_store
 
 
 def test_auto_is_the_cpu_without_a_gpu_and_names_are_checked() -> None:

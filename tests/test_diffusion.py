@@ -13,6 +13,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from attribution_core.core.errors import CheckpointError
+from attribution_core.core.images import load_rgb
+from attribution_core.core.paths import project_root
+from attribution_core.core.progress import Cancelled, Progress
 from attribution_core.diffusion import (
     TINY_MODEL,
     SamplerSettings,
@@ -26,10 +30,6 @@ from attribution_core.diffusion import (
 from attribution_core.diffusion.customize import CustomizeConfig, apply_customization, customize, save_customization
 from attribution_core.diffusion.generation import generation_of
 from attribution_core.diffusion.model import cross_attention_kv
-from attribution_core.errors import CheckpointError
-from attribution_core.images import load_rgb
-from attribution_core.paths import project_root
-from attribution_core.progress import Cancelled, Progress
 
 from .helpers import tiny_training_set
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from attribution_core.core.paths import project_root
 from attribution_core.diffusion.generation import read_generation
 from attribution_core.distill.config import LabelConfig
 from attribution_core.distill.labels import query_prompt, read_labels
-from attribution_core.paths import project_root
 
 from .helpers import QUICK_UNLEARNING
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from attribution_core.paths import project_root
+from attribution_core.core.paths import project_root
 
 SPACE = "demo_distilled"
 

@@ -45,9 +45,9 @@ def test_the_cli_reference_lists_every_subcommand_and_every_flag() -> None:
 
 
 def test_the_spaces_reference_lists_every_option_of_every_method_and_index_kind() -> None:
-    from attribution_core.index.kind import get_index_kind, list_index_kinds
+    from attribution_core.attribute.spaces import SpaceSpec
+    from attribution_core.index.registry import get_index_kind, list_index_kinds
     from attribution_core.registry import list_methods, method_options
-    from attribution_core.spaces import SpaceSpec
 
     text = _reference().spaces_markdown()
     for f in dataclasses.fields(SpaceSpec):

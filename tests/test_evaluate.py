@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.errors import AttributionError
-from attribution_core.evaluate import (
+from attribution_core.core.errors import AttributionError
+from attribution_core.core.paths import project_root
+from attribution_core.judges.abc import (
     average_precision,
     describe_test_case,
     evaluate_features,
@@ -22,10 +23,9 @@ from attribution_core.evaluate import (
     read_test_case,
     recall_at,
 )
-from attribution_core.evaluate import (
+from attribution_core.judges.abc import (
     test_case_features as features_of_test_case,
 )
-from attribution_core.paths import project_root
 
 from .helpers import random_unit
 

@@ -10,8 +10,8 @@ import skimage.data as data
 from PIL import Image
 
 from attribution_core.backbones import Backbone, create_backbone
-from attribution_core.extract import extract_features
-from attribution_core.store import FeatureStore
+from attribution_core.data.extract import extract_features
+from attribution_core.data.store import FeatureStore
 
 
 class CountingBackbone(Backbone):

@@ -25,9 +25,9 @@ from PIL import Image
 
 from attribution_core.backbones import create_backbone
 from attribution_core.cli import main
-from attribution_core.extract import extract_features
-from attribution_core.images import load_rgb
-from attribution_core.store import FeatureStore
+from attribution_core.core.images import load_rgb
+from attribution_core.data.extract import extract_features
+from attribution_core.data.store import FeatureStore
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "page", "text", "clock")
 
@@ -104,7 +104,7 @@ def _same_store(a: FeatureStore, b: FeatureStore) -> None:
 @pytest.mark.slow
 def test_ray_extraction_equals_the_local_one(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    from attribution_core.extract_ray import BackboneRequest, RayEngine
+    from attribution_core.data.extract_ray import BackboneRequest, RayEngine
 
     backbone = create_backbone("pixel", device="cpu")
     local = extract_features(corpus, tmp_path / "local", backbone, batch_size=2, shard_size=4, progress=False)
@@ -121,8 +121,8 @@ _KILLABLE = textwrap.dedent(
     """
     import sys
     from attribution_core.backbones import Backbone, create_backbone
-    from attribution_core.extract import extract_features
-    from attribution_core.extract_ray import BackboneRequest, RayEngine
+    from attribution_core.data.extract import extract_features
+    from attribution_core.data.extract_ray import BackboneRequest, RayEngine
 
     real = create_backbone("pixel", device="cpu")
     extract_features(sys.argv[1], sys.argv[2], real, batch_size=1, shard_size=1, progress=False,
@@ -134,7 +134,7 @@ _KILLABLE = textwrap.dedent(
 @pytest.mark.slow
 def test_a_killed_ray_extraction_resumes_with_only_the_missing_shards(corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    from attribution_core.extract_ray import BackboneRequest, RayEngine
+    from attribution_core.data.extract_ray import BackboneRequest, RayEngine
 
     out = tmp_path / "ray"
     partial = Path(f"{out}.partial")

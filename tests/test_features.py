@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from attribution_core.progress import Cancelled
+from attribution_core.attribute.spaces import SpaceSpec
+from attribution_core.core.progress import Cancelled
+from attribution_core.data.store import write_store
 from attribution_core.registry import create_attributor
-from attribution_core.spaces import SpaceSpec
-from attribution_core.store import write_store
 
 
 def pixel_space(tmp_path, n: int = 300) -> SpaceSpec:

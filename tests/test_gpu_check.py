@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from attribution_core.paths import project_root
+from attribution_core.core.paths import project_root
 
 
 def test_gpu_check_dry_run_runs_every_step_and_prints_one_table() -> None:

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from attribution_core.calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
-from attribution_core.evaluate.ground_truth import (
+from attribution_core.attribute.calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
+from attribution_core.core.paths import project_root
+from attribution_core.judges.ground_truth import (
     GroundTruthQuery,
     exemplar_mass,
     fit_on_ground_truth,
@@ -21,7 +22,6 @@ from attribution_core.evaluate.ground_truth import (
     selected_scores,
     split_by_model,
 )
-from attribution_core.paths import project_root
 
 
 def _queries(models: int = 6, per_model: int = 4, corpus: int = 400, seed: int = 0) -> list[GroundTruthQuery]:

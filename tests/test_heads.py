@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.errors import CheckpointError
+from attribution_core.core.errors import CheckpointError
 from attribution_core.heads import identity_heads, load_heads, save_heads
 
 from .helpers import released_heads

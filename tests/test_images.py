@@ -9,8 +9,8 @@ import pytest
 import skimage.data as data
 from PIL import Image
 
-from attribution_core.errors import InputImageError
-from attribution_core.images import load_rgb
+from attribution_core.core.errors import InputImageError
+from attribution_core.core.images import load_rgb
 
 
 def test_cmyk_16bit_rgba_palette_are_converted(tmp_path) -> None:

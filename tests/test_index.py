@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.calibration import Calibrator
-from attribution_core.errors import AttributionError
+from attribution_core.attribute.calibration import Calibrator
+from attribution_core.core.errors import AttributionError
+from attribution_core.data.store import write_store
+from attribution_core.data.synthetic import clustered_features
 from attribution_core.heads import identity_heads, load_heads
 from attribution_core.index import build_index, load_index
-from attribution_core.store import write_store
-from attribution_core.synthetic import clustered_features
 
 from .helpers import random_unit, released_heads
 
@@ -228,8 +228,8 @@ def test_ivfpq_rescored_from_a_float16_copy(tmp_path, monkeypatch) -> None:
     with the parameters it was built with; going back to the store removes the copy."""
     import faiss
 
+    from attribution_core.data.mapped import page_runs
     from attribution_core.index import ondisk
-    from attribution_core.mapped import page_runs
 
     xb = clustered(6000, 32, seed=5)
     store = write_store(tmp_path / "s", xb, [str(i) for i in range(6000)], "test")

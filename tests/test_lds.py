@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attribution_core.attribute import Attributor, TrainingRecord
-from attribution_core.counterfactual.lds import lds, lds_table, predicted_effects
-from attribution_core.counterfactual.lds_report import markdown
-from attribution_core.counterfactual.rankings import method_ranking
-from attribution_core.counterfactual.subsets import draw_subsets, save_subsets, subset_models
+from attribution_core.attribute.interface import Attributor, TrainingRecord
+from attribution_core.attribute.rows import method_scores
+from attribution_core.core.errors import AttributionError
 from attribution_core.diffusion import ModelConfig, TrainConfig
 from attribution_core.diffusion.data import TrainingSet
-from attribution_core.errors import AttributionError
-from attribution_core.rows import method_scores
+from attribution_core.judges.counterfactual.lds import lds, lds_table, predicted_effects
+from attribution_core.judges.counterfactual.lds_report import markdown
+from attribution_core.judges.counterfactual.rankings import method_ranking
+from attribution_core.judges.counterfactual.subsets import draw_subsets, save_subsets, subset_models
 
 from .helpers import tiny_training_set
 
@@ -138,7 +138,7 @@ def test_a_method_without_whole_set_scores_is_a_one_line_error_naming_it() -> No
 
 def test_any_registered_method_scores_the_training_set_through_its_files(tmp_path) -> None:
     """The harness reaches a plug-in method through its whole-set scores, matched to the training set by file."""
-    from attribution_core.spaces import SpaceSpec
+    from attribution_core.attribute.spaces import SpaceSpec
     from tests.plugin_thumbnail import ThumbnailAttributor
 
     data = tiny_training_set(n=8, resolution=8)
@@ -168,7 +168,7 @@ def test_attribute_lds_runs_end_to_end_and_resumes_without_retraining(demo_bundl
     import subprocess
     import sys
 
-    from attribution_core.paths import project_root
+    from attribution_core.core.paths import project_root
 
     args = [
         sys.executable, "-m", "attribution_core", "-q", "lds", "--out", str(tmp_path),
@@ -196,8 +196,9 @@ def test_attribute_lds_runs_end_to_end_and_resumes_without_retraining(demo_bundl
 def test_the_default_base_model_is_recorded_as_spaces_a_trial_configuration_is_not(tmp_path, monkeypatch) -> None:
     """The harness's base model becomes ``counterfactual_unlearning`` (labelled and distilled by the usual commands),
     and ``counterfactual_distilled`` once a student for it exists; a tiny trial configuration records nothing."""
-    from attribution_core.counterfactual.base_spaces import base_spaces, is_default_base, record_base, student_dir
-    from attribution_core.counterfactual.config import CounterfactualConfig, LdsConfig
+    from attribution_core.demo.counterfactual import base_spaces, student_dir
+    from attribution_core.judges.counterfactual.base_model import is_default_base, record_base
+    from attribution_core.judges.counterfactual.config import CounterfactualConfig, LdsConfig
 
     assert is_default_base(LdsConfig()) and is_default_base(CounterfactualConfig(device="cuda"))
     assert not is_default_base(LdsConfig(steps=30)) and not is_default_base(LdsConfig(photos=("coins",)))

@@ -59,11 +59,11 @@ def test_flat_index_scans_the_same_vectors_through_numpy_map(tmp_path):
     own, and the same answers."""
     import faiss
 
-    from attribution_core.calibration import Calibrator
+    from attribution_core.attribute.calibration import Calibrator
+    from attribution_core.data.store import write_store
+    from attribution_core.data.synthetic import clustered_features
     from attribution_core.heads import identity_heads
     from attribution_core.index import load_index
-    from attribution_core.store import write_store
-    from attribution_core.synthetic import clustered_features
 
     xb = clustered_features(500, 16, 10, seed=1)
     store = write_store(tmp_path / "s", xb, [f"{i}.jpg" for i in range(500)], "test")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from attribution_core.paths import project_root
+from attribution_core.core.paths import project_root
 
 
 @pytest.mark.slow

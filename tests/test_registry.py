@@ -14,8 +14,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from attribution_core.cli import build_parser, main
-from attribution_core.errors import AttributionError
-from attribution_core.paths import project_root
+from attribution_core.core.errors import AttributionError
+from attribution_core.core.paths import project_root
 from attribution_core.registry import get_space, list_methods, load_spaces_file
 
 APP = str(project_root() / "streamlit_demo.py")
@@ -172,7 +172,7 @@ def test_global_options_after_the_subcommand_and_config_flags(capsys) -> None:
         ]
     )
     from attribution_core.cli import config_from_args
-    from attribution_core.train import HeadTrainingConfig
+    from attribution_core.features.train import HeadTrainingConfig
 
     config = config_from_args(HeadTrainingConfig, args)
     assert args.quiet and config.identity_penalty == 0.5 and config.head == "channel"

@@ -18,17 +18,17 @@ import skimage.data as data
 import torch
 from PIL import Image
 
+from attribution_core.attribute.calibration import load_calibrator
 from attribution_core.backbones import create_backbone
-from attribution_core.calibration import load_calibrator
 from attribution_core.cli import main
-from attribution_core.errors import AttributionError, CheckpointError, InputImageError, StoreError
-from attribution_core.extract import extract_features
-from attribution_core.fileio import FileLock, LockedError
+from attribution_core.core.errors import AttributionError, CheckpointError, InputImageError, StoreError
+from attribution_core.core.fileio import FileLock, LockedError
+from attribution_core.core.images import MAX_IMAGE_PIXELS, load_rgb
+from attribution_core.core.paths import project_root
+from attribution_core.data.extract import extract_features
+from attribution_core.data.store import FeatureStore, import_released_feats, resolve_store, write_store
 from attribution_core.heads import identity_heads, load_heads
-from attribution_core.images import MAX_IMAGE_PIXELS, load_rgb
 from attribution_core.index import load_index
-from attribution_core.paths import project_root
-from attribution_core.store import FeatureStore, import_released_feats, resolve_store, write_store
 
 from .helpers import random_unit, released_heads
 
@@ -92,7 +92,7 @@ def test_released_png_names_in_the_explorer(tmp_path, monkeypatch) -> None:
     rows = dict(zip(at.table[0].value.index, at.table[0].value["value"], strict=True))
     assert rows["path"].endswith("000002.jpg") and Path(jpeg / "000002.jpg").is_file()
     from app.resources import thumbnails
-    from attribution_core.attribute import Attribution
+    from attribution_core.attribute.interface import Attribution
 
     shown = Attribution(1, str(jpeg / "000002.jpg"), 1.0, 1.0, 2)
     assert thumbnails().get("laion_pixels", shown) is not None  # a real image, not a placeholder
@@ -194,7 +194,7 @@ MEMORY_PROBE = r"""
 import io, sys, threading
 import numpy as np
 from PIL import Image
-from attribution_core.images import load_rgb, release_memory, QUERY_MAX_SIDE
+from attribution_core.core.images import load_rgb, release_memory, QUERY_MAX_SIDE
 side = int(sys.argv[1])
 rng = np.random.default_rng(0)
 tile = rng.integers(0, 255, (side // 8, side, 3), dtype=np.uint8)
@@ -244,7 +244,7 @@ def test_disk_full_is_one_line_and_leaves_no_temporaries(tmp_path, monkeypatch, 
 def test_read_only_released_location_converts_into_the_cache(tmp_path, monkeypatch) -> None:
     pth, jpeg = released_laion_layout(tmp_path)
     monkeypatch.setenv("ATTRIBUTION_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("attribution_core.store.is_writable_dir", lambda folder: False)
+    monkeypatch.setattr("attribution_core.data.store.is_writable_dir", lambda folder: False)
     out = resolve_store(pth, "pixel", jpeg)
     assert out.is_relative_to(tmp_path / "cache") and FeatureStore.open(out).paths[0] == "000000.jpg"
 
@@ -265,7 +265,7 @@ def test_symlinks_outside_the_folder_and_outside_root(tmp_path) -> None:
     assert "not followed" in reasons["linked_dir"] and "not followed" in reasons["loop"]
     (tmp_path / "tc.json").write_text(json.dumps([{"exemplar": ["../elsewhere/cat.jpg"], "synth": {"o": ["x.jpg"]}}]))
     with pytest.raises(AttributionError, match=r"1 image paths lead outside"):
-        from attribution_core.evaluate import read_test_case, test_case_features
+        from attribution_core.judges.abc import read_test_case, test_case_features
 
         test_case_features(read_test_case(tmp_path / "tc.json"), create_backbone("pixel"), folder, tmp_path)
 
@@ -295,9 +295,9 @@ def test_stale_temporaries_are_cleaned_on_the_next_run(tmp_path) -> None:
 
 
 def test_ad_hoc_heads_index_goes_to_the_cache(demo_bundle, tmp_path, monkeypatch) -> None:
-    from attribution_core.features import FeatureAttributor
+    from attribution_core.attribute.spaces import custom_space
+    from attribution_core.features.attributor import FeatureAttributor
     from attribution_core.registry import get_space
-    from attribution_core.spaces import custom_space
 
     monkeypatch.setenv("ATTRIBUTION_CACHE", str(tmp_path / "cache"))
     torch.save(released_heads(768, seed=4), tmp_path / "mine.pth")
@@ -309,7 +309,7 @@ def test_ad_hoc_heads_index_goes_to_the_cache(demo_bundle, tmp_path, monkeypatch
 
 
 def test_evaluation_cache_is_keyed_by_root(tmp_path) -> None:
-    from attribution_core.evaluate import read_test_case, test_case_features
+    from attribution_core.judges.abc import read_test_case, test_case_features
 
     for copy in ("a", "b"):
         (tmp_path / copy).mkdir()

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from attribution_core.core.paths import project_root
 from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
-from attribution_core.paths import project_root
 from attribution_core.service import ServiceConfig, create_app
 
 from .helpers import free_port, start_service, write_quick_unlearning
@@ -214,10 +214,10 @@ def quick_unlearning(demo_bundle, tmp_path, monkeypatch) -> str:
 def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick_unlearning, tmp_path) -> None:
     """``attribute serve`` (uvicorn, loopback) and ``AttributionClient``: a feature space answers in the request,
     unlearning as a job whose progress is visible and whose result matches the library's."""
-    from attribution_core.client import AttributionClient
     from attribution_core.demo import demo_model_dir
     from attribution_core.diffusion import generate_image, load_model
     from attribution_core.diffusion.generation import png_bytes
+    from attribution_core.service.client import AttributionClient
 
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
@@ -272,10 +272,10 @@ def test_a_store_with_no_image_folder_serves_no_file(tmp_path) -> None:
     image endpoint refuses it (404) instead of serving whatever path the store names."""
     import numpy as np
 
+    from attribution_core.attribute.spaces import SpaceSpec
+    from attribution_core.data.store import write_store
     from attribution_core.registry import create_attributor
     from attribution_core.service.state import ServiceState
-    from attribution_core.spaces import SpaceSpec
-    from attribution_core.store import write_store
 
     store = write_store(tmp_path / "s", np.ones((2, 768), np.float32), ["/etc/passwd", "x.jpg"], "pixel")
     assert store.meta.image_root == ""
@@ -291,8 +291,8 @@ class _SlowScores:
     slow query, registered nowhere)."""
 
     def __init__(self):
-        from attribution_core.attribute import Attributor, TrainingRecord
-        from attribution_core.progress import check_cancelled
+        from attribution_core.attribute.interface import Attributor, TrainingRecord
+        from attribution_core.core.progress import check_cancelled
 
         outer = self
 
@@ -363,7 +363,7 @@ def test_request_mistakes_are_400_at_once_in_the_services_own_words(client) -> N
 
 def test_a_prompt_longer_than_the_model_reads_is_marked_truncated(demo_bundle) -> None:
     """The demo model reads 14 words of a prompt: a result says when the rest was cut off."""
-    from attribution_core.attribute import Query
+    from attribution_core.attribute.interface import Query
     from attribution_core.registry import create_attributor
 
     unlearning = create_attributor("demo_unlearning", device="cpu")

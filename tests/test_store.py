@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.errors import StoreError
-from attribution_core.store import FeatureStore, import_released_feats, resolve_store, write_store
+from attribution_core.core.errors import StoreError
+from attribution_core.data.store import FeatureStore, import_released_feats, resolve_store, write_store
 
 from .helpers import random_unit
 

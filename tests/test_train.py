@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from attribution_core.calibration import Calibrator, soft_influence
+from attribution_core.attribute.calibration import Calibrator, soft_influence
+from attribution_core.data.synthetic import perturbed
+from attribution_core.features.train import FeatureSplit, HeadTrainingConfig, fit_calibrator, split_metrics, train_heads
 from attribution_core.heads import load_heads, save_heads
-from attribution_core.synthetic import perturbed
-from attribution_core.train import FeatureSplit, HeadTrainingConfig, fit_calibrator, split_metrics, train_heads
 
 from .helpers import random_unit
 
@@ -97,8 +97,8 @@ def test_train_commands_on_the_demo(demo_bundle, tmp_path) -> None:
     import subprocess
     import sys
 
-    from attribution_core.calibration import load_calibrator
-    from attribution_core.paths import project_root
+    from attribution_core.attribute.calibration import load_calibrator
+    from attribution_core.core.paths import project_root
 
     common = ["--backbone", "efficientnet_lite0", "--feats", "feats/demo/efficientnet_lite0/corpus"]
     out = subprocess.run(
@@ -177,10 +177,10 @@ def test_head_training_logs_no_nan_before_its_first_step(caplog) -> None:
     """The first line head training logs (the identity heads' validation, before any step) shows no 'loss nan'."""
     import logging
 
-    caplog.set_level(logging.INFO, logger="attribution_core.train.heads")
+    caplog.set_level(logging.INFO, logger="attribution_core.features.train.heads")
     train, _ = rotated_problem(10, 16, seed=1)
     val, _ = rotated_problem(5, 16, seed=2)
     config = HeadTrainingConfig(negatives=64, max_epochs=2, patience=2, seed=0)
     train_heads(train, val, random_unit(200, 16, seed=3), config, progress=False)
-    lines = [r.getMessage() for r in caplog.records if r.name == "attribution_core.train.heads"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "attribution_core.features.train.heads"]
     assert lines[0].startswith("before training") and not any("nan" in line for line in lines), lines

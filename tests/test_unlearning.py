@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from attribution_core.core.errors import AttributionError
+from attribution_core.core.paths import project_root
 from attribution_core.diffusion import TINY_MODEL, TrainConfig, load_model, train_diffusion
 from attribution_core.diffusion.model import cross_attention_kv
-from attribution_core.errors import AttributionError
-from attribution_core.paths import project_root
 from attribution_core.registry import create_attributor
 from attribution_core.unlearning import UnlearningConfig, diagonal_fisher, training_losses
 from attribution_core.unlearning.scores import scores_from_losses, unlearn
@@ -158,9 +158,9 @@ def test_the_same_code_runs_a_stable_diffusion_folder(tmp_path) -> None:
     """Latent space: a diffusers Stable Diffusion folder loads, samples, and is attributed by unlearning."""
     from PIL import Image
 
+    from attribution_core.attribute.spaces import SpaceSpec
     from attribution_core.diffusion import SamplerSettings, generate_image
     from attribution_core.diffusion.stable import StableDiffusionModel
-    from attribution_core.spaces import SpaceSpec
 
     tiny_stable_diffusion(tmp_path)
     model = load_model(tmp_path / "sd")
@@ -205,8 +205,8 @@ def test_unlearning_on_candidates_scores_the_fast_spaces_top_n_exactly_as_the_fu
     assert scored.sum() == 40 and np.isfinite(every).all()
     np.testing.assert_allclose(some[scored], every[scored], rtol=1e-6, atol=1e-9)
     # the candidates are the fast space's top 40 over the same training set
+    from attribution_core.attribute.rows import method_scores
     from attribution_core.demo.diffusion import CANDIDATE_SPACE
-    from attribution_core.rows import method_scores
 
     fast = method_scores(create_attributor(CANDIDATE_SPACE), image, prompt, full.data)
     assert set(np.flatnonzero(scored)) == set(np.argsort(-fast, kind="stable")[:40].tolist())

@@ -1,7 +1,7 @@
 """Backbones: name -> (model, preprocessing); real weights only, a clear error when they are absent."""
 
 from . import clip, dino, efficientnet, moco, pixel, sscd, vit  # noqa: F401  (each registers itself)
-from ._registry import (
+from .registry import (
     Backbone,
     BackboneSpec,
     Preprocess,

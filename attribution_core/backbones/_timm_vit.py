@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ._registry import load_into
+from .registry import load_into
 
 
 def load_vit_state(arch: str, state: object, path: Path, backbone: str) -> torch.nn.Module:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_checkpoint
-from ..constants import CLIP_MEAN, CLIP_STD
-from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+from ..core.checkpoints import load_checkpoint
+from ..core.constants import CLIP_MEAN, CLIP_STD
+from .registry import BackboneSpec, Preprocess, load_into, register_backbone
 
 
 class _ImageTower(torch.nn.Module):

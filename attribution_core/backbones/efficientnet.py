@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_checkpoint
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import CheckpointError
-from ..paths import display_path
-from ._registry import BackboneSpec, Preprocess, load_into, register_backbone
+from ..core.checkpoints import load_checkpoint
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.errors import CheckpointError
+from ..core.paths import display_path
+from .registry import BackboneSpec, Preprocess, load_into, register_backbone
 
 
 def packaged_weights() -> Path:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_checkpoint
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ._registry import BackboneSpec, Preprocess, register_backbone
+from ..core.checkpoints import load_checkpoint
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ._timm_vit import load_vit_state
+from .registry import BackboneSpec, Preprocess, register_backbone
 
 PREFIX = "module.base_encoder."
 

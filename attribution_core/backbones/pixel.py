@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from ..constants import HALF_MEAN, HALF_STD
-from ._registry import BackboneSpec, Preprocess, register_backbone
+from ..core.constants import HALF_MEAN, HALF_STD
+from .registry import BackboneSpec, Preprocess, register_backbone
 
 PIXEL_SIDE = 16  # images are reduced to 16 x 16 RGB -> 768 numbers
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import CheckpointError
-from ..paths import display_path
-from ._registry import BackboneSpec, Preprocess, register_backbone
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.errors import CheckpointError
+from ..core.paths import display_path
+from .registry import BackboneSpec, Preprocess, register_backbone
 
 
 def load_sscd(path: Path | None) -> torch.nn.Module:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_checkpoint
-from ..constants import HALF_MEAN, HALF_STD
-from ._registry import BackboneSpec, Preprocess, register_backbone
+from ..core.checkpoints import load_checkpoint
+from ..core.constants import HALF_MEAN, HALF_STD
 from ._timm_vit import load_vit_state
+from .registry import BackboneSpec, Preprocess, register_backbone
 
 
 def load_vit(path: Path | None) -> torch.nn.Module:

@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..errors import AttributionError
-from . import calibrate, diffusion, distill, features, service
+from ..core.errors import AttributionError
+from . import data, distill, judge, model, query, service
 from .common import config_from_args, global_options
 
 EXIT_USER_ERROR = 2
@@ -37,10 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    features.add_commands(command)
-    diffusion.add_commands(command)
+    query.add_commands(command)
+    data.add_commands(command)
+    model.add_commands(command)
     distill.add_commands(command)
-    calibrate.add_commands(command)
+    judge.add_commands(command)
     service.add_commands(command)
     return parser
 

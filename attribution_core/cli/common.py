@@ -8,9 +8,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..attribute import AttributionResult
-from ..config import flag_of
-from ..paths import display_path, project_root
+from ..attribute.interface import AttributionResult
+from ..core.config import flag_of
+from ..core.paths import display_path, project_root
 
 Command = Any  # a subparsers action's add_parser, as passed to each module's ``add_commands``
 
@@ -33,7 +33,7 @@ def add_backbone_args(p: argparse.ArgumentParser | argparse._ArgumentGroup, down
 
 def add_device_arg(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "") -> None:
     """``--device``: the one default and help text of every command."""
-    from ..device import DEFAULT_DEVICE, DEVICE_HELP
+    from ..core.device import DEFAULT_DEVICE, DEVICE_HELP
 
     p.add_argument(
         "--device",
@@ -68,7 +68,7 @@ def add_index_params(p: argparse.ArgumentParser, query_time: bool) -> None:
 def index_params_from_args(args: argparse.Namespace, kind: str, query_time: bool) -> dict:
     """The index parameters given as flags, checked against ``kind`` (a flag the kind does not take is a one-line
     error naming the kinds that do)."""
-    from ..errors import AttributionError
+    from ..core.errors import AttributionError
     from ..index import get_index_kind, list_index_kinds
 
     given = {k.removeprefix("index_"): v for k, v in vars(args).items() if k.startswith("index_") and v is not None}
@@ -141,7 +141,7 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
 def method_options_from_args(args: argparse.Namespace, method: str, space: str) -> dict:
     """The method options given as flags, as a nested table for ``create_attributor(method_options=...)``; a flag of
     another method is a one-line error."""
-    from ..errors import AttributionError
+    from ..core.errors import AttributionError
 
     owners = getattr(args, f"{METHOD_OPTION}owners", {})
     out: dict = {}
@@ -216,8 +216,8 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
 
 
 def resolve_space(args: argparse.Namespace):
+    from ..attribute.spaces import custom_space
     from ..registry import default_space, get_space
-    from ..spaces import custom_space
 
     if args.space:
         base = get_space(args.space)
@@ -245,8 +245,8 @@ def print_results(results: list[AttributionResult], args: argparse.Namespace) ->
     """``--csv``, ``--json`` or the readable ranking with each query's heading (method, timings)."""
     import sys
 
-    from ..attribute import results_to_csv, results_to_jsonl
-    from ..results import with_paths
+    from ..attribute.interface import results_to_csv, results_to_jsonl
+    from ..attribute.results import with_paths
 
     results = [with_paths(r, lambda a: display_path(a.path)) for r in results]  # as the README shows them
     if args.csv:

@@ -14,10 +14,10 @@ ENGINES = ("local", "ray")
 
 
 def cmd_label(args: argparse.Namespace) -> int:
+    from ..core.errors import AttributionError
+    from ..core.paths import display_path
     from ..distill.config import LabelConfig
     from ..distill.labels import default_label_dir, label_queries, read_labels
-    from ..errors import AttributionError
-    from ..paths import display_path
     from ..registry import create_attributor
 
     config = config_from_args(LabelConfig, args)
@@ -43,12 +43,12 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..device import resolve_device
+    from ..core.device import resolve_device
+    from ..core.errors import AttributionError
+    from ..core.paths import display_path, project_root
     from ..distill.labels import default_label_dir
     from ..distill.student import StudentConfig
     from ..distill.train import distill
-    from ..errors import AttributionError
-    from ..paths import display_path, project_root
     from ..registry import create_attributor
 
     config = config_from_args(StudentConfig, args)
@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def add_commands(command) -> None:
     """Register ``distill label`` and ``distill train``."""
-    from ..constants import DEFAULT_DEVICE, DEVICE_HELP
+    from ..core.constants import DEFAULT_DEVICE, DEVICE_HELP
     from ..distill.config import LabelConfig
     from ..distill.student import StudentConfig
 

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..attribute.calibration import save_calibrator
+from ..attribute.spaces import SpaceSpec
 from ..backbones import Backbone, create_backbone
-from ..calibration import save_calibrator
-from ..evaluate.features import test_case_features
-from ..evaluate.testcase import read_test_case
-from ..extract import extract_features
-from ..fileio import atomic_write_text
+from ..core.fileio import atomic_write_text
+from ..core.paths import project_root
+from ..core.progress import Progress, ProgressCallback
+from ..data.extract import extract_features
+from ..data.store import FeatureStore, checksum_of, write_store
+from ..features.train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
 from ..heads import identity_heads, save_heads
 from ..index import load_index
-from ..paths import project_root
-from ..progress import Progress, ProgressCallback
-from ..spaces import SpaceSpec
-from ..store import FeatureStore, checksum_of, write_store
-from ..train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
+from ..judges.abc.features import test_case_features
+from ..judges.abc.testcase import read_test_case
 from .diffusion import demo_model_dir, diffusion_json
 from .distilled import build_distilled_store
 from .images import make_demo_images

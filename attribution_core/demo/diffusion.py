@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..attribute.spaces import SpaceSpec
+from ..core.paths import project_root
 from ..diffusion.data import TrainingSet, load_training_set
-from ..paths import project_root
-from ..spaces import SpaceSpec
 from .layout import CAPTIONS, CORPUS_SET, DEMO_GENERATOR, demo_dir
 
 #: The prefix of the training images (the corpus) in the captions file.

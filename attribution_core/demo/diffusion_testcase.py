@@ -14,15 +14,15 @@ from pathlib import Path
 
 import torch
 
+from ..core.fileio import atomic_write_json
+from ..core.images import load_rgb
+from ..core.paths import project_root
+from ..core.progress import Progress, ProgressCallback
 from ..diffusion.customize import CustomizeConfig, customize, save_customization
 from ..diffusion.data import image_tensor, tensor_image
 from ..diffusion.generation import FIRST_SAMPLER, Generation, save_generated
 from ..diffusion.load import load_model
 from ..diffusion.sample import generate
-from ..fileio import atomic_write_json
-from ..images import load_rgb
-from ..paths import project_root
-from ..progress import Progress, ProgressCallback
 from .diffusion import demo_model_dir, demo_training_set, diffusion_json
 from .layout import demo_dir, demo_json
 

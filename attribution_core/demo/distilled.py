@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import project_root
-from ..spaces import DEFAULT_CALIBRATOR, SpaceSpec
-from ..store import FeatureStore
+from ..attribute.spaces import DEFAULT_CALIBRATOR, SpaceSpec
+from ..core.paths import project_root
+from ..data.store import FeatureStore
 from .layout import CAPTIONS, CORPUS_SET, DEMO_GENERATOR, demo_corpus_store, demo_dir
 
 DISTILLED_SPACE = "demo_distilled"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..fileio import atomic_path, atomic_write_json, atomic_write_text
-from ..paths import project_root
-from ..progress import ProgressCallback, tracked
+from ..core.fileio import atomic_path, atomic_write_json, atomic_write_text
+from ..core.paths import project_root
+from ..core.progress import ProgressCallback, tracked
 from .layout import CAPTIONS, QUERIES_PER_TYPE, QUERY_TYPES, SPLITS, VIEWS_PER_PHOTO, demo_dir, demo_json
 from .synthesis import (
     apply_view,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import project_root
+from ..core.paths import project_root
 
 DEMO_VERSION = 4
 DEMO_BACKBONES = ("efficientnet_lite0", "pixel")

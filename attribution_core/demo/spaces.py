@@ -1,6 +1,6 @@
-"""The demo spaces, registered at import: over the demo diffusion model's own training set (the corpus: untuned
-EfficientNet-Lite0 and pixels, the tuned EfficientNet, and attribution by unlearning with that model), and over
-corpus + exemplars for the AbC benchmark (its test case's exemplars must be findable)."""
+"""The demo spaces (listed by the registry through ``all_demo_spaces``): over the demo diffusion model's own training
+set (the corpus: untuned EfficientNet-Lite0 and pixels, the tuned EfficientNet, and attribution by unlearning with
+that model), and over corpus + exemplars for the AbC benchmark (its test case's exemplars must be findable)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..registry import register_space_provider
-from ..spaces import DEFAULT_CALIBRATOR, SpaceSpec
+from ..attribute.spaces import DEFAULT_CALIBRATOR, SpaceSpec
 from .diffusion import demo_model_dir, unlearning_space
 from .distilled import distilled_space
 from .layout import (
@@ -96,4 +95,6 @@ def diffusion_spaces() -> list[SpaceSpec]:
     return [unlearning_space(), *([distilled] if distilled else [])]
 
 
-register_space_provider(lambda: [*demo_spaces(), *model_spaces(), *diffusion_spaces()])  # feature spaces first
+def all_demo_spaces() -> list[SpaceSpec]:
+    """Every demo space, feature spaces first (the registry's provider, wired in ``builtin``)."""
+    return [*demo_spaces(), *model_spaces(), *diffusion_spaces()]

@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import option
-from ..constants import DEFAULT_DEVICE, DEVICE_HELP
+from ..core.config import option
+from ..core.constants import DEFAULT_DEVICE, DEVICE_HELP
 
 
 @dataclass(frozen=True)

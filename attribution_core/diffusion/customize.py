@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import CheckpointError
-from ..fileio import atomic_path, atomic_write_json
-from ..paths import display_path
-from ..progress import CancelFlag, ProgressCallback, tracked
+from ..core.errors import CheckpointError
+from ..core.fileio import atomic_path, atomic_write_json
+from ..core.paths import display_path
+from ..core.progress import CancelFlag, ProgressCallback, tracked
 from .config import CustomizeConfig
 from .data import TrainingSet
 from .model import TextToImageModel, cross_attention_kv

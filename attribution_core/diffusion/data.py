@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import AttributionError
-from ..images import load_rgb
-from ..paths import display_path
+from ..core.errors import AttributionError
+from ..core.images import load_rgb
+from ..core.paths import display_path
 
 
 @dataclass

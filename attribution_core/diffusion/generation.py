@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from ..errors import InputImageError
-from ..fileio import atomic_path
+from ..core.errors import InputImageError
+from ..core.fileio import atomic_path
 
 METADATA_KEY = "attribution_core"  # the PNG text chunk holding the generation record (JSON)
 

@@ -22,9 +22,9 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-from ..errors import CheckpointError
-from ..fileio import atomic_path, atomic_write_json
-from ..paths import display_path
+from ..core.errors import CheckpointError
+from ..core.fileio import atomic_path, atomic_write_json
+from ..core.paths import display_path
 from .config import ModelConfig
 from .text import PromptTokenizer, TextEncoder
 

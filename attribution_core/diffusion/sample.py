@@ -9,7 +9,7 @@ import torch
 from diffusers import DDIMScheduler
 from PIL import Image
 
-from ..progress import CancelFlag, ProgressCallback, tracked
+from ..core.progress import CancelFlag, ProgressCallback, tracked
 from .data import tensor_image
 from .generation import Generation, SamplerSettings
 from .model import TextToImageModel

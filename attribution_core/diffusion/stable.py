@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
-from ..paths import display_path
+from ..core.errors import CheckpointError
+from ..core.paths import display_path
 from .config import ModelConfig
 from .model import TextToImageModel
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..device import resolve_device
-from ..fileio import atomic_path, atomic_write_json
-from ..progress import CancelFlag, ProgressCallback, tracked
+from ..core.device import resolve_device
+from ..core.fileio import atomic_path, atomic_write_json
+from ..core.progress import CancelFlag, ProgressCallback, tracked
 from .config import ModelConfig, TrainConfig
 from .data import TrainingSet
 from .model import TextToImageModel

@@ -18,17 +18,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..attribute import Capabilities, Query, Ranking
+from ..attribute.interface import Capabilities, Query, Ranking
+from ..attribute.spaces import SpaceSpec, space_calibrator
 from ..backbones import create_backbone
-from ..device import resolve_device
+from ..core.device import resolve_device
+from ..core.errors import AttributionError, CheckpointError
+from ..core.paths import display_path
 from ..diffusion.load import load_model
 from ..diffusion.model import TextToImageModel
-from ..errors import AttributionError, CheckpointError
-from ..features import FeatureAttributor
+from ..features.attributor import FeatureAttributor
 from ..heads import identity_heads
-from ..paths import display_path
 from ..registry import register_method
-from ..spaces import SpaceSpec, space_calibrator
 from .config import DistilledOptions
 from .evaluate import evaluate_distilled_space
 from .features import student_inputs

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import REQUIRED, option
-from ..constants import DEFAULT_DEVICE, DEVICE_HELP
-from ..features import FeatureOptions
+from ..core.config import REQUIRED, option
+from ..core.constants import DEFAULT_DEVICE, DEVICE_HELP
+from ..features.attributor import FeatureOptions
 
 #: First generation seed of the labelling queries: far above every seed a reported query, test case or benchmark
 #: uses (all below 1,000), so no label is ever a query the student is judged on.

@@ -14,17 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from ..attribute import Query
-from ..calibration import Calibrator
+from ..attribute.calibration import Calibrator
+from ..attribute.interface import Query
+from ..attribute.spaces import SpaceSpec, open_space_store
+from ..core.errors import AttributionError
+from ..core.images import load_rgb
+from ..core.paths import display_path
 from ..diffusion.customize import META_FILE
-from ..errors import AttributionError
-from ..evaluate.features import corpus_rows_without
-from ..evaluate.metrics import DEFAULT_KS, SpaceResult
-from ..evaluate.protocol import evaluate_features
-from ..evaluate.testcase import CustomModel, TestCase
-from ..images import load_rgb
-from ..paths import display_path
-from ..spaces import SpaceSpec, open_space_store
+from ..judges.abc.features import corpus_rows_without
+from ..judges.abc.protocol import evaluate_features
+from ..judges.abc.testcase import CustomModel, TestCase
+from ..judges.metrics import DEFAULT_KS, SpaceResult
 
 
 def customization_prompt(root: Path, model: CustomModel) -> str | None:

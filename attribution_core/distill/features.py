@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from ..backbones import Backbone
+from ..core.images import load_rgb
 from ..diffusion.model import TextToImageModel
-from ..images import load_rgb
 from .student import joint_features
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..attribute import Attributor
+from ..attribute.interface import Attributor
+from ..core.errors import AttributionError
+from ..core.fileio import atomic_path, atomic_write_json
+from ..core.paths import project_root
+from ..core.progress import CancelFlag, tracked
 from ..diffusion.data import tensor_image
 from ..diffusion.generation import Generation, SamplerSettings, png_bytes
 from ..diffusion.sample import generate
-from ..errors import AttributionError
-from ..fileio import atomic_path, atomic_write_json
-from ..paths import project_root
-from ..progress import CancelFlag, tracked
 from .config import LabelConfig
 
 log = logging.getLogger(__name__)

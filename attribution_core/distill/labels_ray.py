@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..ray_cluster import connect_ray
+from ..data.ray_cluster import connect_ray
 from .config import LabelConfig
 from .labels import LabelEngine, label_query
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import option
-from ..progress import tracked
+from ..core.config import option
+from ..core.progress import tracked
 
 log = logging.getLogger(__name__)
 

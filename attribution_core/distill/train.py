@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import save_file
 
-from ..attribute import Attributor
+from ..attribute.interface import Attributor
 from ..backbones import create_backbone
-from ..errors import AttributionError
-from ..fileio import atomic_path, atomic_write_json
-from ..images import load_rgb
-from ..paths import display_path
-from ..store import write_store
+from ..core.errors import AttributionError
+from ..core.fileio import atomic_path, atomic_write_json
+from ..core.images import load_rgb
+from ..core.paths import display_path
+from ..data.store import write_store
 from .features import student_inputs
 from .labels import read_labels
 from .student import RankingLabel, StudentConfig, average_precision_at, embed, train_student

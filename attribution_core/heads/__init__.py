@@ -1,7 +1,10 @@
 """Heads: ``real_head`` for training images, ``synth_head`` for generated queries; linear | mlp | channel."""
 
 from . import channel, linear, mlp  # noqa: F401  (each registers itself)
-from ._base import (
+from .channel import ChannelHead
+from .linear import LinearHead
+from .mlp import MLPHead
+from .registry import (
     HEAD_KEYS,
     Head,
     Heads,
@@ -15,9 +18,6 @@ from ._base import (
     register_head,
     save_heads,
 )
-from .channel import ChannelHead
-from .linear import LinearHead
-from .mlp import MLPHead
 
 __all__ = [
     "HEAD_KEYS",

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ._base import Head, register_head
+from .registry import Head, register_head
 
 
 class ChannelScale(torch.nn.Module):

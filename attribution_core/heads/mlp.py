@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ._base import Head, register_head
+from .registry import Head, register_head
 
 _LINEAR_KEY = re.compile(r"^(\d+)\.weight$")
 _PER_LAYER = 4  # Linear, BatchNorm1d, ReLU, Dropout: Sequential indices of layer l start at 4 * l

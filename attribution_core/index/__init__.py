@@ -3,7 +3,8 @@ searched with exact calibrated influence."""
 
 from . import kinds  # noqa: F401  (registers the built-in kinds)
 from .head_mapped import mapped_features
-from .kind import (
+from .persist import INDEX_FORMAT, build_index, index_dir, index_paths, load_index, open_index, prune_cache
+from .registry import (
     IndexKind,
     Param,
     build_faiss,
@@ -13,7 +14,6 @@ from .kind import (
     query_param_names,
     register_index_kind,
 )
-from .persist import INDEX_FORMAT, build_index, index_dir, index_paths, load_index, open_index, prune_cache
 from .search import AttributionIndex, IndexMeta, SearchResult
 
 __all__ = [

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import faiss
 import numpy as np
 
-from ..calibration import Calibrator
+from ..attribute.calibration import Calibrator
 
 #: Compressed exact kinds and their FAISS scalar quantiser.
 COMPRESSED_KINDS = {"sq8": "QT_8bit_direct_signed", "fp16": "QT_fp16"}

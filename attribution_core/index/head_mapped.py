@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AttributionError
+from ..core.errors import AttributionError
+from ..core.paths import display_path
+from ..core.progress import Tracker, as_tracker
+from ..data.store import FeatureStore
 from ..heads import Heads
-from ..paths import display_path
-from ..progress import Tracker, as_tracker
-from ..store import FeatureStore
 
 
 def mapped_features(store: FeatureStore, heads: Heads, progress: bool | Tracker = True) -> np.ndarray:

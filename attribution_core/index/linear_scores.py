@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..fileio import atomic_path
+from ..core.fileio import atomic_path
+from ..data.mapped import gather_rows, map_npy, mapped_scores
 from ..heads import Head
 from ..heads.linear import LinearHead
-from ..mapped import gather_rows, map_npy, mapped_scores
 
 CHUNK = 65536
 

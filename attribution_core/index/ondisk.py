@@ -35,10 +35,10 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
-from ..fileio import atomic_path
-from ..mapped import chunked_scores, gather_rows, map_npy
-from ..progress import Tracker, as_tracker
-from ..store import FeatureStore
+from ..core.fileio import atomic_path
+from ..core.progress import Tracker, as_tracker
+from ..data.mapped import chunked_scores, gather_rows, map_npy
+from ..data.store import FeatureStore
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AttributionError
+from ..core.errors import AttributionError
 
 
 @dataclass(frozen=True)

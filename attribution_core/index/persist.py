@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
-from ..device import DEFAULT_DEVICE, resolve_device
-from ..fileio import atomic_write_json, clean_stale_temps, is_writable_dir
+from ..core.device import DEFAULT_DEVICE, resolve_device
+from ..core.fileio import atomic_write_json, clean_stale_temps, is_writable_dir
+from ..core.paths import cache_dir, display_path
+from ..core.progress import Tracker
+from ..data.store import FeatureStore
 from ..heads import Heads, identity_heads, load_heads
-from ..paths import cache_dir, display_path
-from ..progress import Tracker
-from ..store import FeatureStore
-from .kind import IndexKind, StaleIndexError, get_index_kind, list_index_kinds, split_params
+from .registry import IndexKind, StaleIndexError, get_index_kind, list_index_kinds, split_params
 from .search import AttributionIndex, IndexMeta
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def build_index(
 
     Args:
         params: the kind's build parameters (its defaults for this store fill the rest) and query-time ones.
-        progress: a terminal bar, or a :class:`~attribution_core.progress.Tracker` (callback and cancel flag).
+        progress: a terminal bar, or a :class:`~attribution_core.core.progress.Tracker` (callback and cancel flag).
     """
     cls = get_index_kind(kind)
     device = index_device(cls, device)  # checked before any work

@@ -12,8 +12,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..calibration import Calibrator, influence_normaliser, influence_of
-from .kind import IndexKind, Rescore, ScoreRows, get_index_kind
+from ..attribute.calibration import Calibrator, influence_normaliser, influence_of
+from .registry import IndexKind, Rescore, ScoreRows, get_index_kind
 
 
 @dataclass(frozen=True)

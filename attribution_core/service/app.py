@@ -23,12 +23,12 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
-from ..attribute import check_k, check_prompt
+from ..attribute.interface import check_k, check_prompt
+from ..attribute.spaces import training_set_note
+from ..core.errors import AttributionError, SpaceNotReadyError
+from ..core.images import QUERY_MAX_SIDE, load_rgb, release_memory, thumbnail
 from ..diffusion.generation import prompt_of
-from ..errors import AttributionError, SpaceNotReadyError
-from ..images import QUERY_MAX_SIDE, load_rgb, release_memory, thumbnail
 from ..registry import get_space, method_class
-from ..spaces import training_set_note
 from .config import ServiceConfig
 from .jobs import JobsFullError
 from .middleware import ServiceMiddleware

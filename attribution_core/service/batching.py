@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..attribute import AttributionResult, Attributor
+from ..attribute.interface import AttributionResult, Attributor
 
 
 @dataclass

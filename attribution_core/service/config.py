@@ -6,9 +6,9 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import option
-from ..constants import DEFAULT_DEVICE, DEVICE_HELP
-from ..errors import AttributionError
+from ..core.config import option
+from ..core.constants import DEFAULT_DEVICE, DEVICE_HELP
+from ..core.errors import AttributionError
 
 
 @dataclass(frozen=True)

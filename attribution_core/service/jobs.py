@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import AttributionError
-from ..progress import CancelFlag, Cancelled, Progress
+from ..core.errors import AttributionError
+from ..core.progress import CancelFlag, Cancelled, Progress
 
 log = logging.getLogger(__name__)
 

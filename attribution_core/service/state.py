@@ -12,10 +12,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..attribute import AttributionResult, Attributor
-from ..errors import AttributionError
+from ..attribute.interface import AttributionResult, Attributor
+from ..attribute.results import with_paths
+from ..core.errors import AttributionError
 from ..registry import create_attributor, get_space, list_spaces, method_class, space_record
-from ..results import with_paths
 from .batching import MicroBatcher
 from .config import ServiceConfig
 from .jobs import JobQueue

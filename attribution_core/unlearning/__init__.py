@@ -1,13 +1,13 @@
 """Attribution by unlearning (AbU, docs/method.md §6): Fisher, loss caches, unlearning, scoring, the Attributor.
 
-Names load their modules on first use (``attribution_core.lazy``); the method registers itself when
+Names load their modules on first use (``attribution_core.core.lazy``); the method registers itself when
 ``attributor`` is imported, which the registry does the first time the method is looked up."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy import lazy_exports
+from ..core.lazy import lazy_exports
 
 _EXPORTS = {
     "UnlearningAttributor": "attributor",

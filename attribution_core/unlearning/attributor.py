@@ -24,20 +24,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..attribute import Attributor, Capabilities, Query, Ranking, TrainingRecord, ranking_from_scores
-from ..calibration import Calibrator, soft_influence
-from ..config import parse_options
-from ..device import resolve_device
+from ..attribute.calibration import Calibrator, soft_influence
+from ..attribute.interface import Attributor, Capabilities, Query, Ranking, TrainingRecord, ranking_from_scores
+from ..attribute.spaces import SpaceSpec, space_calibrator
+from ..core.config import parse_options
+from ..core.device import resolve_device
+from ..core.paths import display_path
+from ..core.progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
 from ..diffusion.generation import prompt_of
 from ..diffusion.load import in_model_space, load_model
 from ..diffusion.model import TextToImageModel, cross_attention_kv
-from ..evaluate.metrics import SpaceResult
-from ..evaluate.testcase import TestCase
-from ..paths import display_path
-from ..progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
+from ..judges.abc.testcase import TestCase
+from ..judges.metrics import SpaceResult
 from ..registry import register_method
-from ..spaces import SpaceSpec, space_calibrator
 from .caches import cached_fisher, cached_losses
 from .candidates import CandidatePicker
 from .config import UnlearningConfig, UnlearningOptions

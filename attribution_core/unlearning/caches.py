@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..core.fileio import atomic_path, is_writable_dir
+from ..core.paths import cache_dir, project_root
+from ..core.progress import CancelFlag, ProgressCallback
 from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel
 from ..diffusion.train import data_fingerprint
-from ..fileio import atomic_path, is_writable_dir
-from ..paths import cache_dir, project_root
-from ..progress import CancelFlag, ProgressCallback
 from .config import UnlearningConfig
 from .scores import diagonal_fisher, training_losses
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..attribute import Attributor
+from ..attribute.interface import Attributor
+from ..attribute.rows import method_scores
+from ..core.errors import AttributionError
 from ..diffusion.data import TrainingSet
-from ..errors import AttributionError
 from ..registry import create_attributor
-from ..rows import method_scores
 
 
 class CandidatePicker:

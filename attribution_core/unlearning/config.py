@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import REQUIRED, option
-from ..constants import DEFAULT_DEVICE, DEVICE_HELP
+from ..core.config import REQUIRED, option
+from ..core.constants import DEFAULT_DEVICE, DEVICE_HELP
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..attribute.spaces import SpaceSpec
+from ..core.errors import AttributionError
+from ..core.images import load_rgb
+from ..core.paths import display_path
 from ..diffusion.customize import apply_customization
 from ..diffusion.data import TrainingSet, image_tensor
 from ..diffusion.load import load_model
 from ..diffusion.model import cross_attention_kv
-from ..errors import AttributionError
-from ..evaluate.metrics import DEFAULT_KS, SpaceResult, metrics_by_type
-from ..evaluate.protocol import kept_scores
-from ..evaluate.testcase import TestCase
-from ..images import load_rgb
-from ..paths import display_path
-from ..spaces import SpaceSpec
+from ..judges.abc.protocol import kept_scores
+from ..judges.abc.testcase import TestCase
+from ..judges.metrics import DEFAULT_KS, SpaceResult, metrics_by_type
 from .caches import cached_losses
 from .config import UnlearningConfig
 from .scores import relative_rise, scores_from_losses, training_losses, unlearn

@@ -17,9 +17,9 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor
 from torch.func import functional_call, grad, vmap
 
+from ..core.progress import CancelFlag, ProgressCallback, tracked
 from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel, cross_attention_kv
-from ..progress import CancelFlag, ProgressCallback, tracked
 from .config import UnlearningConfig
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ...progress import Tracker
-from ..kind import IndexKind, Param, nlist_for, register_index_kind
+from ...core.progress import Tracker
+from ..registry import IndexKind, Param, nlist_for, register_index_kind
 from .flat import add_in_chunks
 
 log = logging.getLogger(__name__)

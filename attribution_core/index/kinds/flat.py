@@ -7,10 +7,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ...device import check_gpu_copy
-from ...mapped import map_tail, mapped_scores
-from ...progress import Tracker, as_tracker
-from ..kind import IndexKind, register_index_kind
+from ...core.device import check_gpu_copy
+from ...core.progress import Tracker, as_tracker
+from ...data.mapped import map_tail, mapped_scores
+from ..registry import IndexKind, register_index_kind
 
 ADD_CHUNK = 100_000
 

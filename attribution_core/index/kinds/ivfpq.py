@@ -9,11 +9,10 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ...errors import AttributionError
-from ...mapped import gather_rows
-from ...paths import display_path
-from ...progress import Tracker
-from ..kind import IndexKind, Param, StaleIndexError, register_index_kind, rescorer, spot_rows
+from ...core.errors import AttributionError
+from ...core.paths import display_path
+from ...core.progress import Tracker
+from ...data.mapped import gather_rows
 from ..ondisk import (
     MIN_DEFAULT_ROWS,
     RERANK,
@@ -28,6 +27,7 @@ from ..ondisk import (
     rescored_search,
     slots_path,
 )
+from ..registry import IndexKind, Param, StaleIndexError, register_index_kind, rescorer, spot_rows
 from .ann import NPROBE
 
 

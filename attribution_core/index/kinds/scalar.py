@@ -8,12 +8,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ...errors import AttributionError
-from ...paths import display_path
-from ...progress import Tracker
+from ...core.errors import AttributionError
+from ...core.paths import display_path
+from ...core.progress import Tracker
 from ..compressed import LAYOUT_KEYS, build_compressed, compressed_search, decoded, layout_stale
-from ..kind import SPOT_CHECK_FAILED, IndexKind, StaleIndexError, register_index_kind, rescorer, spot_rows
 from ..linear_scores import factored, linear_scorer, norms_path, norms_stale, read_norms, write_norms
+from ..registry import SPOT_CHECK_FAILED, IndexKind, StaleIndexError, register_index_kind, rescorer, spot_rows
 
 
 class ScalarQuantizedIndex(IndexKind):

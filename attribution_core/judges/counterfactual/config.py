@@ -1,0 +1,126 @@
+"""Settings of the counterfactual checks (docs/method.md §7, §8): the base model both checks share, the queries,
+the methods, the sizes K of leave-K-out's removed sets and the subsets of the linear datamodeling score."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ...core.config import option
+from ...core.constants import DEFAULT_DEVICE, DEVICE_HELP
+from ...core.errors import AttributionError
+from ...demo.synthesis import PHOTO_NOUNS
+from ...diffusion.config import ModelConfig, TrainConfig
+
+#: Methods compared: unlearning, the demo feature spaces, and query-independent random scores.
+METHODS = ("unlearning", "demo_efficientnet_lite0_tuned", "demo_efficientnet_lite0", "demo_pixel", "random")
+
+#: Every photograph of the demo corpus (the training set of both checks: a retrain's cost depends on steps and
+#: batch, not on the set's size).
+ALL_PHOTOS = tuple(PHOTO_NOUNS)
+#: Leave-K-out's reported queries, "photo:seed" (prompt "a photo of <photo>"): the first 12 photos in corpus order,
+#: seed 1. Its validation queries (for any choice of a setting, never reported): four other photos, seed 101.
+REPORTED_QUERIES = tuple(f"{p}:1" for p in ALL_PHOTOS[:12])
+VALIDATION_QUERIES = tuple(f"{p}:101" for p in ALL_PHOTOS[12:16])
+
+
+def parse_queries(specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """``("coins:1", …)`` as ``(("coins", 1), …)``; a malformed entry or an unknown photo is a one-line error."""
+    out = []
+    for spec in specs:
+        photo, _, seed = spec.partition(":")
+        if photo not in PHOTO_NOUNS or not seed.isdigit():
+            raise AttributionError(f"query {spec!r}: expected PHOTO:SEED with PHOTO one of {', '.join(PHOTO_NOUNS)}")
+        out.append((photo, int(seed)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class BaseModelConfig:
+    """The base model and how a query's loss is measured: shared by leave-K-out and the LDS (the CLI's flags are
+    generated from these fields)."""
+
+    photos: tuple[str, ...] = option(ALL_PHOTOS, "corpus photos in the training set")
+    views_per_photo: int = option(8, "training images per photo (its first views)")
+    steps: int = option(1000, "training steps of the base model and of every retrain")
+    batch_size: int = option(32, "images per training step")
+    ema_decay: float = option(
+        0.95, "EMA decay of the weights (short runs need a short average: 0.995 would keep ~37% of the random init)"
+    )
+    seed: int = option(0, "training seed of the base model and every retrain (same seed, same schedule)")
+    loss_timesteps: int = option(100, "timesteps, strided over the schedule, at which the query's loss is measured")
+    loss_draws: int = option(4, "fixed noise draws per timestep for the query's loss")
+    paired: bool = option(
+        True,
+        "retrain on the base model's own sequence of batches, noise and timesteps, each slot that drew a removed "
+        "image given a kept one (the base differs from a retrain by the removal alone); off: train on the "
+        "remaining images from scratch with the same seed",
+    )
+    device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
+    methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare"})
+
+    def train_config(self) -> TrainConfig:
+        """The one training schedule of the base model and every retrain."""
+        return TrainConfig(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            warmup=max(1, self.steps // 10),
+            ema_decay=self.ema_decay,
+            seed=self.seed,
+            checkpoint_every=max(1, self.steps // 3),
+            device=self.device,
+        )
+
+    def model_config(self) -> ModelConfig:
+        """8×8 pixels and a small UNet: one retrain in under 2 minutes on 2 cores, with samples that show their
+        photo's layout (checked on the validation queries only)."""
+        return ModelConfig(
+            resolution=8, block_out_channels=(16, 32), attention_levels=(False, True), text_dim=32, text_layers=1
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CounterfactualConfig(BaseModelConfig):
+    """Options of ``attribute counterfactual`` (leave-K-out)."""
+
+    queries_reported: tuple[str, ...] = option(
+        REPORTED_QUERIES, "reported queries as PHOTO:SEED (prompt 'a photo of PHOTO')", flag="--queries"
+    )
+    queries_validation: tuple[str, ...] = option(
+        VALIDATION_QUERIES,
+        "validation queries as PHOTO:SEED (any setting is chosen on these)",
+        flag="--validation-queries",
+    )
+    validation: bool = option(False, "run the validation queries instead of the reported ones")
+    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (1.5% and 4.4% of 136 images)")
+    random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
+
+    def queries(self) -> tuple[tuple[str, int], ...]:
+        return parse_queries(self.queries_validation if self.validation else self.queries_reported)
+
+
+@dataclass(frozen=True)
+class LdsConfig(BaseModelConfig):
+    """Options of ``attribute lds``: the linear datamodeling score over shared subset retrains (docs/method.md §8)."""
+
+    subsets: int = option(
+        64, "subset retrains M (shared by every query and method; the LDS's standard error shrinks as 1/sqrt(M))"
+    )
+    alpha: float = option(0.5, "fraction of the training set in each subset")
+    subset_seed: int = option(0, "seed of the subset draws (subset j uses seed + j)")
+    seeds: tuple[int, ...] = option((1, 2), "generation seeds of the reported queries (one query per photo and seed)")
+    validation_seeds: tuple[int, ...] = option((101,), "generation seeds of the validation queries")
+    bootstrap: int = option(10_000, "bootstrap resamples of the queries for the intervals of paired differences")
+    tau: str = option(
+        "influence",
+        "a method's attribution tau: its influence (the share it reports, from its own influence rule; chosen on the "
+        "validation queries) or its raw score",
+    )
+
+    def queries(self, validation: bool = False) -> tuple[tuple[str, int], ...]:
+        """One query per photo and seed: the reported ones, or the validation ones (other seeds)."""
+        seeds = self.validation_seeds if validation else self.seeds
+        return tuple((p, s) for s in seeds for p in self.photos)
