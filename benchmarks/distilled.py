@@ -40,12 +40,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    from attribution_core.attribute.metrics import average_precision_at
     from attribution_core.attribute.rows import method_scores
     from attribution_core.core.images import load_rgb
     from attribution_core.core.paths import project_root
     from attribution_core.demo import build_demo
     from attribution_core.distill.labels import default_label_dir, read_labels
-    from attribution_core.distill.student import average_precision_at
     from attribution_core.registry import create_attributor
 
     build_demo(progress=False)

@@ -93,10 +93,11 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     on its exemplars, generate with the new token), in a separate home: the AbC format plus each image's prompt and
     its customised model; the PNGs carry their prompt; unlearning evaluates it (every exemplar ranked among the
     corpus and the exemplars, better than chance on average)."""
+    from attribution_core.data.testcase import first_per_type, read_test_case
     from attribution_core.demo import diffusion_testcase, unlearning_space
     from attribution_core.diffusion.generation import read_generation
-    from attribution_core.judges.abc.testcase import first_per_type, read_test_case
-    from attribution_core.registry import create_attributor, get_space
+    from attribution_core.judges.abc import run_evaluation
+    from attribution_core.registry import get_space
 
     distilled = get_space("demo_distilled")  # its store is the real bundle's
     home = tmp_path / "home"
@@ -126,7 +127,7 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     quick = {"steps": 2, "draws": 16, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1}
     spec = dataclasses.replace(spec, options={**spec.options, "config": quick})
     test_case = first_per_type(read_test_case(path), 1)
-    [result] = create_attributor(spec, device="cpu", progress=False).evaluate([test_case], home, progress=False)
+    [(_, result)] = run_evaluation([test_case], [spec], home, device="cpu", progress=False)
     n_candidates = len((demo_dir() / "captions.jsonl").read_text().splitlines()) + len(first["exemplar"])
     ranks = [r for row in result.ranks for r in row["ranks"]]
     assert len(result.ranks) == len(diffusion_testcase.PROMPTS) and len(ranks) == 2 * len(first["exemplar"])
@@ -135,9 +136,7 @@ def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo
     assert set(result.metrics) >= {f"{t}-mAP" for t in diffusion_testcase.PROMPTS}
     # the distilled space reads each image's prompt and embeds the exemplars with the customisation prompt; with
     # scores_top its records keep what `attribute calibrate` fits on
-    [result] = create_attributor(distilled, device="cpu", progress=False).evaluate(
-        [test_case], home, progress=False, scores_top=50
-    )
+    [(_, result)] = run_evaluation([test_case], [distilled], home, device="cpu", progress=False, scores_top=50)
     assert len(result.ranks) == len(diffusion_testcase.PROMPTS)
     for row in result.ranks:
         assert len(row["exemplar_scores"]) == len(first["exemplar"]) and len(row["corpus_top"]) == 50

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attribution_core.attribute.metrics import average_precision_at
 from attribution_core.distill.student import (
     RankingLabel,
     StudentConfig,
-    average_precision_at,
     embed,
     joint_features,
     train_student,

@@ -13,18 +13,17 @@ import numpy as np
 import pytest
 import torch
 
+from attribution_core.attribute.interface import Attributor, TrainingRecord
 from attribution_core.core.errors import AttributionError
 from attribution_core.core.paths import project_root
 from attribution_core.judges.abc import (
     average_precision,
+    check_test_case_files,
     describe_test_case,
-    evaluate_features,
+    evaluate_space,
     exemplar_ranks,
     read_test_case,
     recall_at,
-)
-from attribution_core.judges.abc import (
-    test_case_features as features_of_test_case,
 )
 
 from .helpers import random_unit
@@ -68,16 +67,63 @@ def test_counting_equals_full_argsort_on_random_data(related: bool) -> None:
         np.testing.assert_array_equal(g, e)
 
 
+class VectorMethod(Attributor):
+    """A method whose training images are fixed vectors and whose files are named vectors: the protocol's input
+    made by hand (the judge never sees a method's kind)."""
+
+    method = "vectors"
+
+    def __init__(self, xb: np.ndarray, feats: dict[str, np.ndarray], root: Path):
+        self.name, self.xb, self.feats, self.root = "vectors", xb, feats, root
+
+    @classmethod
+    def load(cls, spec, **_):  # pragma: no cover - built directly
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.xb)
+
+    def training_record(self, row: int) -> TrainingRecord:
+        return TrainingRecord(self.root / "corpus" / f"{row}.png")
+
+    def candidate_scores(self, queries, candidates, progress=False, cancel=None) -> np.ndarray:
+        xq = np.stack([self.feats[q.path.name] for q in queries])
+        ex = [self.feats[s.path.name] for s in candidates.extra]
+        xc = np.concatenate([self.xb[candidates.rows], np.stack(ex)]) if ex else self.xb[candidates.rows]
+        return xq @ xc.T
+
+
 def test_synth_identical_to_an_exemplar_ranks_it_first(tmp_path) -> None:
     d = 16
     xb = random_unit(500, d, seed=2)
     ex = random_unit(3, d, seed=3)
     feats = {"e0": ex[0], "e1": ex[1], "e2": ex[2], "s0": ex[1].copy()}
+    for name in feats:
+        (tmp_path / name).write_bytes(b"")
     tc_file = tmp_path / "test_tiny.json"
     tc_file.write_text(json.dumps([{"exemplar": ["e0", "e1", "e2"], "synth": {"object": ["s0"]}, "class_id": "m"}]))
-    result = evaluate_features(read_test_case(tc_file), xb, lambda x: x, lambda x: x, feats, "identity")
+    result = evaluate_space(VectorMethod(xb, feats, tmp_path), read_test_case(tc_file), tmp_path, progress=False)
     assert result.ranks[0]["ranks"][0] == 1
     assert result.metrics["object-recall@5"] >= 1 / 3
+
+
+def test_the_protocol_ranks_as_the_original_argsort_and_leaves_out_the_test_cases_exemplars(tmp_path) -> None:
+    """Ranks from any method's candidate scores equal the original eval.py's argsort over corpus ∪ exemplars; a
+    training image that is one of the test case's exemplars (the same file) is not counted twice."""
+    xb = random_unit(300, 8, seed=5)
+    ex = random_unit(2, 8, seed=6)
+    q = ex[0] + 0.9 * random_unit(1, 8, seed=7)[0]
+    q /= np.linalg.norm(q)
+    feats = {"a.png": ex[0], "b.png": ex[1], "q.png": q}
+    (tmp_path / "corpus").mkdir()
+    for name in feats:
+        (tmp_path / name).write_bytes(b"")
+    method = VectorMethod(np.concatenate([xb, ex[:1]]), feats, tmp_path)
+    method.training_record = lambda row: TrainingRecord(tmp_path / ("a.png" if row == 300 else f"corpus/{row}.png"))
+    tc_file = tmp_path / "tc.json"
+    tc_file.write_text(json.dumps([{"exemplar": ["a.png", "b.png"], "synth": {"o": ["q.png"]}, "class_id": "m"}]))
+    result = evaluate_space(method, read_test_case(tc_file), tmp_path, progress=False)
+    np.testing.assert_array_equal(result.ranks[0]["ranks"], original_ranks(xb, ex, q))
 
 
 @pytest.mark.skipif(not RELEASED.is_dir(), reason="the released AbC JSON files are not beside the checkout")
@@ -99,12 +145,11 @@ def test_released_json_files_parse_and_describe() -> None:
 
 
 def test_missing_images_are_reported_together(tmp_path) -> None:
-    from attribution_core.backbones import create_backbone
 
     tc_file = tmp_path / "test_missing.json"
     tc_file.write_text(json.dumps([{"exemplar": ["a.jpg", "b.jpg"], "synth": {"object": ["c.png"]}}]))
     with pytest.raises(AttributionError, match=r"3 of 3 images are missing .*download_dataset.sh exemplar"):
-        features_of_test_case(read_test_case(tc_file), create_backbone("pixel", device="cpu"), tmp_path)
+        check_test_case_files(read_test_case(tc_file), tmp_path)
     tc_file.write_text("{not json")
     with pytest.raises(AttributionError, match="not a JSON file"):
         read_test_case(tc_file)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribution_core import mapped
+from attribution_core.data import mapped
 
 
 @pytest.fixture

@@ -265,9 +265,9 @@ def test_symlinks_outside_the_folder_and_outside_root(tmp_path) -> None:
     assert "not followed" in reasons["linked_dir"] and "not followed" in reasons["loop"]
     (tmp_path / "tc.json").write_text(json.dumps([{"exemplar": ["../elsewhere/cat.jpg"], "synth": {"o": ["x.jpg"]}}]))
     with pytest.raises(AttributionError, match=r"1 image paths lead outside"):
-        from attribution_core.judges.abc import read_test_case, test_case_features
+        from attribution_core.judges.abc import check_test_case_files, read_test_case
 
-        test_case_features(read_test_case(tmp_path / "tc.json"), create_backbone("pixel"), folder, tmp_path)
+        check_test_case_files(read_test_case(tmp_path / "tc.json"), folder)
 
 
 def test_damaged_metadata_and_concurrent_extraction(tmp_path) -> None:
@@ -309,18 +309,19 @@ def test_ad_hoc_heads_index_goes_to_the_cache(demo_bundle, tmp_path, monkeypatch
 
 
 def test_evaluation_cache_is_keyed_by_root(tmp_path) -> None:
-    from attribution_core.judges.abc import read_test_case, test_case_features
+    from attribution_core.features.files import file_features
 
     for copy in ("a", "b"):
         (tmp_path / copy).mkdir()
         Image.fromarray(data.chelsea() if copy == "a" else data.coffee()).save(tmp_path / copy / "e.jpg")
         Image.fromarray(data.rocket()).save(tmp_path / copy / "s.jpg")
     (tmp_path / "tc.json").write_text(json.dumps([{"exemplar": ["e.jpg"], "synth": {"o": ["s.jpg"]}}]))
-    tc = read_test_case(tmp_path / "tc.json")
     backbone = create_backbone("pixel", device="cpu")
-    fa = test_case_features(tc, backbone, tmp_path / "a", tmp_path / "cache", progress=False)
-    fb = test_case_features(tc, backbone, tmp_path / "b", tmp_path / "cache", progress=False)
-    assert not np.allclose(fa["e.jpg"], fb["e.jpg"]), "each root's own images"
+    files = {c: [tmp_path / c / "e.jpg", tmp_path / c / "s.jpg"] for c in ("a", "b")}
+    fa = file_features(files["a"], backbone, tmp_path / "a", "tc", tmp_path / "cache", progress=False)
+    fb = file_features(files["b"], backbone, tmp_path / "b", "tc", tmp_path / "cache", progress=False)
+    assert not np.allclose(fa[str(files["a"][0])], fb[str(files["b"][0])]), "each root's own images"
+    assert len(list((tmp_path / "cache" / "pixel").iterdir())) == 2, "one cached store per root"
 
 
 PEAK_RSS = (

@@ -49,8 +49,6 @@ from .results import (
 )
 
 if TYPE_CHECKING:
-    from ..judges.abc.testcase import TestCase
-    from ..judges.metrics import SpaceResult
     from .calibration import Calibrator
     from .spaces import SpaceSpec
 
@@ -60,10 +58,12 @@ __all__ = [
     "Attribution",
     "AttributionResult",
     "Attributor",
+    "Candidates",
     "Capabilities",
     "Query",
     "QueryImage",
     "Ranking",
+    "Sample",
     "TrainingRecord",
     "check_k",
     "check_ks",
@@ -84,6 +84,35 @@ class Capabilities:
     needs_prompt: bool = False  # a query cannot be answered without the prompt the image was generated from
     uses_prompt: bool = False  # reads the prompt when there is one (from the request or the PNG's metadata)
     batchable: bool = True  # a batch of queries costs less than one by one: the service micro-batches requests
+
+
+@dataclass(frozen=True)
+class Sample:
+    """An image file and its text: a query and the prompt it was generated from, or a training-side image and the
+    caption it was learnt under (None: none known)."""
+
+    path: Path
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A candidate set a judge asks any method to score (dattri's ``attribute(train, test)``): some of the method's
+    own training rows, then images it has never seen, optionally under a variant of its model.
+
+    ``variant``: a model variant the scores are taken under (an AbC customised model's folder, a subset retrain);
+    methods that do not read a model ignore it. ``generated_by_variant``: the queries came from that variant, so a
+    method that reads the model cannot answer without it (a one-line error names ``where``).
+    """
+
+    rows: np.ndarray  # [n_rows] indices into the method's training set
+    extra: tuple[Sample, ...] = ()  # [n_extra] further images, each with its caption
+    variant: Path | None = None
+    generated_by_variant: bool = False
+    where: str = ""  # how to name the candidate set in an error (e.g. "test_demo.json, model 3")
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.extra)
 
 
 @dataclass(frozen=True)
@@ -156,11 +185,6 @@ class Attributor(ABC):
     def load(cls, spec: SpaceSpec, *, device: str = "auto", progress: bool = True, **options: Any) -> Attributor:
         """Load everything the space needs (unknown ``options`` are ignored)."""
 
-    def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
-        """The AbC protocol on ``test_cases`` with this loaded method (one result per test case, same order;
-        options the method does not use are ignored)."""
-        raise AttributionError(f"space {self.name!r}: method {self.method!r} cannot be evaluated on AbC test cases")
-
     def prepare(self, on_progress: ProgressCallback | None = None, cancel: CancelFlag | None = None) -> None:  # noqa: B027
         """Per-model precomputation (caches, index builds) done once before the first query, with progress and
         cancel; a no-op by default. A query prepares first when nobody did."""
@@ -200,6 +224,36 @@ class Attributor(ABC):
     def influence(self, scores: np.ndarray) -> np.ndarray:
         """Each training image's share [N] from its score [N] (the method's influence rule)."""
         raise NotImplementedError
+
+    def calibrated_scores(self, scores: np.ndarray) -> np.ndarray:
+        """What the influence rule's calibrator reads of whole-set or candidate ``scores`` [n] (the scores themselves
+        by default; unlearning's are loss rises relative to the query's largest): what calibration on ground truth
+        fits."""
+        return scores
+
+    def training_paths(self) -> list[Path]:
+        """Every training image's file [N], absolute where the method knows its folder (judges match rows to
+        their own lists by file)."""
+        return [Path(self.training_record(r).path) for r in range(len(self))]
+
+    def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:  # noqa: B027
+        """Files a judge is about to ask about, all under ``root`` (``name``: the set's name, e.g. a test case's): a
+        method may embed them once and cache them. A no-op by default."""
+
+    def candidate_scores(
+        self,
+        queries: Sequence[Sample],
+        candidates: Candidates,
+        progress: bool = False,
+        cancel: CancelFlag | None = None,
+    ) -> np.ndarray:
+        """Each query's score of each candidate [nq, len(candidates)]: the chosen training rows first, then the extra
+        images (what a judge ranks; higher = more influential). Queries are files with their prompts.
+
+        Raises:
+            AttributionError: the method cannot score a candidate set.
+        """
+        raise AttributionError(f"space {self.name!r}: method {self.method!r} cannot score a candidate set")
 
     def extras(self, query: Query) -> dict[str, Any]:
         """Method-specific facts recorded with a query's result."""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -31,7 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     test_cases = [read_test_case(p) for p in args.test_cases]
     if args.max_per_type is not None:
         from ..core.errors import AttributionError
-        from ..judges.abc.testcase import first_per_type
+        from ..data.testcase import first_per_type
 
         if args.max_per_type < 1:
             raise AttributionError(f"--max-per-type must be at least 1, not {args.max_per_type}")
@@ -47,16 +48,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             custom_space(get_space(n), mapper=args.mapper, calibrator=args.calibrator, weights=args.weights)
             for n in args.space or DEFAULT_EVAL_SPACES
         ]
+    names = [s.name for s in spaces]
+    if args.no_head:  # the raw backbone: the paper's "pretrained" rows
+        names = [f"{s.name} (no head)" if s.mapper is not None else s.name for s in spaces]
+        spaces = [dataclasses.replace(s, mapper=None) for s in spaces]
     results = run_evaluation(
         test_cases,
         spaces,
         root_of(args),
         ks=args.ks,
-        no_head=args.no_head,
         device=args.device,
         progress=not args.quiet,
         influence=args.influence,
-        max_per_type=args.max_per_type,
+        names=names,
     )
     for tc in test_cases:
         rows = [r for t, r in results if t is tc]
@@ -74,8 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..attribute.calibration import save_calibrator
     from ..core.errors import AttributionError
-    from ..judges.abc import read_test_case
-    from ..judges.abc.testcase import first_per_type
+    from ..data.testcase import first_per_type
+    from ..judges.abc import evaluate_space, read_test_case
     from ..judges.ground_truth import fit_on_ground_truth, ground_truth_queries
     from ..registry import create_attributor
 
@@ -88,7 +92,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     written: list[Path] = []
     for name in args.space:
         attributor = create_attributor(name, device=args.device, progress=not args.quiet)
-        (result,) = attributor.evaluate([tc], root_of(args), progress=not args.quiet, scores_top=args.top)
+        result = evaluate_space(attributor, tc, root_of(args), scores_top=args.top, progress=not args.quiet)
         try:
             fit = fit_on_ground_truth(
                 ground_truth_queries(result.ranks), attributor.influence, getattr(attributor, "calibrator", None),

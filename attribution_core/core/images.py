@@ -17,9 +17,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..data.webdataset import is_shard, odd_members, read_member, shard_images, split_member
 from .errors import InputImageError
 from .paths import display_path
+from .webdataset import is_shard, odd_members, read_member, shard_images, split_member
 
 #: Suffixes considered images when scanning a folder (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})

@@ -25,9 +25,9 @@ from ..core.fileio import FileLock, atomic_save_npy, atomic_write_bytes, clean_s
 from ..core.images import IMAGE_SUFFIXES, SkippedFile, common_root, file_stamp, relative_name, scan_image_files
 from ..core.paths import display_path
 from ..core.progress import CancelFlag, Progress, ProgressCallback
+from ..core.webdataset import shard_metadata
 from .shard_engines import LocalEngine, ShardEngine
 from .store import FeatureStore, write_store
-from .webdataset import shard_metadata
 
 
 @dataclass

@@ -19,11 +19,11 @@ from ..core.paths import project_root
 from ..core.progress import Progress, ProgressCallback
 from ..data.extract import extract_features
 from ..data.store import FeatureStore, checksum_of, write_store
+from ..data.testcase import read_test_case
 from ..features.train import FeatureSplit, calibration_scores, fit_calibrator, train_heads
+from ..features.train.inputs import test_case_features
 from ..heads import identity_heads, save_heads
 from ..index import load_index
-from ..judges.abc.features import test_case_features
-from ..judges.abc.testcase import read_test_case
 from .diffusion import demo_model_dir, diffusion_json
 from .distilled import build_distilled_store
 from .images import make_demo_images
@@ -52,7 +52,7 @@ def train_tuned_space(device: str = "auto", progress: bool = True, backbone: Bac
     store = FeatureStore.open(demo_store(TUNED_BACKBONE))
     corpus = np.asarray(FeatureStore.open(demo_corpus_store(TUNED_BACKBONE)).feats)  # negatives: no exemplars
     train, val = (
-        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, project_root(), progress=progress))
+        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, project_root(), progress))
         for tc in (read_test_case(demo_split_json("train")), read_test_case(demo_split_json("val")))
     )
     heads, report = train_heads(train, val, corpus, progress=progress)

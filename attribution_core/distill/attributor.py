@@ -20,17 +20,17 @@ from safetensors.torch import load_file
 
 from ..attribute.interface import Capabilities, Query, Ranking
 from ..attribute.spaces import SpaceSpec, space_calibrator
-from ..backbones import create_backbone
+from ..backbones import Backbone, create_backbone
 from ..core.device import resolve_device
 from ..core.errors import AttributionError, CheckpointError
 from ..core.paths import display_path
 from ..diffusion.load import load_model
 from ..diffusion.model import TextToImageModel
 from ..features.attributor import FeatureAttributor
-from ..heads import identity_heads
+from ..features.registry import Encoder, register_encoder
+from ..heads import Heads, identity_heads
 from ..registry import register_method
 from .config import DistilledOptions
-from .evaluate import evaluate_distilled_space
 from .features import student_inputs
 from .student import Student, StudentConfig, embed
 from .train import STUDENT_CONFIG, STUDENT_WEIGHTS
@@ -51,20 +51,50 @@ def load_student(folder: Path, device: str = "cpu") -> tuple[Student, dict]:
     return student.to(device).eval(), meta
 
 
+@register_encoder
+class StudentEncoder(Encoder):
+    """FastGDA's encoder: the student over a query's image features (a registered backbone) and prompt features (the
+    diffusion model's own text encoder; none: zeros). The store already holds the student's training-side
+    embeddings, so its rows are searched as they are (identity heads)."""
+
+    kind = "student"
+    uses_prompt = True
+
+    def __init__(self, backbone: Backbone, text_model: TextToImageModel, student: Student, meta: dict):
+        self.backbone, self.text_model, self.student, self.meta = backbone, text_model, student, meta
+        self._heads = identity_heads(int(meta["student"]["embedding"]))
+
+    @property
+    def store_heads(self) -> Heads:
+        return self._heads
+
+    def store_identity(self) -> tuple[str, int]:
+        return f"student:{self.meta['backbone']}", int(self.meta["student"]["embedding"])
+
+    def encode(self, queries) -> np.ndarray:
+        """Each query's image and prompt (none: zeros) through the student: unit-norm float32 [nq, d]."""
+        with torch.inference_mode():
+            joint = student_inputs(
+                self.backbone, self.text_model, [q.image for q in queries], [q.prompt for q in queries]
+            )
+        return embed(self.student, joint)
+
+    def encode_training(self, images) -> np.ndarray:
+        """The student on both sides: a training image with its caption, as ``attribute distill train`` embedded the
+        store's rows."""
+        return self.encode(images)
+
+
 @register_method
 class DistilledAttributor(FeatureAttributor):
-    """FastGDA: the student's embedding of (image, prompt) against its embeddings of the training images."""
+    """FastGDA: the feature family with the student as its encoder (its embedding of (image, prompt) against its
+    embeddings of the training images); only its parts, its options and what a result records differ."""
 
     method = "distilled"
     score_kind = "cosine"
     description = "unlearning's rankings learnt by a small feature model over image and prompt (FastGDA)"
     capabilities = Capabilities(interactive=True, needs_prompt=False, uses_prompt=True, batchable=True)
     Options = DistilledOptions
-
-    def __init__(self, spec: SpaceSpec, student: Student, meta: dict, text_model: TextToImageModel, **kwargs: Any):
-        backbone = create_backbone(meta["backbone"], spec.backbone_weights, kwargs.get("device", "cpu"))
-        super().__init__(spec, backbone, identity_heads(int(meta["student"]["embedding"])), **kwargs)
-        self.student, self.meta, self.text_model = student, meta, text_model
 
     @classmethod
     def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
@@ -97,21 +127,12 @@ class DistilledAttributor(FeatureAttributor):
                 f"space {spec.name!r}: the student was trained for model {meta['model']}, "
                 f"not {text_model.fingerprint()}; train one for this model with `attribute distill train`"
             )
+        backbone = create_backbone(meta["backbone"], spec.backbone_weights, str(torch_device))
+        encoder = StudentEncoder(backbone, text_model, student, meta)
         return cls(
-            spec, student, meta, text_model, calibrator=space_calibrator(spec), index_kind=index_kind,
-            index_params=index_params, device=str(torch_device), progress=progress,
+            spec, encoder, calibrator=space_calibrator(spec), index_kind=index_kind, index_params=index_params,
+            device=str(torch_device), progress=progress,
         )  # fmt: skip
-
-    def store_identity(self) -> tuple[str, int]:
-        return f"student:{self.meta['backbone']}", int(self.meta["student"]["embedding"])
-
-    def embed(self, queries) -> np.ndarray:
-        """Each query's image and prompt (none: zeros) through the student: unit-norm float32 [nq, d]."""
-        with torch.inference_mode():
-            joint = student_inputs(
-                self.backbone, self.text_model, [q.image for q in queries], [q.prompt for q in queries]
-            )
-        return embed(self.student, joint)
 
     def extras(self, query: Query) -> dict[str, Any]:
         return {"prompt": query.prompt} if query.prompt else {"prompt": None, "note": NO_PROMPT}
@@ -121,7 +142,3 @@ class DistilledAttributor(FeatureAttributor):
         for ranking, query in zip(rankings, queries, strict=True):
             ranking.extras = {**ranking.extras, **self.extras(query)}
         return rankings
-
-    def evaluate(self, test_cases, root, **options):
-        """The AbC protocol with the student on both sides (``evaluate.py``; options as for a feature space)."""
-        return evaluate_distilled_space(self.spec, self.embed, self.calibrator, test_cases, root, **options)

@@ -139,14 +139,3 @@ def embed(student: Student, features: np.ndarray, batch: int = 8192) -> np.ndarr
         for i in range(0, len(features), batch)
     ]
     return np.concatenate(out).astype(np.float32)
-
-
-def average_precision_at(teacher_rows: np.ndarray, student_scores: np.ndarray, top: int) -> float:
-    """FastGDA's AP(L): the teacher's top-``top`` rows are the positives; AP of the student's ranking of the whole
-    training set (``student_scores`` [N])."""
-    positives = np.zeros(len(student_scores), dtype=bool)
-    positives[np.asarray(teacher_rows[:top])] = True
-    order = np.argsort(-student_scores, kind="stable")
-    hits = positives[order]
-    ranks = np.flatnonzero(hits) + 1
-    return float((np.arange(1, len(ranks) + 1) / ranks).mean()) if len(ranks) else 0.0

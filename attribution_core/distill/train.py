@@ -21,6 +21,7 @@ import numpy as np
 from safetensors.torch import save_file
 
 from ..attribute.interface import Attributor
+from ..attribute.metrics import average_precision_at
 from ..backbones import create_backbone
 from ..core.errors import AttributionError
 from ..core.fileio import atomic_path, atomic_write_json
@@ -29,7 +30,7 @@ from ..core.paths import display_path
 from ..data.store import write_store
 from .features import student_inputs
 from .labels import read_labels
-from .student import RankingLabel, StudentConfig, average_precision_at, embed, train_student
+from .student import RankingLabel, StudentConfig, embed, train_student
 
 log = logging.getLogger(__name__)
 

@@ -16,21 +16,20 @@ import numpy as np
 import torch
 
 from ..attribute.calibration import Calibrator, soft_influence
-from ..attribute.interface import Attributor, Capabilities, Query, Ranking, TrainingRecord, elapsed_ms
+from ..attribute.interface import Attributor, Capabilities, Query, Ranking, Sample, TrainingRecord, elapsed_ms
 from ..attribute.spaces import SpaceSpec, open_space_store, space_calibrator
-from ..backbones import Backbone, create_backbone, find_weights, get_backbone_spec
+from ..backbones import create_backbone, find_weights, get_backbone_spec
 from ..core.config import option
 from ..core.device import DEFAULT_DEVICE
 from ..core.errors import AttributionError, CheckpointError, WeightsNotFoundError
 from ..core.paths import display_path
 from ..core.progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
 from ..data.store import FeatureStore
-from ..heads import Heads, identity_heads, load_heads
-from ..index import AttributionIndex, get_index_kind, list_index_kinds, load_index
-from ..judges.abc.features import evaluate_feature_space
-from ..judges.abc.testcase import TestCase
-from ..judges.metrics import SpaceResult
+from ..heads import identity_heads, load_heads
+from ..index import AttributionIndex, get_index_kind, list_index_kinds, load_index, mapped_features
 from ..registry import all_spaces, register_method
+from .encoder import BackboneEncoder
+from .registry import Encoder
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,8 @@ class FeatureOptions:
 
 @register_method
 class FeatureAttributor(Attributor):
-    """AbC: embed -> synth head -> index search -> calibrated influence.
+    """AbC: encode -> index search -> calibrated influence. The encoder is a backbone + synth head by default
+    (``features.encoder``); another registered encoder (the distilled student) makes another method of the family.
 
     ``load`` builds the backbone and heads; ``prepare`` opens the store (converting a released one once) and loads
     or builds its index, with progress and cancel; the first query prepares when nobody did.
@@ -79,8 +79,7 @@ class FeatureAttributor(Attributor):
     def __init__(
         self,
         spec: SpaceSpec,
-        backbone: Backbone,
-        heads: Heads,
+        encoder: Encoder,
         calibrator: Calibrator,
         index_kind: str = "flat",
         index_params: dict | None = None,
@@ -89,8 +88,7 @@ class FeatureAttributor(Attributor):
     ):
         self.spec = spec
         self.name = spec.name
-        self.backbone = backbone
-        self.heads = heads.to(backbone.device)
+        self.encoder = encoder
         self.calibrator = calibrator
         self.index_kind = index_kind
         self.index_params = dict(index_params or {})
@@ -98,6 +96,7 @@ class FeatureAttributor(Attributor):
         self.progress = progress
         self._store: FeatureStore | None = None
         self._index: AttributionIndex | None = None
+        self._mapped: np.ndarray | None = None
 
     @property
     def store(self) -> FeatureStore:
@@ -118,11 +117,11 @@ class FeatureAttributor(Attributor):
         tracker = Tracker(self.progress, on_progress, cancel)
         for _ in Tracker(False, on_progress, cancel).track([None], "open the feature store"):
             store = open_space_store(self.spec)  # a released .pth is converted once, here
-            store.check_backbone(*self.store_identity())
+            store.check_backbone(*self.encoder.store_identity())
         cached = self.spec.mapper is not None and self.spec.mapper != _registered_mapper(self.spec.name)  # ad hoc
         self._index, _ = load_index(
             store,
-            self.heads,
+            self.encoder.store_heads,
             self.index_kind,
             progress=tracker,
             device=self.device,
@@ -180,7 +179,8 @@ class FeatureAttributor(Attributor):
         index_kind, index_params = cls.index_choice(spec, index_kind, index_params)
         backbone = create_backbone(spec.backbone, spec.backbone_weights, device, allow_download)
         heads = load_heads(spec.mapper, backbone.dim) if spec.mapper is not None else identity_heads(backbone.dim)
-        return cls(spec, backbone, heads, space_calibrator(spec), index_kind, index_params, device, progress)
+        encoder = BackboneEncoder(backbone, heads)
+        return cls(spec, encoder, space_calibrator(spec), index_kind, index_params, device, progress)
 
     @classmethod
     def index_choice(cls, spec: SpaceSpec, index_kind: str | None, index_params: dict | None) -> tuple[str, dict]:
@@ -199,15 +199,38 @@ class FeatureAttributor(Attributor):
         from_space = {k: v for k, v in options.index_params.items() if k in declared}
         return index_kind, {**from_space, **(index_params or {})}
 
-    def store_identity(self) -> tuple[str, int]:
-        """The (backbone name, dimension) the space's store must hold."""
-        return self.backbone.name, self.backbone.dim
+    def training_paths(self) -> list[Path]:
+        root = self.store.meta.image_root
+        return [Path(root) / p if root else Path(p) for p in self.store.paths]
 
-    def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
-        """The AbC protocol on ``test_cases`` (options: ``ks``, ``no_head``, ``progress``, ``influence``)."""
-        return evaluate_feature_space(
-            self.spec, self.backbone, self.heads, self.calibrator, test_cases, root, **options
-        )
+    def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:
+        self.encoder.warm(samples, root, name)
+
+    def mapped_store(self) -> np.ndarray:
+        """The store's rows in the attribution space (through the encoder's ``store_heads``), unit-norm float32
+        [N, d]; computed once per loaded space (the index is not needed for it)."""
+        if self._mapped is None:
+            store = open_space_store(self.spec)
+            store.check_backbone(*self.encoder.store_identity())
+            self._mapped = mapped_features(store, self.encoder.store_heads, progress=self.progress)
+        return self._mapped
+
+    def candidate_scores(self, queries, candidates, progress=False, cancel=None) -> np.ndarray:
+        """Cosines in the attribution space [nq, n_rows + n_extra]: the store's chosen rows, then the extra images
+        through the training side of the encoder (their captions reach encoders that read them)."""
+        xq = self.encoder.encode_files(queries, "query")
+        check_cancelled(cancel)
+        xb = self.mapped_store()
+        rows = np.asarray(candidates.rows, dtype=np.int64)
+        q = torch.from_numpy(np.ascontiguousarray(xq, dtype=np.float32))
+        out = np.empty((len(queries), len(candidates)), dtype=np.float32)
+        chunk = 131072
+        for c0 in range(0, len(rows), chunk):
+            block = torch.from_numpy(np.ascontiguousarray(xb[rows[c0 : c0 + chunk]], dtype=np.float32))
+            out[:, c0 : c0 + len(block)] = (q @ block.T).numpy()
+        if candidates.extra:
+            out[:, len(rows) :] = xq @ self.encoder.encode_files(candidates.extra, "training").T
+        return out
 
     def __len__(self) -> int:
         return len(self.store)
@@ -222,11 +245,8 @@ class FeatureAttributor(Attributor):
         return self.store.image_path(row), Path(root) if root else None
 
     def embed(self, queries: Sequence[Query]) -> np.ndarray:
-        """Query images -> synth-head features, unit-norm float32 [nq, d]: backbone and head on the backbone's device,
-        one copy to the host at the index boundary."""
-        raw = self.backbone.embed_images_tensor([q.image for q in queries])
-        with torch.inference_mode():
-            return self.heads.synth_head(raw).cpu().numpy()
+        """Queries -> unit-norm float32 features [nq, d] through the space's encoder."""
+        return self.encoder.encode(queries)
 
     def whole_set_scores(self, queries, on_progress=None, cancel=None) -> tuple[np.ndarray, list[dict[str, float]]]:
         """Cosine of every store image in the attribution space [nq, N] (one pass for the batch on exact kinds)."""

@@ -1,31 +1,34 @@
-"""Metrics of the AbC protocol (Recall@K, AP), the per-space result, and its table / CSV / rank-dump writers."""
+"""The judges' one metrics module: the AbC protocol's metrics per prompt type (Recall@K, mAP over the plain measures
+of ``attribute.metrics``), the per-space result and its table / CSV / rank-dump writers, the linear datamodeling
+score (docs/method.md §8) and paired bootstrap intervals of the difference between two methods (§7, §8)."""
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import stats
+
+from ..attribute.metrics import (  # noqa: F401  (re-exported: the judges' measures in one place)
+    average_precision,
+    average_precision_at,
+    exemplar_influence,
+    exemplar_ranks,
+    ranks_in_scores,
+    recall_at,
+)
+from ..core.errors import AttributionError
 
 if TYPE_CHECKING:
-    from .abc.testcase import TestCase
+    from ..data.testcase import TestCase
 
 DEFAULT_KS = (5, 10, 100)
-
-
-def recall_at(ranks: np.ndarray, k: int) -> float:
-    """|exemplars in the top k| / |exemplars|."""
-    return float(np.count_nonzero(ranks <= k) / len(ranks))
-
-
-def average_precision(ranks: np.ndarray) -> float:
-    """AP = (1/|E|) Σ_j j / r_j over the sorted 1-based exemplar ranks r_1 < r_2 < …"""
-    r = np.sort(np.asarray(ranks, dtype=np.float64))
-    return float(np.mean(np.arange(1, len(r) + 1) / r))
 
 
 def metrics_by_type(
@@ -94,3 +97,51 @@ def write_ranks(path: Path | str, rows: Sequence[tuple[TestCase, SpaceResult]]) 
         for _, r in rows:
             for row in r.ranks:
                 f.write(json.dumps(row) + "\n")
+
+
+def predicted_effects(member: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``g_j = -sum_{i in S_j} scores_i`` for every subset ``j`` (``member``: [M, N] booleans). An image a method
+    did not score (−inf: outside unlearning's candidates) contributes nothing."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isfinite(scores), scores, 0.0)
+    if member.shape[1] != len(scores):
+        raise AttributionError(f"{len(scores)} scores for a training set of {member.shape[1]} images")
+    return -(member.astype(np.float64) @ scores)
+
+
+def lds(member: np.ndarray, scores: np.ndarray, losses: np.ndarray) -> float:
+    """The LDS of one query: Spearman correlation of predicted effects and measured losses over the subsets."""
+    g = predicted_effects(member, scores)
+    if np.ptp(g) == 0 or np.ptp(losses) == 0:
+        return 0.0  # a constant prediction (or measurement) ranks nothing
+    return float(stats.spearmanr(g, losses).statistic)
+
+
+def paired_differences(
+    per_query: Mapping[str, Mapping[str, float]], queries: Sequence[str], resamples: int = 10_000, seed: int = 0
+) -> list[dict]:
+    """Every pair of methods (in order): the mean per-query difference, a 95% percentile bootstrap interval of it
+    (queries resampled, paired), whether the interval excludes 0, and on how many queries the first is higher."""
+    out = []
+    for a, b in itertools.combinations(per_query, 2):
+        d = np.array([per_query[a][q] - per_query[b][q] for q in queries])
+        if np.ptp(d) == 0:
+            low = high = float(d[0])
+        else:
+            ci = stats.bootstrap(
+                (d,), np.mean, n_resamples=resamples, method="percentile", random_state=np.random.default_rng(seed)
+            ).confidence_interval
+            low, high = float(ci.low), float(ci.high)
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "mean": float(d.mean()),
+                "low": low,
+                "high": high,
+                "excludes_zero": bool(low > 0 or high < 0),
+                "a_wins": int((d > 0).sum()),
+                "queries": len(d),
+            }
+        )
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,19 @@ from ..attribute.interface import Attributor, Capabilities, Query, Ranking, Trai
 from ..attribute.spaces import SpaceSpec, space_calibrator
 from ..core.config import parse_options
 from ..core.device import resolve_device
+from ..core.errors import AttributionError
+from ..core.images import load_rgb
 from ..core.paths import display_path
 from ..core.progress import CancelFlag, ProgressCallback, Tracker, check_cancelled
+from ..diffusion.customize import apply_customization
 from ..diffusion.data import TrainingSet, image_tensor, load_training_set
 from ..diffusion.generation import prompt_of
 from ..diffusion.load import in_model_space, load_model
 from ..diffusion.model import TextToImageModel, cross_attention_kv
-from ..judges.abc.testcase import TestCase
-from ..judges.metrics import SpaceResult
 from ..registry import register_method
 from .caches import cached_fisher, cached_losses
 from .candidates import CandidatePicker
 from .config import UnlearningConfig, UnlearningOptions
-from .evaluate import evaluate_unlearning_space
 from .scores import relative_rise, scores_from_losses, share_of_rise, training_losses, unlearn
 
 
@@ -124,13 +124,64 @@ class UnlearningAttributor(Attributor):
         calibrator = space_calibrator(spec) if isinstance(spec.calibrator, Path) else None
         return cls(spec, model, training_set, config, calibrator)
 
-    def evaluate(self, test_cases: Sequence[TestCase], root: Path, **options: Any) -> list[SpaceResult]:
-        """The AbC protocol on test cases that name their customised models (options: ``ks``, ``progress``,
-        ``max_per_type``)."""
-        self.prepare()  # the base model's Fisher over the corpus (cached)
-        return evaluate_unlearning_space(
-            self.spec, self.model.device, self.data, self.config, self.fisher, test_cases, root, **options
+    @property
+    def options(self) -> UnlearningOptions:
+        """The space's parsed options (its model folder, training set, settings)."""
+        return self.options_of(self.spec)
+
+    def calibrated_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Loss rises relative to the query's largest: what the calibrator reads (module docstring)."""
+        return relative_rise(scores)
+
+    def training_paths(self) -> list[Path]:
+        return [self.data.root / p for p in self.data.paths]
+
+    def candidate_scores(self, queries, candidates, progress=False, cancel=None) -> np.ndarray:
+        """Loss rises [nq, n_rows + n_extra] of the chosen training rows and the extra images (each captioned as
+        given) when each query is unlearned from the model, or from its variant (a customised model's folder): the
+        Fisher stays the base model's over the training set (a customisation changes the k/v weights a little), the
+        "before" losses are the variant's own (cached)."""
+        where = candidates.where or "the candidate set"
+        if candidates.variant is None and candidates.generated_by_variant:
+            raise AttributionError(
+                f"{where} names no customised model; attribution by unlearning needs the model that generated the "
+                "images"
+            )
+        self.prepare()  # the base model's Fisher over the training set (cached)
+        model = self.model
+        if candidates.variant is not None:
+            model = apply_customization(load_model(self.options.model, self.model.device), candidates.variant)
+        for s in [*queries, *candidates.extra]:
+            if s.text is None:
+                raise AttributionError(f"{where}: no prompt or caption for {s.path}; unlearning needs it")
+        rows = np.asarray(candidates.rows, dtype=np.int64)
+        images = [self.data.images[rows]]
+        if candidates.extra:
+            pixels = torch.stack([image_tensor(load_rgb(s.path), model.config.resolution) for s in candidates.extra])
+            images.append(model.encode_images(pixels).cpu())
+        scored = TrainingSet(
+            torch.cat(images),
+            [self.data.captions[r] for r in rows] + [str(s.text) for s in candidates.extra],
+            [self.data.paths[r] for r in rows] + [str(s.path) for s in candidates.extra],
+            self.data.root,
         )
+        before = cached_losses(model, scored, self.config, progress)
+        kv = cross_attention_kv(model.unet)  # what unlearning changes, restored after each query
+        original = {k: v.detach().clone() for k, v in kv.items()}
+        out = []
+        for q in queries:
+            check_cancelled(cancel)
+            pixels = image_tensor(load_rgb(q.path), model.config.resolution)
+            query = model.encode_images(pixels[None])[0].cpu()
+            try:
+                unlearn(model, query, str(q.text), self.fisher, len(self.data), self.config)
+                after = training_losses(model, scored, self.config)
+            finally:
+                with torch.no_grad():
+                    for k, p in kv.items():
+                        p.copy_(original[k])
+            out.append(scores_from_losses(before, after))
+        return np.stack(out) if out else np.zeros((0, len(candidates)))
 
     @property
     def fisher(self) -> dict[str, torch.Tensor]:

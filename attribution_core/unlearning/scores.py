@@ -14,24 +14,25 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from diffusers.models.attention_processor import AttnProcessor
-from torch.func import functional_call, grad, vmap
 
 from ..core.progress import CancelFlag, ProgressCallback, tracked
 from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel, cross_attention_kv
+from ..diffusion.objective import fixed_draws, fixed_noise_losses, per_sample_grads, strided_timesteps
 from .config import UnlearningConfig
 
 
 def score_timesteps(model: TextToImageModel, n: int) -> torch.Tensor:
     """``n`` timesteps strided over the schedule, centred in their strides: [n]."""
-    total = model.config.num_train_timesteps
-    return (torch.arange(n) * total + total // 2) // n
+    return strided_timesteps(model.config.num_train_timesteps, n)
 
 
-def scoring_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """The fixed noise every training entry is scored with, one draw per scoring timestep: [n_timesteps, *shape]."""
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003))
+def scoring_draws(
+    model: TextToImageModel, config: UnlearningConfig, shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed timesteps [n] and noise [n, *shape] every training entry is scored with, one noise draw per
+    scoring timestep, n = ``config.score_timesteps`` (on the CPU)."""
+    return fixed_draws(model.config.num_train_timesteps, config.score_timesteps, 1, config.seed * 1_000_003, shape)
 
 
 def entry_images(data: TrainingSet, entries: np.ndarray) -> torch.Tensor:
@@ -53,36 +54,24 @@ def training_losses(
     stage: str = "score training images",
 ) -> np.ndarray:
     """The DDPM loss of every training image and of its flip, averaged over ``config.score_timesteps`` fixed
-    timesteps with the fixed noise of :func:`scoring_noise` (the same for every entry).
+    timesteps with the fixed noise of :func:`scoring_draws` (the same for every entry).
 
     Returns:
         [2N] float64: images first, then their flips.
     """
-    device = model.device
-    ts = score_timesteps(model, config.score_timesteps)
-    nt = len(ts)
-    per_batch = max(1, config.batch_size // nt)
+    shape = tuple(data.images.shape[1:])  # [3, r, r] pixels, or a latent model's [c, h, w]
+    ts, shared = scoring_draws(model, config, shape)
+    shared = shared.to(model.device)
+    per_batch = max(1, config.batch_size // len(ts))
     entries = np.arange(2 * len(data))
     out = np.empty(len(entries), dtype=np.float64)
-    shape = tuple(data.images.shape[1:])  # [3, r, r] pixels, or a latent model's [c, h, w]
     text_cache: dict[str, torch.Tensor] = {}
-    shared = scoring_noise(config.seed, (nt, *shape)).to(device)
     starts = range(0, len(entries), per_batch)
     for s in tracked(starts, stage, progress=progress, on_progress=on_progress, cancel=cancel, unit="batch"):
         batch = entries[s : s + per_batch]
-        images = entry_images(data, batch).to(device)
         captions = [data.captions[int(e) % len(data)] for e in batch]
-        for c in set(captions) - set(text_cache):
-            text_cache[c] = model.encode_prompts([c])[0]
-        text = torch.stack([text_cache[c] for c in captions])
-        b = len(batch)
-        losses = model.losses(
-            images.repeat_interleave(nt, 0),
-            text.repeat_interleave(nt, 0),
-            ts.repeat(b).to(device),
-            shared.repeat(b, *([1] * len(shape))),
-        )
-        out[s : s + b] = losses.reshape(b, nt).mean(dim=1).double().cpu().numpy()
+        losses = fixed_noise_losses(model, entry_images(data, batch), captions, ts, shared, text_cache=text_cache)
+        out[s : s + len(batch)] = losses.double().cpu().numpy()
     return out
 
 
@@ -97,25 +86,12 @@ def diagonal_fisher(
 ) -> dict[str, torch.Tensor]:
     """Diagonal Fisher of the training loss over the cross-attention k/v weights: the mean of squared
     per-sample gradients over the training images and their flips, each at a random timestep and noise, for
-    ``config.fisher_epochs`` passes. Per-sample gradients come from ``torch.func`` (``vmap`` of ``grad``).
+    ``config.fisher_epochs`` passes. Per-sample gradients come from ``diffusion.objective.per_sample_grads``.
 
     Returns:
         {parameter name: tensor of its shape}, float64.
     """
-    unet = model.unet
-    kv = {k: v.detach() for k, v in cross_attention_kv(unet).items()}
-    frozen = {k: v.detach() for k, v in unet.named_parameters() if k not in kv}
-    buffers = dict(unet.named_buffers())
-    sched = model.scheduler
-
-    def sample_loss(weights, x, t, noise, text):
-        noisy = sched.add_noise(x[None], noise[None], t[None])
-        pred = functional_call(
-            unet, ({**frozen, **weights}, buffers), (noisy, t[None]), {"encoder_hidden_states": text[None]}
-        ).sample
-        return ((pred - noise[None]) ** 2).mean()
-
-    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0, 0, 0), randomness="same")
+    kv = {k: v.detach() for k, v in cross_attention_kv(model.unet).items()}
     total = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in kv.items()}
     count = 0
     device = model.device
@@ -123,24 +99,17 @@ def diagonal_fisher(
     work = [(e, s) for e in range(config.fisher_epochs) for s in range(0, n_entries, chunk)]
     with torch.no_grad():
         text_all = model.encode_prompts(list(data.captions))
-    processors = unet.attn_processors
-    unet.set_attn_processor(AttnProcessor())  # plain matmul attention: vmap has batching rules for it, not for SDPA
-    try:
-        for epoch, s in tracked(
-            work, "fisher", progress=progress, on_progress=on_progress, cancel=cancel, unit="chunk"
-        ):
-            g = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + s)
-            entries = np.arange(s, min(s + chunk, n_entries))
-            x = entry_images(data, entries).to(device)
-            t = torch.randint(0, model.config.num_train_timesteps, (len(entries),), generator=g).to(device)
-            noise = torch.randn(x.shape, generator=g).to(device)
-            text = text_all[torch.from_numpy(entries % len(data)).to(device)]
-            grads = per_sample(kv, x, t, noise, text)
-            for k in total:
-                total[k] += grads[k].double().square().sum(dim=0)
-            count += len(entries)
-    finally:
-        unet.set_attn_processor(processors)
+    for epoch, s in tracked(work, "fisher", progress=progress, on_progress=on_progress, cancel=cancel, unit="chunk"):
+        g = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104729 + s)
+        entries = np.arange(s, min(s + chunk, n_entries))
+        x = entry_images(data, entries).to(device)
+        t = torch.randint(0, model.config.num_train_timesteps, (len(entries),), generator=g).to(device)
+        noise = torch.randn(x.shape, generator=g).to(device)
+        text = text_all[torch.from_numpy(entries % len(data)).to(device)]
+        grads = per_sample_grads(model, kv, x, text, t, noise)
+        for k in total:
+            total[k] += grads[k].double().square().sum(dim=0)
+        count += len(entries)
     return {k: v / count for k, v in total.items()}
 
 

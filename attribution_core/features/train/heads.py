@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...attribute.metrics import average_precision, exemplar_ranks, recall_at
 from ...core.config import option
 from ...core.constants import DEVICE_HELP
+from ...data.testcase import TestCase
 from ...heads import Heads, create_heads, heads_from_state
-from ...judges.abc.ranking import exemplar_ranks
-from ...judges.abc.testcase import TestCase
-from ...judges.metrics import average_precision, recall_at
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from ...backbones import Backbone, create_backbone
 from ...data.store import FeatureStore, resolve_store
-from ...judges.abc.features import corpus_rows_without, test_case_features
-from ...judges.abc.testcase import read_test_case
+from ...data.testcase import TestCase, read_test_case
+from ..files import file_features
 from .heads import FeatureSplit
 
 
@@ -35,7 +35,20 @@ def training_inputs(
     store = FeatureStore.open(resolve_store(Path(feats), backbone_name))
     store.check_backbone(backbone.name, backbone.dim)
     corpus = np.asarray(store.feats[corpus_rows_without(store, root, cases)])
-    splits = [
-        FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, root, progress=progress)) for tc in cases
-    ]
+    splits = [FeatureSplit.from_test_case(tc, test_case_features(tc, backbone, root, progress)) for tc in cases]
     return backbone, splits, corpus
+
+
+def test_case_features(tc: TestCase, backbone: Backbone, root: Path, progress: bool = True) -> dict[str, np.ndarray]:
+    """Raw features of every image the test case names, by its path in the test case (cached: ``file_features``)."""
+    root = Path(root).resolve()
+    feats = file_features([root / p for p in tc.image_paths()], backbone, root, tc.name, progress=progress)
+    return {p: feats[str(root / p)] for p in tc.image_paths()}
+
+
+def corpus_rows_without(store: FeatureStore, root: Path, test_cases: Sequence[TestCase]) -> np.ndarray:
+    """Boolean mask [N] of the store's rows that are not exemplars of any of the test cases (matched by file)."""
+    exemplars = {str((root / p).resolve()) for tc in test_cases for m in tc.models for p in m.exemplar}
+    image_root = Path(store.meta.image_root) if store.meta.image_root else None
+    files = [str((image_root / p).resolve()) if image_root else p for p in store.paths]
+    return np.array([f not in exemplars for f in files], dtype=bool)

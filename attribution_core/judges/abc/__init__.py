@@ -1,11 +1,11 @@
-"""The AbC benchmark (docs/method.md §2): test-case format, ranking kernels, metrics, orchestration."""
+"""The AbC benchmark (docs/method.md §2): the protocol once for every method (``protocol``), orchestration over
+spaces and test cases (``run``), the registered judge (``judge``); the test-case format is ``data.testcase``."""
 
+from ...attribute.metrics import exemplar_influence, exemplar_ranks
+from ...data.testcase import CustomModel, TestCase, describe_test_case, first_per_type, read_test_case
 from ..metrics import DEFAULT_KS, SpaceResult, average_precision, format_table, recall_at, write_csv, write_ranks
-from .features import corpus_rows_without, evaluate_feature_space, test_case_features
-from .protocol import evaluate_features
-from .ranking import exemplar_influence, exemplar_ranks
+from .protocol import check_test_case_files, corpus_rows, evaluate_space, kept_scores
 from .run import run_evaluation
-from .testcase import CustomModel, TestCase, describe_test_case, read_test_case
 
 __all__ = [
     "DEFAULT_KS",
@@ -13,17 +13,18 @@ __all__ = [
     "SpaceResult",
     "TestCase",
     "average_precision",
-    "corpus_rows_without",
+    "check_test_case_files",
+    "corpus_rows",
     "describe_test_case",
-    "evaluate_feature_space",
-    "evaluate_features",
+    "evaluate_space",
     "exemplar_influence",
     "exemplar_ranks",
+    "first_per_type",
     "format_table",
+    "kept_scores",
     "read_test_case",
     "recall_at",
     "run_evaluation",
-    "test_case_features",
     "write_csv",
     "write_ranks",
 ]

@@ -11,10 +11,10 @@ from ...attribute.judge import Judge, JudgeReport
 from ...core.config import option
 from ...core.constants import DEFAULT_DEVICE, DEVICE_HELP
 from ...core.paths import project_root
+from ...data.testcase import first_per_type, read_test_case
 from ...registry import get_space, register_judge
 from ..metrics import DEFAULT_KS
 from .run import run_evaluation
-from .testcase import first_per_type, read_test_case
 
 
 @dataclass(frozen=True)

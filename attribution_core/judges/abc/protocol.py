@@ -1,61 +1,75 @@
-"""The AbC protocol for one space, given features: queries and exemplars -> ranks -> metrics per prompt type."""
+"""The AbC protocol (docs/method.md §2), once, for every method: for each synthesized image of a customised model,
+the candidates are the training set without the test case's exemplars ∪ that model's exemplars (each captioned with
+the model's customisation prompt, when it names one); the method scores them through the method-neutral
+``Attributor.candidate_scores`` (under the customised model, for methods that read one), and each exemplar's rank
+is 1 + the number of candidates scoring strictly above it. Recall@K and mAP per prompt type; with ``influence``,
+the mean share the method's own influence rule puts on the true exemplars; with ``scores_top``, each record keeps
+the exemplars' and the highest corpus scores as the calibrator reads them (calibration on ground truth).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from ...attribute.calibration import Calibrator
+from ...attribute.interface import Attributor, Candidates, Sample
+from ...attribute.metrics import ranks_in_scores
+from ...core.errors import AttributionError
+from ...core.paths import display_path
+from ...data.testcase import CustomModel, TestCase
 from ..metrics import DEFAULT_KS, SpaceResult, metrics_by_type
-from .ranking import exemplar_influence, exemplar_ranks
-from .testcase import TestCase
+
+#: The file a customised model's folder records its prompt in (``diffusion.customize.META_FILE``).
+CUSTOMIZATION_FILE = "customization.json"
 
 
-def evaluate_features(
-    tc: TestCase,
-    corpus: np.ndarray,
-    encode_real: Callable[[np.ndarray], np.ndarray],
-    encode_synth: Callable[[np.ndarray], np.ndarray],
-    image_feats: dict[str, np.ndarray],
-    space: str,
-    ks: Sequence[int] = DEFAULT_KS,
-    progress: bool = False,
-    calibrator: Calibrator | None = None,
-    scores_top: int = 0,
-) -> SpaceResult:
-    """Run the protocol for one space (with a calibrator: also ``<type>-influence``, the mean calibrated
-    influence the synthesized images put on their own exemplars; with ``scores_top``: each image's record also
-    keeps its exemplars' scores and its ``scores_top`` highest corpus scores, for fitting on ground truth).
+def check_test_case_files(tc: TestCase, root: Path) -> None:
+    """Every image the test case names lies under ``root`` and exists.
 
-    Args:
-        corpus: [N, d] unit-norm corpus features, already through the real head.
-        encode_real / encode_synth: raw [n, d] -> unit-norm head-mapped [n, d].
-        image_feats: raw feature [d] of every exemplar and synthesized image, by JSON path.
+    Raises:
+        AttributionError: image paths lead outside ``root``, or images are missing (all reported at once, counted).
     """
-    queries, ex_scores, meta = [], [], []
-    for m in tc.models:
-        ex = encode_real(np.stack([image_feats[p] for p in m.exemplar]))
-        for ptype, paths in m.synth.items():
-            if not paths:
-                continue
-            q = encode_synth(np.stack([image_feats[p] for p in paths]))
-            queries.append(q)
-            for row, path in zip(q, paths, strict=True):
-                ex_scores.append(ex @ row)
-                meta.append((m.class_id, ptype, path))
-    xq = np.concatenate(queries) if queries else np.zeros((0, corpus.shape[1]), np.float32)
-    ranks = exemplar_ranks(xq, corpus, ex_scores, progress=progress)
-    mass = exemplar_influence(xq, corpus, ex_scores, calibrator) if calibrator is not None else None
-    metrics = metrics_by_type(tc.prompt_types, [t for _, t, _ in meta], ranks, ks, mass)
-    dump = [
-        {"test_case": tc.name, "space": space, "model": cid, "type": t, "synth": p, "ranks": r.tolist()}
-        for r, (cid, t, p) in zip(ranks, meta, strict=True)
-    ]
-    if scores_top:
-        for record, q, ex in zip(dump, xq, ex_scores, strict=True):
-            record.update(kept_scores(ex, corpus @ q, scores_top))
-    return SpaceResult(space, metrics, dump)
+    names = tc.image_paths()
+    root = Path(root).resolve()
+    outside = [p for p in names if Path(p).is_absolute() or not (root / p).resolve().is_relative_to(root)]
+    outside = [p for p in outside if not (Path(os.path.abspath(root / p))).is_relative_to(root)]
+    if outside:
+        raise AttributionError(
+            f"{display_path(tc.path)}: {len(outside)} image paths lead outside {display_path(root)} (e.g. "
+            f"{outside[0]}); test-case paths are relative to --root"
+        )
+    missing = [p for p in names if not (root / p).is_file()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+        raise AttributionError(
+            f"{display_path(tc.path)}: {len(missing)} of {len(names)} images are missing under "
+            f"{display_path(root)} (e.g. {shown}); get them with `bash dataset/download_dataset.sh exemplar` and "
+            "`bash dataset/download_dataset.sh testset`, or pass --root"
+        )
+
+
+def customization_prompt(root: Path, model: CustomModel) -> str | None:
+    """The prompt ``model``'s exemplars were learnt under (None when the test case names no customised model)."""
+    if not model.customized:
+        return None
+    meta = root / model.customized / CUSTOMIZATION_FILE
+    try:
+        return str(json.loads(meta.read_text())["prompt"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AttributionError(f"{display_path(meta)}: cannot read the customisation prompt ({exc})") from None
+
+
+def corpus_rows(attributor: Attributor, root: Path, test_cases: Sequence[TestCase]) -> np.ndarray:
+    """The method's training rows [n] that are not exemplars of any of the test cases (matched by file)."""
+    exemplars = {str((root / p).resolve()) for tc in test_cases for m in tc.models for p in m.exemplar}
+    return np.array(
+        [i for i, f in enumerate(attributor.training_paths()) if str(Path(f).resolve()) not in exemplars],
+        dtype=np.int64,
+    )
 
 
 def kept_scores(exemplar_scores: np.ndarray, corpus_scores: np.ndarray, top: int) -> dict[str, list[float]]:
@@ -68,3 +82,58 @@ def kept_scores(exemplar_scores: np.ndarray, corpus_scores: np.ndarray, top: int
         "exemplar_scores": np.asarray(exemplar_scores, dtype=np.float64).tolist(),
         "corpus_top": np.sort(best)[::-1].tolist(),
     }
+
+
+def evaluate_space(
+    attributor: Attributor,
+    tc: TestCase,
+    root: Path,
+    name: str | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    influence: bool = False,
+    scores_top: int = 0,
+    progress: bool = True,
+) -> SpaceResult:
+    """The protocol for one loaded method (any registered one) on one test case.
+
+    Args:
+        name: the row's name (default: the space's).
+        influence: also ``<type>-influence``, the mean share of the method's influence on the true exemplars.
+        scores_top: each record also keeps its exemplars' scores and its ``scores_top`` highest corpus scores.
+    """
+    root = Path(root).resolve()
+    check_test_case_files(tc, root)
+    name = name or attributor.name
+    captions = {m.class_id: customization_prompt(root, m) for m in tc.models}
+    samples = [Sample(root / p, captions[m.class_id]) for m in tc.models for p in m.exemplar]
+    samples += [Sample(root / p, m.prompts.get(p)) for m in tc.models for ps in m.synth.values() for p in ps]
+    attributor.warm(samples, root, tc.name)
+    rows = corpus_rows(attributor, root, [tc])
+    types, ranks, masses, dump = [], [], [], []
+    for m in tc.models:
+        paths = [(t, p) for t, ps in m.synth.items() for p in ps]
+        if not paths:
+            continue
+        candidates = Candidates(
+            rows,
+            tuple(Sample(root / p, captions[m.class_id]) for p in m.exemplar),
+            root / m.customized if m.customized else None,
+            generated_by_variant=True,
+            where=f"{display_path(tc.path)}: model {m.class_id}",
+        )
+        queries = [Sample(root / p, m.prompts.get(p)) for _, p in paths]
+        scores = attributor.candidate_scores(queries, candidates, progress)
+        for (ptype, path), s in zip(paths, scores, strict=True):
+            r = ranks_in_scores(s, len(rows))
+            types.append(ptype)
+            ranks.append(r)
+            if influence:
+                masses.append(float(attributor.influence(np.asarray(s, dtype=np.float64))[len(rows) :].sum()))
+            record = {"test_case": tc.name, "space": name, "model": m.class_id, "type": ptype, "synth": path}
+            record["ranks"] = r.tolist()
+            if scores_top:
+                calibrated = attributor.calibrated_scores(np.asarray(s, dtype=np.float64))
+                record.update(kept_scores(calibrated[len(rows) :], calibrated[: len(rows)], scores_top))
+            dump.append(record)
+    metrics = metrics_by_type(tc.prompt_types, types, ranks, ks, masses if influence else None)
+    return SpaceResult(name, metrics, dump)

@@ -1,4 +1,5 @@
-"""``attribute evaluate``: every space (any registered method) on every test case, through the registry."""
+"""``attribute evaluate``: every space (any registered method) on every test case, through the registry and the one
+protocol (``protocol.evaluate_space``)."""
 
 from __future__ import annotations
 
@@ -7,27 +8,38 @@ from pathlib import Path
 from typing import Any
 
 from ...attribute.spaces import SpaceSpec
+from ...data.testcase import TestCase
 from ...registry import create_attributor
-from ..metrics import SpaceResult
-from .testcase import TestCase
+from ..metrics import DEFAULT_KS, SpaceResult
+from .protocol import evaluate_space
 
 
 def run_evaluation(
-    test_cases: Sequence[TestCase], spaces: Sequence[SpaceSpec], root: Path, **options: Any
+    test_cases: Sequence[TestCase],
+    spaces: Sequence[SpaceSpec],
+    root: Path,
+    ks: Sequence[int] = DEFAULT_KS,
+    influence: bool = False,
+    scores_top: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    names: Sequence[str] | None = None,
+    **_: Any,
 ) -> list[tuple[TestCase, SpaceResult]]:
-    """Evaluate every space on every test case with its loaded method's ``evaluate``.
+    """Evaluate every space on every test case (to evaluate every space on a subset, pass ``first_per_type(tc, n)``
+    test cases).
 
     Args:
-        options: ``ks``, ``no_head``, ``device``, ``progress``, ``influence`` (methods ignore what they do not use).
-            To evaluate every space on a subset, pass ``first_per_type(tc, n)`` test cases.
+        names: each space's row name (default: its own).
 
     Returns:
         (test case, result) pairs, space by space.
     """
     out: list[tuple[TestCase, SpaceResult]] = []
-    for spec in spaces:
-        device, progress = options.get("device", "auto"), options.get("progress", True)
+    for i, spec in enumerate(spaces):
         attributor = create_attributor(spec, device=device, progress=progress)
-        results = attributor.evaluate(test_cases, root, **options)
-        out.extend(zip(test_cases, results, strict=True))
+        name = names[i] if names is not None else spec.name
+        for tc in test_cases:
+            result = evaluate_space(attributor, tc, root, name, ks, influence, scores_top, progress)
+            out.append((tc, result))
     return out

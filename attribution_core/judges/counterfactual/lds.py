@@ -13,28 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ...core.errors import AttributionError
-from .paired import paired_differences
-
-
-def predicted_effects(member: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``g_j = -sum_{i in S_j} scores_i`` for every subset ``j`` (``member``: [M, N] booleans). An image a method
-    did not score (−inf: outside unlearning's candidates) contributes nothing."""
-    scores = np.asarray(scores, dtype=np.float64)
-    scores = np.where(np.isfinite(scores), scores, 0.0)
-    if member.shape[1] != len(scores):
-        raise AttributionError(f"{len(scores)} scores for a training set of {member.shape[1]} images")
-    return -(member.astype(np.float64) @ scores)
-
-
-def lds(member: np.ndarray, scores: np.ndarray, losses: np.ndarray) -> float:
-    """The LDS of one query: Spearman correlation of predicted effects and measured losses over the subsets."""
-    g = predicted_effects(member, scores)
-    if np.ptp(g) == 0 or np.ptp(losses) == 0:
-        return 0.0  # a constant prediction (or measurement) ranks nothing
-    return float(stats.spearmanr(g, losses).statistic)
+from ..metrics import lds, paired_differences, predicted_effects  # noqa: F401  (predicted_effects: re-exported)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from ...backbones import Backbone
 from ...diffusion.data import tensor_image
 from ...diffusion.generation import FIRST_SAMPLER
 from ...diffusion.model import TextToImageModel
+from ...diffusion.objective import fixed_draws, fixed_noise_losses
 from ...diffusion.sample import generate
 
 #: Seed of the fixed noise the query's loss is measured with (the same for the base model and every retrain).
@@ -31,12 +32,9 @@ class QueryEffect:
 @torch.no_grad()
 def query_loss(model: TextToImageModel, query: torch.Tensor, prompt: str, timesteps: int, draws: int) -> float:
     """The query's [3, r, r] DDPM loss, averaged over ``timesteps`` strided timesteps × ``draws`` fixed noises."""
-    total = model.config.num_train_timesteps
-    t = ((torch.arange(timesteps) * total + total // 2) // timesteps).repeat(draws)
-    x = model.encode_images(query[None]).expand(len(t), -1, -1, -1)
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(LOSS_NOISE_SEED)).to(x.device)
-    text = model.encode_prompts([prompt]).expand(len(t), -1, -1)
-    return float(model.losses(x, text, t.to(x.device), noise).double().mean())
+    x = model.encode_images(query[None])
+    t, noise = fixed_draws(model.config.num_train_timesteps, timesteps, draws, LOSS_NOISE_SEED, x.shape[1:])
+    return float(fixed_noise_losses(model, x, [prompt], t, noise, dtype=torch.float64)[0])
 
 
 def cosine(backbone: Backbone, a: torch.Tensor, b: torch.Tensor) -> float:

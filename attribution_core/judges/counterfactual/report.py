@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.fileio import atomic_path
-from .paired import paired_differences
+from ..metrics import paired_differences
 
 MEASURES = {"d_loss": "ΔL", "d_mse": "ΔG-MSE", "d_similarity": "ΔG-sim"}
 

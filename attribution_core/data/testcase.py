@@ -13,8 +13,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...core.errors import AttributionError
-from ...core.paths import display_path
+from ..core.errors import AttributionError
+from ..core.paths import display_path
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""Ranking kernels of the AbC protocol: exemplar ranks by counting (never sorting the corpus), and the
-calibrated influence mass on the true exemplars (docs/method.md §2–3).
+"""Measures of an attribution shared by the judges and by the methods' own training (docs/method.md §2, §9): recall@K
+and AP of the true exemplars' ranks, FastGDA's AP(L) against a teacher's ranking, and the ranking kernels of the
+AbC protocol (exemplar ranks by counting, never sorting the corpus; the calibrated mass on the exemplars). Plain
+numpy/torch functions over arrays; ``judges.metrics`` builds the judges' tables on them.
 
-For each synthesized image the candidates are the corpus ∪ its model's exemplars. The rank of an exemplar is
-1 + the number of candidates scoring above it: one batched matrix product, then comparisons. An exemplar that ties
-exactly with a candidate is placed ahead of it (the original's argsort leaves such ties in arbitrary order; with
-float scores they occur only for duplicate images).
+An exemplar that ties exactly with a candidate is placed ahead of it (the original's argsort leaves such ties in
+arbitrary order; with float scores they occur only for duplicate images).
 """
 
 from __future__ import annotations
@@ -15,7 +15,29 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...attribute.calibration import Calibrator
+from .calibration import Calibrator
+
+
+def recall_at(ranks: np.ndarray, k: int) -> float:
+    """|exemplars in the top k| / |exemplars|."""
+    return float(np.count_nonzero(ranks <= k) / len(ranks))
+
+
+def average_precision(ranks: np.ndarray) -> float:
+    """AP = (1/|E|) Σ_j j / r_j over the sorted 1-based exemplar ranks r_1 < r_2 < …"""
+    r = np.sort(np.asarray(ranks, dtype=np.float64))
+    return float(np.mean(np.arange(1, len(r) + 1) / r))
+
+
+def average_precision_at(teacher_rows: np.ndarray, student_scores: np.ndarray, top: int) -> float:
+    """FastGDA's AP(L): the teacher's top-``top`` rows are the positives; AP of the student's ranking of the whole
+    training set (``student_scores`` [N])."""
+    positives = np.zeros(len(student_scores), dtype=bool)
+    positives[np.asarray(teacher_rows[:top])] = True
+    order = np.argsort(-student_scores, kind="stable")
+    hits = positives[order]
+    ranks = np.flatnonzero(hits) + 1
+    return float((np.arange(1, len(ranks) + 1) / ranks).mean()) if len(ranks) else 0.0
 
 
 def exemplar_ranks(
@@ -104,3 +126,11 @@ def exemplar_influence(
         t = np.maximum(np.exp(calibrator.inv_tau * (s.astype(np.float64) - best[i])) + calibrator.b, 0.0)
         mass[i] = t.sum() / (z[i] + t.sum())
     return mass
+
+
+def ranks_in_scores(scores: np.ndarray, n_rows: int) -> np.ndarray:
+    """Sorted 1-based ranks of the exemplars (``scores[n_rows:]``) among every candidate of one query's scores [n]:
+    1 + the number of candidates scoring strictly above each (the kernel above, on a score vector)."""
+    scores = np.asarray(scores)
+    ex = scores[n_rows:]
+    return np.sort(1 + (scores[None, :] > ex[:, None]).sum(axis=1))

@@ -21,8 +21,8 @@ from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import InputImageError
-from ..core.paths import display_path
+from .errors import InputImageError
+from .paths import display_path
 
 #: Suffix of a webdataset shard.
 SHARD_SUFFIX = ".tar"
