@@ -268,8 +268,27 @@ def user_space_files() -> list[Path]:
     return files
 
 
+#: Parsed spaces files by (path, modification time, size): a file is read again only when it changed.
+_FILE_CACHE: dict[tuple[str, int, int], list[SpaceSpec]] = {}
+
+
 def user_spaces() -> list[SpaceSpec]:
-    return [spec for path in user_space_files() for spec in load_spaces_file(path)]
+    """The spaces every user file declares; each file is parsed once per modification (a look-up reads no file that
+    did not change)."""
+    out: list[SpaceSpec] = []
+    for path in user_space_files():
+        try:
+            st = path.stat()
+        except OSError:
+            out += load_spaces_file(path)  # its own one-line error
+            continue
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in _FILE_CACHE:
+            for old in [k for k in _FILE_CACHE if k[0] == key[0]]:
+                del _FILE_CACHE[old]
+            _FILE_CACHE[key] = load_spaces_file(path)
+        out += _FILE_CACHE[key]
+    return out
 
 
 _PATH_FIELDS = ("store", "mapper", "image_root", "backbone_weights", "corpus_store")

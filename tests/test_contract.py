@@ -14,6 +14,7 @@ registers (a plug-in's too, when ``$ATTRIBUTION_PLUGINS`` names it for the run).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -156,12 +157,12 @@ def test_index_kind_answers_a_batch_as_it_answers_one_query_at_a_time(index_data
 
 
 @pytest.mark.parametrize("kind", INDEX_KINDS)
-def test_index_kind_is_reused_then_rebuilt_when_the_store_changes(tmp_path, index_data, kind) -> None:
+def test_index_kind_is_reused_then_rebuilt_when_the_store_changes(tmp_path, caplog, index_data, kind) -> None:
     """A saved index passes its own checks (record and spot check) and is reused, also when a query-time parameter
-    changes; rewritten with one row changed, the store makes it stale: rebuilt, recorded with the new store, and
-    finding the changed row."""
-    xb = index_data.xb.copy()
-    store = synthetic_store(tmp_path, xb)
+    changes; when a row of the store's features is rewritten in place, the saved index is stale (its record names
+    the old checksum): rebuilt with the parameters first asked for, recorded with the new store, finding the new
+    row."""
+    store = synthetic_store(tmp_path, index_data.xb)
     heads, params = index_data.heads, SMALL_STORE_PARAMS.get(kind, {})
     first, built = load_index(store, heads, kind, progress=False, device="cpu", params=params)
     assert built
@@ -175,14 +176,19 @@ def test_index_kind_is_reused_then_rebuilt_when_the_store_changes(tmp_path, inde
     again, built = load_index(store, heads, kind, progress=False, device="cpu", params={**params, **query_time})
     assert not built, f"query-time parameters {sorted(query_time)} rebuilt the index"
     assert all(again.loaded.params[name] == value for name, value in query_time.items())
-    xb[0] = -xb[0]  # row 0: in every spot check (the first row is always one)
-    changed = synthetic_store(tmp_path, xb)  # the same folder, new content
-    assert changed.checksum != store.checksum
+    feats = np.load(store.path / "feats.npy", mmap_mode="r+")
+    feats[0] = -feats[0]  # row 0: in every spot check (the first row always is)
+    feats.flush()
+    del feats
+    os.utime(store.path / "feats.npy", ns=(0, 10**18))  # a new stamp, however coarse the file system's clock
+    changed = FeatureStore.open(store.path)
+    assert changed.checksum != store.checksum and first.path.is_file(), "the old index is still there"
     index, built = load_index(changed, heads, kind, progress=False, device="cpu")
     assert built, "a changed store rebuilds the index"
-    assert all(index.meta.params[name] == value for name, value in params.items()), "rebuilt as first asked"
+    assert "store_checksum differs" in caplog.text, "rebuilt because it was stale, not because it was missing"
     assert index.meta.store_checksum == changed.checksum
-    q = heads.real_head.map_numpy(xb[:1])[0]
+    assert all(index.meta.params[name] == value for name, value in params.items()), "rebuilt as first asked"
+    q = heads.real_head.map_numpy(-index_data.xb[:1])[0]
     assert index.search(q, 1, CALIBRATOR).I[0] == 0
 
 
@@ -357,7 +363,7 @@ def method_case(request, tmp_path_factory):
         images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2)]
         prompts = ["a photo of thing 1", "a photo of thing 4"]  # every method gets one; those that read none ignore it
         n = len(attributor)
-        ks = [n + 7, min(3, n)]  # beyond the training set (clamped), and within it
+        ks = [n + 7, max(1, min(3, n - 1))]  # beyond the training set (clamped), and within it
         results = attributor.attribute(images, ks, prompts=prompts, cancel=threading.Event())  # a flag never set
         scores = attributor.scores(images, prompts=prompts, cancel=threading.Event())
         yield MethodCase(method, spec, attributor, images, prompts, ks, results, scores)
@@ -366,7 +372,7 @@ def method_case(request, tmp_path_factory):
 def test_k_beyond_the_training_set_is_clamped_to_it(method_case) -> None:
     case = method_case
     n = len(case.attributor)
-    assert n > 3 and len(case.results) == len(case.images)
+    assert len(case.results) == len(case.images)
     for result, k in zip(case.results, case.ks, strict=True):
         scored = int(result.extras.get("scored", n))  # a method that scores only candidates says how many
         listed = [a.row for a in result.results]

@@ -37,24 +37,6 @@ def test_flat_is_exact_and_ivf_recalls(tmp_path) -> None:
     assert built and np.mean(recalls) >= 0.95
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
-def test_a_batch_of_queries_gets_the_same_answers_as_one_at_a_time(tmp_path, kind) -> None:
-    xb = clustered(3000, 32)
-    store = write_store(tmp_path / "s", xb, [str(i) for i in range(3000)], "test")
-    index, _ = load_index(store, identity_heads(32), kind, progress=False)
-    cal = Calibrator(16.1587, -38.5)
-    queries = xb[:7] + 0.3 * random_unit(7, 32, seed=4)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    ks = [1, 5, 10, 50, 100, 3, 20]
-    batch = index.search_many(queries, ks, cal)
-    for q, k, got in zip(queries, ks, batch, strict=True):
-        alone = index.search(q, k, cal)
-        np.testing.assert_array_equal(got.I, alone.I)
-        np.testing.assert_allclose(got.influence, alone.influence, rtol=1e-4, atol=1e-9)  # GEMM vs GEMV rounding
-        assert got.remaining_influence == pytest.approx(alone.remaining_influence, abs=1e-6)
-        assert len(got.I) == k
-
-
 @pytest.mark.parametrize("kind", ["sq8", "fp16"])
 @pytest.mark.parametrize(
     "calibrator",

@@ -197,11 +197,16 @@ def test_the_default_base_model_is_recorded_as_spaces_a_trial_configuration_is_n
     """The harness's base model becomes ``counterfactual_unlearning`` (labelled and distilled by the usual commands),
     and ``counterfactual_distilled`` once a student for it exists; a tiny trial configuration records nothing."""
     from attribution_core.demo.counterfactual import base_spaces, student_dir
+    from attribution_core.demo.testbed import PhotoTestbed
     from attribution_core.judges.counterfactual.base_model import is_default_base, record_base
     from attribution_core.judges.counterfactual.config import CounterfactualConfig, LdsConfig
 
-    assert is_default_base(LdsConfig()) and is_default_base(CounterfactualConfig(device="cuda"))
-    assert not is_default_base(LdsConfig(steps=30)) and not is_default_base(LdsConfig(photos=("coins",)))
+    photos = PhotoTestbed()
+    assert is_default_base(LdsConfig(), photos) and is_default_base(CounterfactualConfig(device="cuda"), photos)
+    assert is_default_base(LdsConfig(photos=photos.subjects), photos), "every photo, named, is the default set"
+    assert not is_default_base(LdsConfig(steps=30), photos) and not is_default_base(
+        LdsConfig(photos=("coins",)), photos
+    )
     monkeypatch.setenv("ATTRIBUTION_HOME", str(tmp_path))
     assert base_spaces() == []
     cache = tmp_path / "feats" / "counterfactual"

@@ -3,6 +3,7 @@ without any change to their code."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -113,6 +114,43 @@ def test_third_party_method_through_the_cli(demo_bundle) -> None:
     assert result["results"][0]["path"] == "assets/chelsea_q0_object_00.jpg"  # itself, first, named as shown
     assert result["results"][0]["score"] == 0.0
     assert sum(r["influence"] for r in result["results"]) + result["remaining_influence"] == pytest.approx(1.0)
+
+
+def test_third_party_judge_registers_and_runs_through_the_cli(demo_bundle, tmp_path) -> None:
+    """A judge from a plug-in module is listed by `attribute judge`, takes flags generated from its options, and
+    writes the one report shape (table.md, table.csv, config.json with the options' hash)."""
+    env = {"ATTRIBUTION_PLUGINS": "tests.plugin_judge"}
+    listed = run("judge", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "self-retrieval: how often a training image" in listed.stdout and "abc: " in listed.stdout
+    out = run("judge", "self-retrieval", "--spaces", "demo_pixel", "--queries", "3", "--out", str(tmp_path), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "| demo_pixel | 3 | 1.000 |" in out.stdout and "demo_pixel: finds its own images" in out.stdout
+    with (tmp_path / "table.csv").open() as f:
+        assert list(csv.DictReader(f)) == [{"space": "demo_pixel", "queries": "3", "self_top1": "1.0"}]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["judge"] == "self-retrieval" and config["options"] == {"spaces": ["demo_pixel"], "queries": 3}
+    assert len(config["hash"]) == 16
+    bad = run("judge", "self-retrieval", "--queries", "many", env=env)
+    assert bad.returncode == 2 and "invalid int value" in bad.stderr
+    unknown = run("judge", "nosuch", env=env)
+    assert unknown.returncode == 2 and "unknown judge 'nosuch'; known judges: abc," in unknown.stderr
+
+
+def test_spaces_files_are_read_again_only_when_they_change(tmp_path, monkeypatch) -> None:
+    import attribution_core.registry as registry
+
+    spaces = tmp_path / "spaces.toml"
+    spaces.write_text('[[spaces]]\nname = "mine"\nbackbone = "pixel"\nstore = "store"\n')
+    monkeypatch.setenv("ATTRIBUTION_SPACES", str(spaces))
+    reads = []
+    real = registry.load_spaces_file
+    monkeypatch.setattr(registry, "load_spaces_file", lambda path: reads.append(path) or real(path))
+    for _ in range(3):
+        assert get_space("mine").store == tmp_path / "store"
+    assert len(reads) == 1
+    spaces.write_text('[[spaces]]\nname = "mine"\nbackbone = "pixel"\nstore = "elsewhere"\n')
+    assert get_space("mine").store == tmp_path / "elsewhere" and len(reads) == 2
 
 
 def test_third_party_method_and_user_space_in_the_explorer(demo_bundle, tmp_path, monkeypatch) -> None:

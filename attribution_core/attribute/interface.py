@@ -330,7 +330,9 @@ class Attributor(ABC):
         cancel: CancelFlag | None = None,
     ) -> np.ndarray:
         """Every training image's score for each query image [nq, N] (what a counterfactual judge compares)."""
-        return self.whole_set_scores(self.queries(images, None, prompts), on_progress, cancel)[0]
+        queries = self.queries(images, None, prompts)
+        check_cancelled(cancel)
+        return self.whole_set_scores(queries, on_progress, cancel)[0]
 
     def result(self, query: Query, ranking: Ranking) -> AttributionResult:
         """A ranking as the method-neutral result."""

@@ -117,17 +117,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
+    from ..demo.testbed import PhotoTestbed
     from ..judges.counterfactual import CounterfactualConfig, run_counterfactual, write_report
     from ..judges.counterfactual.run import default_output
 
     config = config_from_args(CounterfactualConfig, args)
     out = Path(args.out) if args.out else default_output(config)
-    rows = run_counterfactual(config, out, progress=not args.quiet)
+    rows = run_counterfactual(config, PhotoTestbed(), out, progress=not args.quiet)
     print(write_report(rows, out), end="")
     return 0
 
 
 def cmd_lds(args: argparse.Namespace) -> int:
+    from ..demo.testbed import PhotoTestbed
     from ..judges.counterfactual.config import LdsConfig
     from ..judges.counterfactual.lds_report import report_lds
     from ..judges.counterfactual.lds_run import default_lds_output, run_lds, train_lds_models
@@ -135,9 +137,9 @@ def cmd_lds(args: argparse.Namespace) -> int:
     config = config_from_args(LdsConfig, args)
     out = Path(args.out) if args.out else default_lds_output()
     if args.train_only:
-        train_lds_models(config, out, progress=not args.quiet)
+        train_lds_models(config, out, PhotoTestbed(), progress=not args.quiet)
         return 0
-    print(report_lds(run_lds(config, out, progress=not args.quiet), config, out), end="")
+    print(report_lds(run_lds(config, PhotoTestbed(), out, progress=not args.quiet), config, out), end="")
     return 0
 
 

@@ -9,16 +9,17 @@ import json
 from pathlib import Path
 
 from ...core.fileio import atomic_write_json, atomic_write_text
+from .testbed import Testbed
 
 #: The settings that make a base model (the query's loss measure and the device do not).
 MODEL_FIELDS = ("photos", "views_per_photo", "steps", "batch_size", "ema_decay", "seed", "paired")
 
 
-def is_default_base(config: object) -> bool:
-    """Whether ``config`` (a ``BaseModelConfig``) trains the default configuration's base model."""
+def is_default_base(config: object, testbed: Testbed) -> bool:
+    """Whether ``config`` (a ``BaseModelConfig``) trains the default configuration's base model on ``testbed``."""
     from .config import BaseModelConfig
 
-    default = BaseModelConfig()
+    config, default = testbed.resolve(config), testbed.resolve(BaseModelConfig())
     return all(getattr(config, f) == getattr(default, f) for f in MODEL_FIELDS)
 
 

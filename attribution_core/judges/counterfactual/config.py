@@ -8,31 +8,10 @@ from dataclasses import dataclass, field
 
 from ...core.config import option
 from ...core.constants import DEFAULT_DEVICE, DEVICE_HELP
-from ...core.errors import AttributionError
-from ...demo.synthesis import PHOTO_NOUNS
 from ...diffusion.config import ModelConfig, TrainConfig
 
 #: Methods compared: unlearning, the demo feature spaces, and query-independent random scores.
 METHODS = ("unlearning", "demo_efficientnet_lite0_tuned", "demo_efficientnet_lite0", "demo_pixel", "random")
-
-#: Every photograph of the demo corpus (the training set of both checks: a retrain's cost depends on steps and
-#: batch, not on the set's size).
-ALL_PHOTOS = tuple(PHOTO_NOUNS)
-#: Leave-K-out's reported queries, "photo:seed" (prompt "a photo of <photo>"): the first 12 photos in corpus order,
-#: seed 1. Its validation queries (for any choice of a setting, never reported): four other photos, seed 101.
-REPORTED_QUERIES = tuple(f"{p}:1" for p in ALL_PHOTOS[:12])
-VALIDATION_QUERIES = tuple(f"{p}:101" for p in ALL_PHOTOS[12:16])
-
-
-def parse_queries(specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    """``("coins:1", …)`` as ``(("coins", 1), …)``; a malformed entry or an unknown photo is a one-line error."""
-    out = []
-    for spec in specs:
-        photo, _, seed = spec.partition(":")
-        if photo not in PHOTO_NOUNS or not seed.isdigit():
-            raise AttributionError(f"query {spec!r}: expected PHOTO:SEED with PHOTO one of {', '.join(PHOTO_NOUNS)}")
-        out.append((photo, int(seed)))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -40,7 +19,7 @@ class BaseModelConfig:
     """The base model and how a query's loss is measured: shared by leave-K-out and the LDS (the CLI's flags are
     generated from these fields)."""
 
-    photos: tuple[str, ...] = option(ALL_PHOTOS, "corpus photos in the training set")
+    photos: tuple[str, ...] = option((), "subjects (corpus photos) in the training set (default: every one)")
     views_per_photo: int = option(8, "training images per photo (its first views)")
     steps: int = option(1000, "training steps of the base model and of every retrain")
     batch_size: int = option(32, "images per training step")
@@ -87,19 +66,21 @@ class CounterfactualConfig(BaseModelConfig):
     """Options of ``attribute counterfactual`` (leave-K-out)."""
 
     queries_reported: tuple[str, ...] = option(
-        REPORTED_QUERIES, "reported queries as PHOTO:SEED (prompt 'a photo of PHOTO')", flag="--queries"
+        (), "reported queries as PHOTO:SEED (default: the testbed's: the first 12 photos, seed 1)", flag="--queries"
     )
     queries_validation: tuple[str, ...] = option(
-        VALIDATION_QUERIES,
-        "validation queries as PHOTO:SEED (any setting is chosen on these)",
+        (),
+        "validation queries as PHOTO:SEED (any setting is chosen on these; default: the testbed's: four other "
+        "photos, seed 101)",
         flag="--validation-queries",
     )
     validation: bool = option(False, "run the validation queries instead of the reported ones")
     ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (1.5% and 4.4% of 136 images)")
     random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
 
-    def queries(self) -> tuple[tuple[str, int], ...]:
-        return parse_queries(self.queries_validation if self.validation else self.queries_reported)
+    def query_specs(self) -> tuple[str, ...]:
+        """The queries this run asks about, as ``PHOTO:SEED`` (parsed by the testbed)."""
+        return self.queries_validation if self.validation else self.queries_reported
 
 
 @dataclass(frozen=True)

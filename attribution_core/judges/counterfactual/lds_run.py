@@ -22,7 +22,6 @@ from ...core.paths import project_root
 from ...core.progress import tracked
 from ...diffusion.data import TrainingSet, tensor_image
 from ...diffusion.model import TextToImageModel
-from ...unlearning.config import UnlearningConfig
 from .base_model import is_default_base, record_base
 from .config import LdsConfig
 from .lds import LdsTable, lds_table
@@ -31,6 +30,7 @@ from .rankings import Rankers, random_scores
 from .retrain import removal_key, retrain_without
 from .run import Query, counterfactual_training_set, make_queries
 from .subsets import SUBSETS, draw_subsets, save_subsets, subset_models
+from .testbed import Testbed
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,22 @@ def lds_cache() -> Path:
     return project_root() / "feats" / "counterfactual"
 
 
-def train_lds_models(config: LdsConfig, out: Path, progress: bool = True) -> tuple[TrainingSet, np.ndarray]:
-    """Train (or find cached) the base model and every subset model; the subsets are saved to ``out``."""
+def train_lds_models(
+    config: LdsConfig, out: Path, testbed: Testbed, progress: bool = True
+) -> tuple[TrainingSet, np.ndarray]:
+    """Train (or find cached) the base model and every subset model on ``testbed``'s training set; the subsets are
+    saved to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    default_base = is_default_base(config, testbed)
+    config = testbed.resolve(config)
     model_config, train = config.model_config(), config.train_config()
-    data = counterfactual_training_set(config, model_config.resolution)
+    data = counterfactual_training_set(config, model_config.resolution, testbed)
     member = draw_subsets(len(data), config.subsets, config.alpha, config.subset_seed)
     save_subsets(member, data, out / SUBSETS)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
     base = retrain_without(data, [], lds_cache(), model_config, train, progress)
     folder = lds_cache() / removal_key([], data, model_config, train)
-    if is_default_base(config):
+    if default_base:
         record_base(lds_cache(), folder, base.fingerprint(), data.paths, data.captions, data.root)
     for _ in subset_models(data, member, lds_cache(), model_config, train, progress, config.paired):
         pass
@@ -129,7 +134,13 @@ def _measure_losses(
 
 
 def _method_scores(
-    config: LdsConfig, base: TextToImageModel, data: TrainingSet, queries: list[Query], out: Path, progress: bool
+    config: LdsConfig,
+    base: TextToImageModel,
+    data: TrainingSet,
+    queries: list[Query],
+    out: Path,
+    progress: bool,
+    testbed: Testbed,
 ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Every method's raw scores and influence over the training set for every query (``TAUS``), computed once and
     kept in ``SCORES``: ``{tau: {method: {query: [N]}}}``."""
@@ -139,7 +150,7 @@ def _method_scores(
         saved = {"training_set": list(data.paths)}  # another training set, or an older layout: score again
     for tau in TAUS:
         saved.setdefault(tau, {})
-    rankers = Rankers(base, data, UnlearningConfig(device=config.device), config.device)
+    rankers = Rankers(testbed, base, data, config.device)
     jobs = [(m, i, q) for m in config.methods for i, q in enumerate(queries) if q.name not in saved["score"].get(m, {})]
     for method, i, q in tracked(jobs, "method scores", progress=progress, unit="query"):
         if method == "random":  # random scores rank nothing: their "influence" is the scores themselves
@@ -152,19 +163,21 @@ def _method_scores(
     return {t: {m: {q: np.asarray(v) for q, v in saved[t][m].items()} for m in config.methods} for t in TAUS}
 
 
-def run_lds(config: LdsConfig, out: Path | None = None, progress: bool = True) -> LdsData:
-    """Run (or resume) the LDS; returns what it is computed from (``LdsData.table`` makes the tables)."""
+def run_lds(config: LdsConfig, testbed: Testbed, out: Path | None = None, progress: bool = True) -> LdsData:
+    """Run (or resume) the LDS on ``testbed``; returns what it is computed from (``LdsData.table`` makes the
+    tables)."""
     out = Path(out) if out else default_lds_output()
     if config.tau not in TAUS:
         raise AttributionError(f"--tau must be one of {', '.join(TAUS)}, not {config.tau!r}")
-    data, member = train_lds_models(config, out, progress)
+    data, member = train_lds_models(config, out, testbed, progress)
+    config = testbed.resolve(config)
     base = retrain_without(data, [], lds_cache(), config.model_config(), config.train_config(), progress)
-    reported = make_queries(base, config.queries(), out / "queries", file_by_seed=True)
-    validation = make_queries(base, config.queries(validation=True), out / "validation_queries", file_by_seed=True)
+    reported = make_queries(base, config.queries(), out / "queries", testbed, file_by_seed=True)
+    validation = make_queries(base, config.queries(validation=True), out / "validation_queries", testbed, True)
     if {q.name for q in reported} & {q.name for q in validation}:
         raise AttributionError("the validation seeds must differ from the reported seeds")
     queries = reported + validation
     losses, base_losses = _measure_losses(config, data, member, base, queries, out, progress)
-    every = _method_scores(config, base, data, queries, out, progress)
+    every = _method_scores(config, base, data, queries, out, progress, testbed)
     names = [q.name for q in reported], [q.name for q in validation]
     return LdsData(member, losses, base_losses, every[config.tau], *names, every)

@@ -1,8 +1,8 @@
 """The training images each method would remove for a query: its ranking of the counterfactual training set.
 
 Every method attributes the base model's query over the same training set. Feature spaces rank their whole
-store (the demo corpus and exemplars) and keep the training set's rows, in order; unlearning runs on the base
-model itself; random removal is a seeded permutation that ignores the query.
+store (the demo corpus and exemplars) and keep the training set's rows, in order; the testbed answers the methods
+it runs on the base model itself (unlearning); random removal is a seeded permutation that ignores the query.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from PIL import Image
 
 from ...attribute.interface import Attributor
 from ...attribute.rows import method_scores, scores_and_influence
-from ...attribute.spaces import SpaceSpec
 from ...diffusion.data import TrainingSet
 from ...diffusion.model import TextToImageModel
 from ...registry import create_attributor
-from ...unlearning.attributor import UnlearningAttributor
-from ...unlearning.config import UnlearningConfig
+from .testbed import Testbed
 
 
 def random_ranking(n: int, draw: int) -> np.ndarray:
@@ -36,24 +34,22 @@ def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data
 
 
 class Rankers:
-    """The attributors each method ranks with, loaded once and reused for every query: unlearning on the base model
-    itself, a registered space by its name."""
+    """The attributors each method ranks with, loaded once and reused for every query: the testbed's own for the
+    methods it answers on the base model (unlearning), a registered space by its name otherwise."""
 
-    def __init__(self, base: TextToImageModel, data: TrainingSet, unlearning: UnlearningConfig, device: str):
-        self.device = device
-        self._attributors: dict[str, Attributor] = {
-            "unlearning": UnlearningAttributor(
-                SpaceSpec(name="counterfactual_unlearning", label="unlearning", method="unlearning"),
-                base,
-                data,
-                unlearning,
-            )
-        }
+    def __init__(self, testbed: Testbed, base: TextToImageModel, data: TrainingSet, device: str):
+        self.testbed, self.base, self.data, self.device = testbed, base, data, device
+        self._attributors: dict[str, Attributor] = {}
 
     def attributor(self, method: str) -> Attributor:
         if method not in self._attributors:
-            self._attributors[method] = create_attributor(method, device=self.device, progress=False)
+            own = self.testbed.attributor(method, self.base, self.data, self.device)
+            self._attributors[method] = own or create_attributor(method, device=self.device, progress=False)
         return self._attributors[method]
+
+    def settings(self) -> dict:
+        """What the testbed's own attributors run with (recorded beside the rankings)."""
+        return self.testbed.settings(self.device)
 
     def scores(self, method: str, query: Image.Image, prompt: str, data: TrainingSet) -> tuple[np.ndarray, np.ndarray]:
         """The method's raw scores and influence of the rows of ``data``."""

@@ -7,33 +7,27 @@ appended to files in the output folder as they are made, so an interrupted run p
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...backbones import create_backbone
-from ...core.errors import AttributionError
 from ...core.fileio import atomic_write_json
 from ...core.paths import project_root
 from ...core.progress import tracked
-from ...demo.diffusion import demo_training_set
-from ...demo.layout import VIEWS_PER_PHOTO
-from ...demo.synthesis import PHOTO_NOUNS
 from ...diffusion.data import TrainingSet, image_tensor, tensor_image
 from ...diffusion.generation import FIRST_SAMPLER, Generation, save_generated
 from ...diffusion.sample import generate
-from ...unlearning.config import UnlearningConfig
 from .base_model import is_default_base, record_base
 from .config import BaseModelConfig, CounterfactualConfig
 from .measures import QueryEffect, query_effect
 from .rankings import Rankers, random_ranking
 from .retrain import removal_key, retrain_without
+from .testbed import Testbed
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +43,21 @@ class Query:
     image: torch.Tensor  # [3, r, r] in [-1, 1], as saved (8-bit PNG)
 
 
-def counterfactual_training_set(config: BaseModelConfig, resolution: int) -> TrainingSet:
-    """The first ``views_per_photo`` views of each of ``config.photos``, with their captions."""
-    unknown = sorted(set(config.photos) - set(PHOTO_NOUNS))
-    if unknown or not 1 <= config.views_per_photo <= VIEWS_PER_PHOTO:
-        what = f"unknown photos {', '.join(unknown)}" if unknown else f"--views-per-photo {config.views_per_photo}"
-        raise AttributionError(
-            f"{what}: the demo corpus has {', '.join(PHOTO_NOUNS)}, with 1 to {VIEWS_PER_PHOTO} views each"
-        )
-    data = demo_training_set(resolution)
-    keep = np.array(
-        [
-            Path(p).parent.name in config.photos and int(Path(p).stem.split("_")[-1]) < config.views_per_photo
-            for p in data.paths
-        ]
-    )
-    return data.subset(keep)
+def counterfactual_training_set(config: BaseModelConfig, resolution: int, testbed: Testbed) -> TrainingSet:
+    """The first ``views_per_photo`` views of each of ``config.photos`` (every subject when empty), with captions."""
+    config = testbed.resolve(config)
+    return testbed.training_set(tuple(config.photos), config.views_per_photo, resolution)
 
 
-def make_queries(model, pairs: Sequence[tuple[str, int]], out: Path, file_by_seed: bool = False) -> list[Query]:
+def make_queries(
+    model, pairs: Sequence[tuple[str, int]], out: Path, testbed: Testbed, file_by_seed: bool = False
+) -> list[Query]:
     """Generate the queries ``(photo, seed)`` with the base model, saved as PNGs carrying their generation record
     (``<photo>.png``, or ``<photo>-s<seed>.png`` with ``file_by_seed``)."""
     out.mkdir(parents=True, exist_ok=True)
     queries = []
     for photo, seed in pairs:
-        prompt = f"a photo of {PHOTO_NOUNS[photo]}"
+        prompt = testbed.prompt(photo)
         x = generate(model, [prompt], [seed], FIRST_SAMPLER)[0].cpu()
         image = tensor_image(x)
         name = f"{photo}-s{seed}"
@@ -95,23 +79,28 @@ def _read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_counterfactual(config: CounterfactualConfig, out: Path | None = None, progress: bool = True) -> list[dict]:
-    """Run (or resume) the check; returns one row per (method, query, K[, draw]) with the measured changes.
+def run_counterfactual(
+    config: CounterfactualConfig, testbed: Testbed, out: Path | None = None, progress: bool = True
+) -> list[dict]:
+    """Run (or resume) the check on ``testbed``; returns one row per (method, query, K[, draw]) with the measured
+    changes.
 
     Rows: ``method, query, k, draw, removed, d_loss, d_mse, d_similarity`` (each Δ: retrained minus base, the
     similarity as base minus retrained, so larger always means the removal hurt the query more).
     """
     out = Path(out) if out else default_output(config)
     out.mkdir(parents=True, exist_ok=True)
+    default_base = is_default_base(config, testbed)
+    config = testbed.resolve(config)
     cache = project_root() / "feats" / "counterfactual"
     model_config, train = config.model_config(), config.train_config()
-    data = counterfactual_training_set(config, model_config.resolution)
+    data = counterfactual_training_set(config, model_config.resolution, testbed)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
     base = retrain_without(data, [], cache, model_config, train, progress)
     folder = cache / removal_key([], data, model_config, train)
-    if is_default_base(config):
+    if default_base:
         record_base(cache, folder, base.fingerprint(), data.paths, data.captions, data.root)
-    queries = make_queries(base, config.queries(), out)
+    queries = make_queries(base, testbed.parse_queries(config.query_specs()), out, testbed)
     backbone = create_backbone("efficientnet_lite0", device=config.device)
     effect = {}
 
@@ -119,7 +108,7 @@ def run_counterfactual(config: CounterfactualConfig, out: Path | None = None, pr
         return query_effect(model, q.image, q.prompt, q.seed, backbone, config.loss_timesteps, config.loss_draws)
 
     base_effect = {q.name: measure(base, q) for q in queries}
-    rankings = _rankings(config, base, data, queries, out / RANKINGS)
+    rankings = _rankings(config, base, data, queries, out / RANKINGS, testbed)
     rows = _read_rows(out / RESULTS)
     done = {(r["method"], r["query"], r["k"], r["draw"]) for r in rows}
     jobs = [
@@ -155,12 +144,13 @@ def run_counterfactual(config: CounterfactualConfig, out: Path | None = None, pr
     return rows
 
 
-def _rankings(config: CounterfactualConfig, base, data: TrainingSet, queries: list[Query], path: Path) -> dict:
+def _rankings(
+    config: CounterfactualConfig, base, data: TrainingSet, queries: list[Query], path: Path, testbed: Testbed
+) -> dict:
     """Each method's top-max(K) for each query (random: per draw), computed once and kept in ``path``."""
     kmax = max(config.ks)
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    unlearning = UnlearningConfig(device=config.device)
-    rankers = Rankers(base, data, unlearning, config.device)
+    rankers = Rankers(testbed, base, data, config.device)
     for draw in range(config.random_draws):
         saved.setdefault(f"random/{draw}", random_ranking(len(data), draw)[:kmax].tolist())
     for method in config.methods:
@@ -172,5 +162,5 @@ def _rankings(config: CounterfactualConfig, base, data: TrainingSet, queries: li
             order = rankers.ranking(method, tensor_image(q.image), q.prompt, data)
             saved[key] = order[:kmax].tolist()
             atomic_write_json(path, saved)
-    atomic_write_json(path, {**saved, "settings": {"unlearning": dataclasses.asdict(unlearning)}})
+    atomic_write_json(path, {**saved, "settings": rankers.settings()})
     return saved
