@@ -6,11 +6,13 @@ methods, spaces and judges plug in through ``registry``; the built-in ones are w
 first use, so importing this package loads no method, no judge and no demo.
 """
 
+from .core import startup as _startup  # noqa: F401  (first, before torch: Ctrl-C during the imports below is one line)
+
+# isort: split
 from .attribute.calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
 from .attribute.interface import Attribution, AttributionResult, Attributor, results_to_csv, results_to_jsonl
 from .attribute.spaces import SpaceSpec
 from .backbones import Backbone, create_backbone, list_backbones
-from .core import startup as _startup  # noqa: F401  (first: Ctrl-C during the imports below is one line)
 from .core.errors import AttributionError
 from .core.images import load_rgb
 from .core.progress import Cancelled, Progress

@@ -24,4 +24,12 @@ SPACE_PROVIDERS: tuple[str, ...] = (
 #: judge name -> the module that registers it
 JUDGES: dict[str, str] = {
     "abc": "attribution_core.judges.abc.judge",
+    "ground-truth": "attribution_core.judges.ground_truth_judge",
+    "leave-k-out": "attribution_core.judges.counterfactual.judges",
+    "lds": "attribution_core.judges.counterfactual.judges",
+}
+
+#: testbed name -> "module:Class" of the ``Testbed`` the counterfactual judges retrain on
+TESTBEDS: dict[str, str] = {
+    "demo-photos": "attribution_core.demo.testbed:PhotoTestbed",
 }

@@ -50,6 +50,8 @@ _BUILTIN_LOADED = False
 _JUDGES: dict[str, type[Judge]] = {}
 #: Judges registered by module name, imported on first use.
 _LAZY_JUDGES: dict[str, str] = {}
+#: Testbeds of the counterfactual judges: a name -> a class, or "module:Class" imported on first use.
+_TESTBEDS: dict[str, Any] = {}
 
 
 def load_parts() -> None:
@@ -64,6 +66,8 @@ def load_parts() -> None:
         _PROVIDERS[:0] = [p for p in builtin.SPACE_PROVIDERS if p not in _PROVIDERS]
         for name, module in builtin.JUDGES.items():
             _LAZY_JUDGES.setdefault(name, module)
+        for name, where in builtin.TESTBEDS.items():
+            _TESTBEDS.setdefault(name, where)
     load_plugins()
 
 
@@ -255,6 +259,29 @@ def judge_class(name: str) -> type[Judge]:
         return _JUDGES[name]
     except KeyError:
         raise AttributionError(f"unknown judge {name!r}; known judges: {', '.join(list_judges())}") from None
+
+
+def register_testbed(name: str, cls: Any) -> Any:
+    """Register a testbed class (a ``judges.counterfactual.testbed.Testbed``) under ``name``."""
+    _TESTBEDS[name] = cls
+    return cls
+
+
+def list_testbeds() -> list[str]:
+    load_parts()
+    return sorted(_TESTBEDS)
+
+
+def create_testbed(name: str) -> Any:
+    """A new instance of the testbed registered as ``name``."""
+    load_parts()
+    if name not in _TESTBEDS:
+        raise AttributionError(f"unknown testbed {name!r}; known testbeds: {', '.join(list_testbeds())}")
+    cls = _TESTBEDS[name]
+    if isinstance(cls, str):
+        module, attr = cls.split(":")
+        cls = _TESTBEDS[name] = getattr(importlib.import_module(module), attr)
+    return cls()
 
 
 # --- user-declared spaces ---------------------------------------------------------------------------------

@@ -37,10 +37,10 @@ def _device_name(device: str) -> str:
 def lds_main(argv: list[str]) -> None:
     from attribution_core.cli.common import add_config_args, config_from_args
     from attribution_core.demo import build_demo
-    from attribution_core.demo.testbed import PhotoTestbed
     from attribution_core.judges.counterfactual.config import LdsConfig
     from attribution_core.judges.counterfactual.lds_report import report_lds
     from attribution_core.judges.counterfactual.lds_run import default_lds_output, lds_cache, run_lds
+    from attribution_core.registry import create_testbed
 
     parser = argparse.ArgumentParser(description="linear datamodeling score")
     add_config_args(parser, LdsConfig)
@@ -48,7 +48,7 @@ def lds_main(argv: list[str]) -> None:
     build_demo(progress=True)
     started = time.perf_counter()
     cached = {p.name for p in lds_cache().iterdir()} if lds_cache().is_dir() else set()
-    data = run_lds(config, PhotoTestbed())
+    data = run_lds(config, create_testbed(config.testbed))
     table = report_lds(data, config, default_lds_output())
     trained = {p.name for p in lds_cache().iterdir()} - cached
     print(
@@ -66,16 +66,16 @@ def main() -> None:
         return
     from attribution_core.cli.common import add_config_args, config_from_args
     from attribution_core.demo import build_demo
-    from attribution_core.demo.testbed import PhotoTestbed
     from attribution_core.judges.counterfactual import CounterfactualConfig, run_counterfactual, write_report
     from attribution_core.judges.counterfactual.run import default_output
+    from attribution_core.registry import create_testbed
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_args(parser, CounterfactualConfig)
     config = config_from_args(CounterfactualConfig, parser.parse_args())
     build_demo(progress=True)
     started = time.perf_counter()
-    rows = run_counterfactual(config, PhotoTestbed())
+    rows = run_counterfactual(config, create_testbed(config.testbed))
     table = write_report(rows, default_output(config))
     print(
         f"\n{len(rows)} measured rows; this run took {time.perf_counter() - started:.0f} s on "

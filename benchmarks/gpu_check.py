@@ -188,6 +188,7 @@ def embedding(device: torch.device, sizes: Sizes) -> list[Row]:
     from attribution_core.backbones import create_backbone
     from attribution_core.data.synthetic import clustered_features
     from attribution_core.features.attributor import FeatureAttributor
+    from attribution_core.features.encoder import BackboneEncoder
     from attribution_core.heads import identity_heads
     from attribution_core.index import AttributionIndex, IndexMeta, build_faiss
     from attribution_core.index.kinds.flat import FlatIndex
@@ -218,7 +219,7 @@ def embedding(device: torch.device, sizes: Sizes) -> list[Row]:
     for name, backbone in backbones.items():
         loaded = FlatIndex(faiss_index, {}, None, torch.device(name)) if name != "cpu" else None
         index = AttributionIndex(loaded, meta) if loaded is not None else AttributionIndex.in_memory(faiss_index, meta)
-        attributor = FeatureAttributor(spec, backbone, identity_heads(d), Calibrator(16.1587, -38.5))
+        attributor = FeatureAttributor(spec, BackboneEncoder(backbone, identity_heads(d)), Calibrator(16.1587, -38.5))
         attributor._index, attributor._store = index, None  # a synthetic store: no files behind it
         repeats = sizes.queries if name != "cpu" else max(3, sizes.queries // 10)
         results[name] = timed(lambda a=attributor: a.rank(queries, [100]), repeats, name != "cpu" and sync)

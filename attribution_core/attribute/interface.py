@@ -236,6 +236,12 @@ class Attributor(ABC):
         their own lists by file)."""
         return [Path(self.training_record(r).path) for r in range(len(self))]
 
+    def distractor_rows(self) -> np.ndarray | None:
+        """The training rows a benchmark may use as distractors [n], or None for all of them. A space whose
+        training set also holds benchmark exemplars (the demo's store: corpus + every split's exemplars) names its
+        distractor corpus, so that no split's exemplars ever compete with a test case's own (AbC protocol)."""
+        return None
+
     def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:  # noqa: B027
         """Files a judge is about to ask about, all under ``root`` (``name``: the set's name, e.g. a test case's): a
         method may embed them once and cache them. A no-op by default."""

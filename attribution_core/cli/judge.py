@@ -76,39 +76,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from ..attribute.calibration import save_calibrator
-    from ..core.errors import AttributionError
-    from ..data.testcase import first_per_type
-    from ..judges.abc import evaluate_space, read_test_case
-    from ..judges.ground_truth import fit_on_ground_truth, ground_truth_queries
-    from ..registry import create_attributor
+    from ..judges.ground_truth_judge import GroundTruthOptions, calibrate_spaces, markdown
 
-    tc = read_test_case(args.test_case)
-    if args.max_per_type is not None:
-        tc = first_per_type(tc, args.max_per_type)
-    print("| space | method | fit / held-out images | mass on exemplars: as loaded → fitted | loss: as loaded → fitted "
-          "| fitted calibrator |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---|")
-    written: list[Path] = []
-    for name in args.space:
-        attributor = create_attributor(name, device=args.device, progress=not args.quiet)
-        result = evaluate_space(attributor, tc, root_of(args), scores_top=args.top, progress=not args.quiet)
-        try:
-            fit = fit_on_ground_truth(
-                ground_truth_queries(result.ranks), attributor.influence, getattr(attributor, "calibrator", None),
-                args.top, not args.quiet,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise AttributionError(f"{display_path(tc.path)}: {exc}") from None
-        before = "—" if fit.loss_before is None else f"{fit.loss_before:.3f}"
-        print(
-            f"| {name} | {attributor.method} | {fit.fit_queries} / {fit.held_out_queries} | "
-            f"{fit.mass_before:.3f} → {fit.mass_after:.3f} | {before} → {fit.loss_after:.3f} | "
-            f"{fit.calibrator.describe()} |"
-        )
-        if args.out_dir:
-            written.append(Path(args.out_dir) / f"{name}.safetensors")
-            save_calibrator(fit.calibrator, written[-1])
+    options = GroundTruthOptions(
+        spaces=tuple(args.space), test_case=args.test_case, root=args.root or "", top=args.top,
+        max_per_type=args.max_per_type or 0, out_dir=args.out_dir or "", device=args.device,
+    )  # fmt: skip
+    rows, written = calibrate_spaces(options, progress=not args.quiet)
+    print(markdown(rows), end="")
     for path in written:
         print(f"wrote {display_path(path)}")
     if written:
@@ -117,29 +92,30 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
-    from ..demo.testbed import PhotoTestbed
     from ..judges.counterfactual import CounterfactualConfig, run_counterfactual, write_report
     from ..judges.counterfactual.run import default_output
+    from ..registry import create_testbed
 
     config = config_from_args(CounterfactualConfig, args)
     out = Path(args.out) if args.out else default_output(config)
-    rows = run_counterfactual(config, PhotoTestbed(), out, progress=not args.quiet)
+    rows = run_counterfactual(config, create_testbed(config.testbed), out, progress=not args.quiet)
     print(write_report(rows, out), end="")
     return 0
 
 
 def cmd_lds(args: argparse.Namespace) -> int:
-    from ..demo.testbed import PhotoTestbed
     from ..judges.counterfactual.config import LdsConfig
     from ..judges.counterfactual.lds_report import report_lds
     from ..judges.counterfactual.lds_run import default_lds_output, run_lds, train_lds_models
+    from ..registry import create_testbed
 
     config = config_from_args(LdsConfig, args)
     out = Path(args.out) if args.out else default_lds_output()
+    testbed = create_testbed(config.testbed)
     if args.train_only:
-        train_lds_models(config, out, PhotoTestbed(), progress=not args.quiet)
+        train_lds_models(config, out, testbed, progress=not args.quiet)
         return 0
-    print(report_lds(run_lds(config, PhotoTestbed(), out, progress=not args.quiet), config, out), end="")
+    print(report_lds(run_lds(config, testbed, out, progress=not args.quiet), config, out), end="")
     return 0
 
 

@@ -14,7 +14,7 @@ def project_root() -> Path:
     env = os.environ.get(ROOT_ENV)
     if env:
         return Path(env).expanduser().resolve()
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]  # attribution_core/core/paths.py -> the checkout
     if (checkout / "pyproject.toml").is_file() and (checkout / "attribution_core").is_dir():
         return checkout
     return Path.cwd()

@@ -203,6 +203,15 @@ class FeatureAttributor(Attributor):
         root = self.store.meta.image_root
         return [Path(root) / p if root else Path(p) for p in self.store.paths]
 
+    def distractor_rows(self) -> np.ndarray | None:
+        """The store's rows that are also in the space's ``corpus_store`` (its distractor corpus), matched by file;
+        None when the space names no separate corpus."""
+        if self.spec.corpus_store is None or self.spec.corpus_store == self.spec.store:
+            return None
+        corpus = open_space_store(self.spec, corpus=True)
+        inside = {str(corpus.image_path(i).resolve()) for i in range(len(corpus))}
+        return np.array([i for i, p in enumerate(self.training_paths()) if str(p.resolve()) in inside], dtype=np.int64)
+
     def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:
         self.encoder.warm(samples, root, name)
 

@@ -64,12 +64,13 @@ def customization_prompt(root: Path, model: CustomModel) -> str | None:
 
 
 def corpus_rows(attributor: Attributor, root: Path, test_cases: Sequence[TestCase]) -> np.ndarray:
-    """The method's training rows [n] that are not exemplars of any of the test cases (matched by file)."""
+    """The method's distractor rows [n] (``Attributor.distractor_rows``: all its training rows unless its space
+    names a separate corpus) that are not exemplars of any of the test cases (matched by file)."""
     exemplars = {str((root / p).resolve()) for tc in test_cases for m in tc.models for p in m.exemplar}
-    return np.array(
-        [i for i, f in enumerate(attributor.training_paths()) if str(Path(f).resolve()) not in exemplars],
-        dtype=np.int64,
-    )
+    paths = attributor.training_paths()
+    allowed = attributor.distractor_rows()
+    rows = range(len(paths)) if allowed is None else allowed.tolist()
+    return np.array([i for i in rows if str(Path(paths[i]).resolve()) not in exemplars], dtype=np.int64)
 
 
 def kept_scores(exemplar_scores: np.ndarray, corpus_scores: np.ndarray, top: int) -> dict[str, list[float]]:

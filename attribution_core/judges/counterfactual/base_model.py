@@ -12,7 +12,7 @@ from ...core.fileio import atomic_write_json, atomic_write_text
 from .testbed import Testbed
 
 #: The settings that make a base model (the query's loss measure and the device do not).
-MODEL_FIELDS = ("photos", "views_per_photo", "steps", "batch_size", "ema_decay", "seed", "paired")
+MODEL_FIELDS = ("testbed", "photos", "views_per_photo", "steps", "batch_size", "ema_decay", "seed", "paired")
 
 
 def is_default_base(config: object, testbed: Testbed) -> bool:

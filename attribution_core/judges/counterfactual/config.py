@@ -19,6 +19,7 @@ class BaseModelConfig:
     """The base model and how a query's loss is measured: shared by leave-K-out and the LDS (the CLI's flags are
     generated from these fields)."""
 
+    testbed: str = option("demo-photos", "the registered testbed: the training set's subjects and the queries' prompts")
     photos: tuple[str, ...] = option((), "subjects (corpus photos) in the training set (default: every one)")
     views_per_photo: int = option(8, "training images per photo (its first views)")
     steps: int = option(1000, "training steps of the base model and of every retrain")

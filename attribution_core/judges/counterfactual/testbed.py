@@ -1,7 +1,8 @@
 """What the counterfactual checks retrain on and ask about, given to them by the caller (docs/method.md §7, §8): a
 testbed names its subjects (the photos of the demo corpus, say), builds the training set of chosen subjects and
 views, writes a query's prompt, and may answer a method itself (unlearning on the base model the judge trained).
-The judges never import a testbed: the door passes one (``demo.testbed.PhotoTestbed`` by default)."""
+The judges never import a testbed: the door passes the registered one the options name (``demo-photos``:
+``demo.testbed.PhotoTestbed``, wired in ``builtin``)."""
 
 from __future__ import annotations
 

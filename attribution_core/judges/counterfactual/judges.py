@@ -1,0 +1,55 @@
+"""Leave-K-out and the linear datamodeling score as registered judges (``attribute judge leave-k-out|lds``; their own
+doors, ``attribute counterfactual`` and ``attribute lds``, run the same code): the testbed is the registered one the
+options name, and the report is the one shape (``judges.report``) beside the checks' own plots."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ...attribute.judge import Judge, JudgeReport
+from ...registry import create_testbed, register_judge
+from .config import CounterfactualConfig, LdsConfig
+
+
+@register_judge
+class LeaveKOutJudge(Judge):
+    name = "leave-k-out"
+    description = "retrain without each method's top-K for a query and measure how much worse the model gets at it"
+    Options = CounterfactualConfig
+
+    def run(self, options: CounterfactualConfig, out: Path, progress: bool = True) -> JudgeReport:
+        from .report import summarise, write_report
+        from .run import run_counterfactual
+
+        testbed = create_testbed(options.testbed)
+        rows = run_counterfactual(options, testbed, out, progress)
+        markdown = write_report(rows, out)
+        return JudgeReport(self.name, summarise(rows), dataclasses.asdict(testbed.resolve(options)), markdown)
+
+
+@register_judge
+class LdsJudge(Judge):
+    name = "lds"
+    description = "the linear datamodeling score: every method's scores against the losses of subset retrains"
+    Options = LdsConfig
+
+    def run(self, options: LdsConfig, out: Path, progress: bool = True) -> JudgeReport:
+        from .lds_report import report_lds
+        from .lds_run import run_lds
+
+        testbed = create_testbed(options.testbed)
+        data = run_lds(options, testbed, out, progress)
+        markdown = report_lds(data, options, out)
+        table = data.table(False, options.bootstrap)
+        rows = [{"kind": "lds", "method": s["method"], "other": "", **_stats(s)} for s in table.summary]
+        rows += [
+            {"kind": "difference", "method": d["a"], "other": d["b"], "mean": d["mean"], "se": float("nan"),
+             "low": d["low"], "high": d["high"], "queries": d["queries"]}
+            for d in table.differences
+        ]  # fmt: skip
+        return JudgeReport(self.name, rows, dataclasses.asdict(testbed.resolve(options)), markdown)
+
+
+def _stats(s: dict) -> dict:
+    return {"mean": s["mean"], "se": s["se"], "low": float("nan"), "high": float("nan"), "queries": s["queries"]}
