@@ -73,12 +73,16 @@ class RemoteBackend:
         return [status_from_record(s) for s in _service_spaces(self.client.url)]
 
     def capabilities(self, space: str) -> Capabilities:
-        """As the service lists them (a service without ``interactive`` takes a method that needs a prompt for one
-        that is not)."""
+        """As the service lists them (an older service without ``interactive``, ``uses_prompt`` or ``batchable``:
+        a method that needs a prompt is taken for one that is not interactive and reads it)."""
         found = next((s for s in _service_spaces(self.client.url) if s["name"] == space), {})
         needs = bool(found.get("needs_prompt", False))
-        interactive = bool(found.get("interactive", not needs))
-        return Capabilities(interactive=interactive, needs_prompt=needs, uses_prompt=needs)
+        return Capabilities(
+            interactive=bool(found.get("interactive", not needs)),
+            needs_prompt=needs,
+            uses_prompt=bool(found.get("uses_prompt", needs)),
+            batchable=bool(found.get("batchable", False)),
+        )
 
     def attribute(self, space, image, k, name, prompt, on_progress=None, cancel=None) -> AttributionResult:
         answer = self.client.attribute(

@@ -183,6 +183,8 @@ def space_record(status: SpaceStatus) -> dict[str, Any]:
         "description": spec.description,
         "needs_prompt": caps.needs_prompt,
         "interactive": caps.interactive,
+        "uses_prompt": caps.uses_prompt,
+        "batchable": caps.batchable,
         "training_set": spec.trained_on,
         "generator": spec.generator,
     }

@@ -49,7 +49,7 @@ def main() -> None:
     from attribution_core.registry import create_attributor
 
     build_demo(progress=False)
-    teacher = create_attributor("demo_unlearning", device=args.device, progress=False, unlearning={"candidates": 0})
+    teacher = create_attributor("demo_unlearning", {"config": {"candidates": 0}}, device=args.device, progress=False)
     teacher.prepare()
     labels_dir = Path(args.labels) if args.labels else default_label_dir(teacher)
     held_out = [r for r in read_labels(labels_dir) if r["split"] == "validation"]

@@ -53,7 +53,7 @@ def main() -> None:
     full.prepare()
     runs = {
         (space, n): create_attributor(
-            "demo_unlearning", device=args.device, unlearning={"candidates": n, "candidate_space": space}
+            "demo_unlearning", {"config": {"candidates": n, "candidate_space": space}}, device=args.device
         )
         for space in args.candidate_space
         for n in args.candidates

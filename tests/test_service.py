@@ -234,6 +234,9 @@ def test_client_against_a_real_server_features_at_once_unlearning_as_a_job(quick
                     time.sleep(0.5)
             spaces = {s["name"]: s for s in api.spaces()}
             assert spaces["quick_unlearning"]["ready"] and spaces["quick_unlearning"]["needs_prompt"]
+            # all four capabilities are listed, so a remote explorer reads them instead of guessing from the method
+            assert not spaces["quick_unlearning"]["interactive"] and spaces["quick_unlearning"]["uses_prompt"]
+            assert spaces[SPACE]["batchable"] and spaces[SPACE]["interactive"] and not spaces[SPACE]["uses_prompt"]
             image, generation = generate_image(load_model(demo_model_dir()), "a photo of a clock", 3)
             png = png_bytes(image, generation)
             seen = []

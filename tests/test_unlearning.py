@@ -195,8 +195,8 @@ def test_unlearning_on_candidates_scores_the_fast_spaces_top_n_exactly_as_the_fu
     from attribution_core.diffusion.data import tensor_image
 
     quick = {"steps": 2, "draws": 16, "batches": 1, "score_timesteps": 2, "fisher_epochs": 1, "device": "cpu"}
-    full = create_attributor("demo_unlearning", device="cpu", unlearning=quick)
-    picked = create_attributor("demo_unlearning", device="cpu", unlearning={**quick, "candidates": 40})
+    full = create_attributor("demo_unlearning", {"config": quick}, device="cpu")
+    picked = create_attributor("demo_unlearning", {"config": {**quick, "candidates": 40}}, device="cpu")
     prompt = "a photo of coins"
     image: Image.Image = tensor_image(generate(full.model, [prompt], [5])[0].cpu())
     every = full.scores([image], prompts=[prompt])[0]
@@ -220,4 +220,4 @@ def test_unlearning_on_candidates_scores_the_fast_spaces_top_n_exactly_as_the_fu
     spec = get_space("demo_unlearning")
     bare = replace(spec, name="bare", options={k: v for k, v in spec.options.items() if k != "config"})
     with pytest.raises(AttributionError, match="--candidate-space NAME"):
-        create_attributor(bare, device="cpu", unlearning={**quick, "candidates": 5})
+        create_attributor(bare, {"config": {**quick, "candidates": 5}}, device="cpu")

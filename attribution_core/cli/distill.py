@@ -18,7 +18,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     from ..core.paths import display_path
     from ..distill.config import LabelConfig
     from ..distill.labels import default_label_dir, label_queries, read_labels
-    from ..registry import create_attributor
+    from ..registry import create_attributor, get_space
 
     config = config_from_args(LabelConfig, args)
     if config.engine not in ENGINES:
@@ -26,9 +26,10 @@ def cmd_label(args: argparse.Namespace) -> int:
     settings = {"candidates": config.candidates}
     if config.candidate_space:
         settings["candidate_space"] = config.candidate_space
-    attributor = create_attributor(config.space, device=config.device, progress=not args.quiet, unlearning=settings)
-    if attributor.method != "unlearning":
-        raise AttributionError(f"space {config.space!r} is a {attributor.method} space; labels come from unlearning")
+    method = get_space(config.space).method
+    if method != "unlearning":
+        raise AttributionError(f"space {config.space!r} is a {method} space; labels come from unlearning")
+    attributor = create_attributor(config.space, {"config": settings}, device=config.device, progress=not args.quiet)
     out = Path(args.out) if args.out else default_label_dir(attributor)
     engine = None
     if config.engine == "ray":

@@ -61,7 +61,10 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     images = [load_rgb(Path(p), p, QUERY_MAX_SIDE) for p in args.images]
     config = config_from_args(UnlearningConfig, args)
     spec = unlearning_space(Path(args.model) if args.model else None)
-    attributor = create_attributor(spec, device=config.device, unlearning=dataclasses.asdict(config))
+    settings = dataclasses.asdict(config)
+    if not settings.get("candidate_space"):  # the flag's empty default keeps the space's own candidate space
+        settings.pop("candidate_space", None)
+    attributor = create_attributor(spec, {"config": settings}, device=config.device)
     print_results(attributor.attribute(images, k, names=list(args.images), prompts=[args.prompt] * len(images)), args)
     return 0
 

@@ -29,7 +29,7 @@ class LabelWorker:
         from ..registry import create_attributor
 
         torch.set_num_threads(max(1, threads))
-        self.attributor = create_attributor(space, device=device, progress=False, unlearning=settings)
+        self.attributor = create_attributor(space, {"config": settings}, device=device, progress=False)
         self.attributor.prepare()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:

@@ -104,14 +104,10 @@ class UnlearningAttributor(Attributor):
         """The model (the training set is read, and encoded for a latent model, by ``prepare`` with the Fisher and
         the "before" losses).
 
-        Args:
-            options: ``unlearning``: settings over the space's ``config`` (the ``attribute unlearn`` shortcut).
+        Settings over the space's own come as ``create_attributor(space, {"config": {...}})``, like any method's.
         """
         space = cls.options_of(spec)
-        override = dict(options.get("unlearning", {}))
-        if not override.get("candidate_space"):  # a door's empty default keeps the space's own candidate space
-            override.pop("candidate_space", None)
-        settings = {**dataclasses.asdict(space.config), **override}
+        settings = dataclasses.asdict(space.config)
         if device != "auto":
             settings["device"] = device
         config = parse_options(UnlearningConfig, settings, None, f"space {spec.name!r}: unlearning settings")
