@@ -81,7 +81,7 @@ class RemoteBackend:
             interactive=bool(found.get("interactive", not needs)),
             needs_prompt=needs,
             uses_prompt=bool(found.get("uses_prompt", needs)),
-            batchable=bool(found.get("batchable", False)),
+            batchable=bool(found.get("batchable", True)),
         )
 
     def attribute(self, space, image, k, name, prompt, on_progress=None, cancel=None) -> AttributionResult:

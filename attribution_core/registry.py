@@ -8,7 +8,7 @@ registered under its name (``register_space``) and answered by one method. The C
 Spaces come from three places: the library (``clip``/``dino`` here, the demo spaces from ``demo``), files users
 write (``spaces.toml`` or ``spaces.json`` in the project root, and every file in ``$ATTRIBUTION_SPACES``), and
 plug-ins: modules named in ``$ATTRIBUTION_PLUGINS`` (comma-separated) or installed with an
-``attribution_core.core.plugins`` entry point, imported once, which call ``register_method``/``register_space``.
+``attribution_core.plugins`` entry point, imported once, which call ``register_method``/``register_space``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .attribute.spaces import SpaceSpec, SpaceStatus
 from .core.config import options_dict, parse_options
 from .core.errors import AttributionError, SpaceNotReadyError
 from .core.paths import display_path, project_root
-from .core.plugins import load_plugins
+from .core.plugins import load_plugins, plugin_note
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def _provider(p: Callable[[], Iterable[SpaceSpec]] | str) -> Callable[[], Iterab
 
 def register_method(cls: type[Attributor]) -> type[Attributor]:
     """Register an attribution method under ``cls.method`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Attributor)):
+        raise TypeError(f"register_method takes an Attributor subclass, not {cls!r}")
     if not cls.method:
         raise ValueError(f"{cls.__name__} must set the class attribute 'method' to register")
     _METHODS[cls.method] = cls
@@ -134,7 +136,7 @@ def method_class(name: str) -> type[Attributor]:
         return _METHODS[name]
     except KeyError:
         raise AttributionError(
-            f"unknown attribution method {name!r}; known methods: {', '.join(list_methods())}"
+            f"unknown attribution method {name!r}; known methods: {', '.join(list_methods())}{plugin_note()}"
         ) from None
 
 
@@ -155,7 +157,7 @@ def get_space(name: str) -> SpaceSpec:
         if spec.name == name or spec.label == name:
             return spec
     known = ", ".join(s.name for s in specs)
-    raise AttributionError(f"unknown space {name!r}; known spaces: {known} (see `attribute spaces`)")
+    raise AttributionError(f"unknown space {name!r}; known spaces: {known} (see `attribute spaces`){plugin_note()}")
 
 
 def space_status(spec: SpaceSpec) -> SpaceStatus:
@@ -260,7 +262,9 @@ def judge_class(name: str) -> type[Judge]:
     try:
         return _JUDGES[name]
     except KeyError:
-        raise AttributionError(f"unknown judge {name!r}; known judges: {', '.join(list_judges())}") from None
+        raise AttributionError(
+            f"unknown judge {name!r}; known judges: {', '.join(list_judges())}{plugin_note()}"
+        ) from None
 
 
 def register_testbed(name: str, cls: Any) -> Any:
@@ -278,7 +282,7 @@ def create_testbed(name: str) -> Any:
     """A new instance of the testbed registered as ``name``."""
     load_parts()
     if name not in _TESTBEDS:
-        raise AttributionError(f"unknown testbed {name!r}; known testbeds: {', '.join(list_testbeds())}")
+        raise AttributionError(f"unknown testbed {name!r}; known testbeds: {', '.join(list_testbeds())}{plugin_note()}")
     cls = _TESTBEDS[name]
     if isinstance(cls, str):
         module, attr = cls.split(":")
@@ -321,6 +325,17 @@ def user_spaces() -> list[SpaceSpec]:
 
 
 _PATH_FIELDS = ("store", "mapper", "image_root", "backbone_weights", "corpus_store")
+#: What each field of a spaces-file entry must be (checked before anything is resolved): the type and how to say it.
+_FIELD_KINDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    **{k: (str, "a path (a string, relative to the spaces file)") for k in _PATH_FIELDS},
+    **{
+        k: (str, "a string")
+        for k in ("label", "backbone", "make_ready", "description", "method", "training_set", "generator")
+    },
+    "demo": (bool, "true or false"),
+    "options": (dict, "a table of options"),
+    "calibrator": ((str, dict), "a calibrator file or a table {inv_tau, bias}"),
+}
 
 
 def load_spaces_file(path: Path | str) -> list[SpaceSpec]:
@@ -358,6 +373,12 @@ def _spec_from_entry(entry: object, i: int, base: Path, shown: str) -> SpaceSpec
     values: dict[str, Any] = dict(entry)
     values.setdefault("label", entry["name"])
     values.setdefault("description", f"declared in {shown}")
+    for key, value in values.items():
+        expected = _FIELD_KINDS.get(key)
+        if expected is not None and value is not None and (not isinstance(value, expected[0]) or value == ""):
+            raise AttributionError(
+                f"{shown}: space {entry['name']!r}: {key} must be {expected[1]}, not {json.dumps(value, default=str)}"
+            )
     for key in _PATH_FIELDS:
         if values.get(key) is not None:
             values[key] = (base / Path(values[key]).expanduser()).resolve()

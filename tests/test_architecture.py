@@ -230,3 +230,13 @@ def test_doors_name_no_method_or_judge_class(door: str) -> None:
             if isinstance(node, ast.ImportFrom):
                 named += [f"{path.relative_to(ROOT)}:{node.lineno} {a.name}" for a in node.names if a.name in classes]
     assert named == []
+
+
+def test_public_names_survive_the_move() -> None:
+    """What third parties write down keeps its name when modules move: the plug-in entry-point group (packages
+    declare it in their metadata) and the variables users set."""
+    from attribution_core.core.paths import ROOT_ENV
+    from attribution_core.core.plugins import ENTRY_POINT_GROUP, PLUGINS_ENV
+
+    assert ENTRY_POINT_GROUP == "attribution_core.plugins"
+    assert (PLUGINS_ENV, ROOT_ENV) == ("ATTRIBUTION_PLUGINS", "ATTRIBUTION_HOME")

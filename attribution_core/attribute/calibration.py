@@ -145,9 +145,9 @@ def calibration_loss(
 class CalibratorTrainingConfig:
     """Options of ``attribute train-calibrator`` (the CLI's flags are generated from these fields)."""
 
-    top: int = option(1000, "highest corpus scores per query in the loss")
-    steps: int = option(2000, "Adam steps")
-    lr: float = option(0.05, "Adam learning rate")
+    top: int = option(1000, "highest corpus scores per query in the loss", minimum=1)
+    steps: int = option(2000, "Adam steps", minimum=1)
+    lr: float = option(0.05, "Adam learning rate", minimum=0)
 
 
 def fit_calibrator(

@@ -152,7 +152,8 @@ class Attributor(ABC):
 
     Subclasses set ``method`` (the registry name), ``score_kind``, ``description`` and ``capabilities``, and
     implement :meth:`load`, :meth:`training_record`, ``__len__`` and either :meth:`whole_set_scores` +
-    :meth:`influence` or :meth:`rank`; :meth:`prepare`, :meth:`missing` and :meth:`evaluate` are optional.
+    :meth:`influence` or :meth:`rank`; :meth:`prepare`, :meth:`missing` and :meth:`candidate_scores` (for the
+    judges) are optional.
     """
 
     method: ClassVar[str] = ""

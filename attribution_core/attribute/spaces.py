@@ -113,6 +113,7 @@ def custom_space(
         changes["backbone"] = backbone
     if feats is not None:
         changes["store"] = Path(feats).resolve()
+        changes["corpus_store"] = None  # the named space's distractor corpus belongs to its own store
     if mapper is not None:
         changes["mapper"] = None if str(mapper) == "identity" else Path(mapper).resolve()
     if calibrator is not None:

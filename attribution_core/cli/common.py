@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..attribute.interface import AttributionResult
-from ..core.config import flag_of
+from ..core.config import check_ranges, flag_of
 from ..core.paths import display_path, project_root
 
 Command = Any  # a subparsers action's add_parser, as passed to each module's ``add_commands``
@@ -212,7 +212,7 @@ def add_config_args(p: argparse.ArgumentParser, config: type) -> None:
 def config_from_args(config: type, args: argparse.Namespace) -> Any:
     """The config dataclass filled from the flags :func:`_add_config_args` made."""
     values = {f.name: getattr(args, f"config_{f.name}") for f in dataclasses.fields(config)}
-    return config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return check_ranges(config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}))
 
 
 def resolve_space(args: argparse.Namespace):
@@ -232,12 +232,24 @@ def root_of(args: argparse.Namespace) -> Path:
     return Path(args.root).resolve() if getattr(args, "root", None) else project_root()
 
 
+def printable(text: str, limit: int = 300) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, CR, NUL, …) shown escaped, never
+    obeyed, and a long text cut with an ellipsis (a prompt or caption read from a file is not trusted)."""
+    import unicodedata
+
+    out = "".join(
+        ch if unicodedata.category(ch)[0] != "C" or ch == " " else ch.encode("unicode_escape").decode() for ch in text
+    )
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
 def print_ranking(result: AttributionResult) -> None:
     """Rank, influence, score and path of each attributed image, then the remaining influence."""
     for a in result.results:
-        caption = f"  “{a.caption}”" if a.caption else ""
-        url = f"  <{a.url}>" if a.url else ""
-        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {display_path(a.path)}{caption}{url}")
+        caption = f"  “{printable(a.caption)}”" if a.caption else ""
+        url = f"  <{printable(a.url)}>" if a.url else ""
+        path = printable(display_path(a.path), 1000)
+        print(f"  {a.rank:4d}  {a.influence * 100:6.2f}%  score {a.score:.4f}  {path}{caption}{url}")
     print(f"  remaining influence: {result.remaining_influence * 100:.2f}%")
 
 
@@ -257,7 +269,11 @@ def print_results(results: list[AttributionResult], args: argparse.Namespace) ->
         for r in results:
             timings = ", ".join(f"{stage} {ms / 1000:.1f} s" for stage, ms in r.timings_ms.items() if ms >= 1000)
             cut = " (cut to the words the model reads)" if r.extras.get("prompt_truncated") else ""
-            prompt = f"“{r.extras['prompt']}”{cut}; " if "prompt" in r.extras else ""
+            if r.extras.get("prompt"):
+                prompt = f"“{printable(str(r.extras['prompt']))}”{cut}; "
+            else:
+                prompt = f"{r.extras['note']}; " if r.extras.get("note") else ""
             scored = f"scored {r.extras['scored']} candidates; " if "scored" in r.extras else ""
-            print(f"{r.query}  [{r.space}; {prompt}{scored}{r.describe()}{'; ' + timings if timings else ''}]")
+            timings = f"; {timings}" if timings else ""
+            print(f"{printable(r.query, 1000)}  [{r.space}; {prompt}{scored}{r.describe()}{timings}]")
             print_ranking(r)

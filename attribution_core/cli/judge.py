@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..core.paths import display_path, project_root
+from ..core.paths import display_path, project_file, project_root
 from .common import (
     add_backbone_args,
     add_config_args,
@@ -26,12 +26,16 @@ DEFAULT_TEST_CASE = "dataset/json/test_demo_diffusion.json"
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..attribute.spaces import custom_space
+    from ..core.errors import AttributionError
+    from ..demo import ensure_diffusion_test_case
     from ..judges.abc import describe_test_case, format_table, read_test_case, run_evaluation, write_csv, write_ranks
     from ..registry import get_space
 
+    if min(args.ks) < 1:
+        raise AttributionError(f"--ks must be at least 1, not {min(args.ks)}")
+    ensure_diffusion_test_case(args.test_cases, progress=not args.quiet)  # the demo's, built on first need
     test_cases = [read_test_case(p) for p in args.test_cases]
     if args.max_per_type is not None:
-        from ..core.errors import AttributionError
         from ..data.testcase import first_per_type
 
         if args.max_per_type < 1:
@@ -76,13 +80,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..core.config import check_ranges
+    from ..core.paths import project_file
+    from ..demo import ensure_diffusion_test_case
     from ..judges.ground_truth_judge import GroundTruthOptions, calibrate_spaces, markdown
 
+    if args.max_per_type is not None and args.max_per_type < 1:
+        from ..core.errors import AttributionError
+
+        raise AttributionError(f"--max-per-type must be at least 1, not {args.max_per_type}")
+    ensure_diffusion_test_case([project_file(args.test_case)], progress=not args.quiet)
     options = GroundTruthOptions(
         spaces=tuple(args.space), test_case=args.test_case, root=args.root or "", top=args.top,
         max_per_type=args.max_per_type or 0, out_dir=args.out_dir or "", device=args.device,
     )  # fmt: skip
-    rows, written = calibrate_spaces(options, progress=not args.quiet)
+    rows, written = calibrate_spaces(check_ranges(options), progress=not args.quiet)
     print(markdown(rows), end="")
     for path in written:
         print(f"wrote {display_path(path)}")
@@ -135,6 +147,12 @@ def cmd_judge(args: argparse.Namespace) -> int:
     add_config_args(parser, cls.Options)
     sub = parser.parse_args(args.options)
     options = config_from_args(cls.Options, sub)
+    named = [getattr(options, f, None) for f in ("test_case", "test_cases")]
+    files = [project_file(p) for v in named if v for p in ([v] if isinstance(v, str) else v)]
+    if files:
+        from ..demo import ensure_diffusion_test_case
+
+        ensure_diffusion_test_case(files, progress=not args.quiet)
     out = Path(sub.out) if sub.out else project_root() / "benchmarks" / "results" / "judges" / args.name
     report = cls().run(options, out, progress=not args.quiet)
     if not report.config:

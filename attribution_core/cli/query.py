@@ -70,6 +70,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
+    from ..core.plugins import failed_plugins
     from ..registry import list_spaces, space_record
 
     statuses = list_spaces()
@@ -77,6 +78,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         rows = [space_record(s) for s in statuses]
         print(json.dumps(rows, indent=1))
         return 0
+    for name, error in failed_plugins().items():
+        print(f"{'plug-in ' + name:30s} {'broken':10s} {error}")
     for s in statuses:
         mark = "ready" if s.ready else "not ready"
         print(f"{s.spec.name:30s} {mark:10s} [{s.spec.method}] {s.spec.description}")
@@ -91,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import EXAMPLE_QUERIES, build_demo, demo_dir
     from ..registry import create_attributor
 
-    spaces = build_demo(progress=not args.quiet, device=args.device)
+    spaces = build_demo(progress=not args.quiet, device=args.device, diffusion_test_case=args.with_test_case)
     if args.no_query:
         return 0
     query = demo_dir() / EXAMPLE_QUERIES[0]
@@ -138,4 +141,10 @@ def add_commands(command) -> None:
 
     p = command("demo", "build the offline demo bundle (idempotent) and answer one demo query", cmd_demo)
     p.add_argument("--no-query", action="store_true", help="only build")
+    p.add_argument(
+        "--with-test-case",
+        action="store_true",
+        help="also build the diffusion test case now (10 customised models, about 4 min on 2 cores; otherwise "
+        "evaluation builds it on first need)",
+    )
     add_device_arg(p)

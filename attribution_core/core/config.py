@@ -16,10 +16,15 @@ from .errors import AttributionError
 REQUIRED: Any = dataclasses.MISSING
 
 
-def option(default: Any, help: str, flag: str | None = None, path: bool = False) -> Any:
+def option(
+    default: Any, help: str, flag: str | None = None, path: bool = False, minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:  # fmt: skip
     """A config field with its command-line help (and flag, when it differs from ``--field-name``); ``path``: a file
-    or folder, resolved against the file that declares it."""
+    or folder, resolved against the file that declares it; ``minimum``/``maximum``: the range of a number (of each
+    number, for a list), checked by :func:`check_ranges` wherever options come in (flags, spaces files)."""
     metadata = {"help": help, **({"flag": flag} if flag else {}), **({"path": True} if path else {})}
+    metadata.update({k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None})
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=metadata)  # required
     if isinstance(default, (dict, list)) or dataclasses.is_dataclass(default):
@@ -62,7 +67,38 @@ def parse_options(cls: type, raw: Any, base: Path | None = None, where: str = "o
     for name, value in raw.items():
         f = fields[name]
         values[name] = _parse_value(hints[name], value, f.metadata.get("path", False), base, f"{where}.{name}")
-    return cls(**values)
+    return check_ranges(cls(**values), where)
+
+
+def check_ranges(instance: Any, where: str | None = None) -> Any:
+    """``instance`` unchanged when every number lies in its field's declared range (nested option tables too).
+
+    Args:
+        where: how fields are named in the error: None for command-line flags (``--batch-size``), else a prefix
+            (``space 'x'.options``).
+
+    Raises:
+        AttributionError: the first number out of range, in one line: the flag or field, the range, the value.
+    """
+    for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        name = flag_of(f) if where is None else f"{where}.{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, None if where is None else name)
+            continue
+        low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+        if low is None and high is None:
+            continue
+        for v in value if isinstance(value, tuple) else (value,):
+            if (
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and ((low is not None and v < low) or (high is not None and v > high))
+            ):
+                bound = f"at least {low}" if high is None else f"at most {high}" if low is None else (
+                    f"between {low} and {high}")  # fmt: skip
+                raise AttributionError(f"{name} must be {bound}, not {v}")
+    return instance
 
 
 def _required(f: dataclasses.Field) -> bool:

@@ -14,6 +14,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
 
-#: ``--device``: the default and help of every command and config (resolved by attribution_core/device.py).
+#: ``--device``: the default and help of every command and config (resolved by attribution_core/core/device.py).
 DEFAULT_DEVICE = "auto"
 DEVICE_HELP = "auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N"

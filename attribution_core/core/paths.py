@@ -20,6 +20,17 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def project_file(path: Path | str) -> Path:
+    """A file named on the command line or as a default: as given when it exists there (or is absolute), else the
+    project root's file of that relative name when that exists (a default such as ``dataset/json/test_demo.json``
+    works from any folder), else as given (the reader says it is missing)."""
+    path = Path(path)
+    if path.is_absolute() or path.exists():
+        return path
+    inside = project_root() / path
+    return inside if inside.exists() else path
+
+
 def display_path(path: Path | str, root: Path | None = None) -> str:
     """``path`` relative to ``root`` (default: the project root) when it lies inside it, else as given."""
     path = Path(path)

@@ -27,7 +27,7 @@ from ..core.paths import display_path
 from ..core.progress import CancelFlag, Progress, ProgressCallback
 from ..core.webdataset import shard_metadata
 from .shard_engines import LocalEngine, ShardEngine
-from .store import FeatureStore, write_store
+from .store import FeatureStore, check_store_target, write_store
 
 
 @dataclass
@@ -126,7 +126,7 @@ def extract_features(
         LockedError: another extraction into ``out`` is running.
     """
     folders = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
-    out = Path(out)
+    out = check_store_target(out)  # before any work: never over a folder that is not a store
     root = Path(root).resolve() if root else common_root(folders)
     if files is None:
         files, skipped = scan_image_files(folders, root)

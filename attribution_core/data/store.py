@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -141,6 +142,32 @@ class FeatureStore:
             )
 
 
+def check_store_target(path: Path | str, flag: str = "--out") -> Path:
+    """``path`` as an absolute folder a store may be written to, or a one-line error: a store replaces only a
+    store (or an empty folder), so no folder a user owns (their images, a project) is ever deleted.
+
+    Raises:
+        StoreError: ``path`` is a file, or a folder holding anything but a feature store.
+    """
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{display_path(path)}: {flag} is a file, not a folder; choose a new folder for the store")
+    if path.is_dir() and not _is_store(path) and any(path.iterdir()):
+        raise StoreError(
+            f"{display_path(path)}: {flag} is a folder that already holds files and is not a feature store; nothing "
+            "was written or removed; choose a new (or empty) folder"
+        )
+    return path
+
+
+def _is_store(path: Path) -> bool:
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        return meta.get("format") == STORE_FORMAT or ("backbone" in meta and (path / "paths.json").is_file())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def write_store(
     path: Path | str,
     feats: np.ndarray | Iterable[np.ndarray],
@@ -163,9 +190,10 @@ def write_store(
         urls: a source URL per path (optional; shown with results).
 
     Raises:
-        StoreError: a feature row holds NaN or inf (nothing is written).
+        StoreError: a feature row holds NaN or inf, or ``path`` holds something other than a store (nothing is
+            written).
     """
-    path = Path(path)
+    path = check_store_target(path, "the store folder")
     blocks = iter([feats] if isinstance(feats, np.ndarray) else feats)
     first = next(blocks, None)
     dim = first.shape[1] if first is not None else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,14 @@ def read_test_case(path: Path | str) -> TestCase:
             raise AttributionError(f"{shown}: entry {i} has no 'exemplar' list")
         if not isinstance(entry.get("synth"), dict) or not all(isinstance(v, list) for v in entry["synth"].values()):
             raise AttributionError(f"{shown}: entry {i} has no 'synth' mapping of prompt type -> image list")
+        named = [("exemplar", p) for p in entry["exemplar"]]
+        named += [(f"synth.{t}", p) for t, paths in entry["synth"].items() for p in paths]
+        bad = next(((where, p) for where, p in named if not isinstance(p, str) or not p.strip()), None)
+        if bad is not None:
+            raise AttributionError(
+                f"{shown}: entry {i}, {bad[0]}: image paths are non-empty strings (relative to --root), not "
+                f"{json.dumps(bad[1])}"
+            )
         models.append(
             CustomModel(
                 class_id=str(entry.get("class_id", i)),
@@ -105,3 +114,28 @@ def describe_test_case(tc: TestCase) -> dict:
         "exemplars": {"total": sum(ex), "min": min(ex), "median": statistics.median(ex), "max": max(ex)},
         "images": len(tc.image_paths()),
     }
+
+
+def check_test_case_files(tc: TestCase, root: Path) -> None:
+    """Every image the test case names lies under ``root`` and exists.
+
+    Raises:
+        AttributionError: image paths lead outside ``root``, or images are missing (all reported at once, counted).
+    """
+    names = tc.image_paths()
+    root = Path(root).resolve()
+    outside = [p for p in names if Path(p).is_absolute() or not (root / p).resolve().is_relative_to(root)]
+    outside = [p for p in outside if not (Path(os.path.abspath(root / p))).is_relative_to(root)]
+    if outside:
+        raise AttributionError(
+            f"{display_path(tc.path)}: {len(outside)} image paths lead outside {display_path(root)} (e.g. "
+            f"{outside[0]}); test-case paths are relative to --root"
+        )
+    missing = [p for p in names if not (root / p).is_file()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+        raise AttributionError(
+            f"{display_path(tc.path)}: {len(missing)} of {len(names)} images are missing under "
+            f"{display_path(root)} (e.g. {shown}); get them with `bash dataset/download_dataset.sh exemplar` and "
+            "`bash dataset/download_dataset.sh testset`, or pass --root"
+        )

@@ -14,7 +14,7 @@ What ``build_demo`` makes (all deterministic, all git-ignored, all rebuilt by th
   calibrator.
 """
 
-from .build import build_demo, train_tuned_space
+from .build import build_demo, ensure_diffusion_test_case, train_tuned_space
 from .diffusion import demo_model_dir, demo_training_set, unlearning_space
 from .images import DemoImages, make_demo_images
 from .layout import (
@@ -51,6 +51,7 @@ __all__ = [
     "demo_split_json",
     "demo_store",
     "demo_training_set",
+    "ensure_diffusion_test_case",
     "make_demo_images",
     "train_tuned_space",
     "tuned_calibrator_path",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from ..attribute.calibration import save_calibrator
 from ..attribute.spaces import SpaceSpec
 from ..backbones import Backbone, create_backbone
 from ..core.fileio import atomic_write_text
-from ..core.paths import project_root
+from ..core.paths import display_path, project_root
 from ..core.progress import Progress, ProgressCallback
 from ..data.extract import extract_features
 from ..data.store import FeatureStore, checksum_of, write_store
@@ -177,3 +178,20 @@ def _build_feature_part(out: Path, progress: bool, device: str, on_progress: Pro
 def _rows_checksum(store: FeatureStore, rows: list[int]) -> str:
     """The checksum a corpus store of these rows has (rebuilt when the rows' data changed)."""
     return checksum_of(np.asarray(store.feats[rows]), [store.paths[i] for i in rows])
+
+
+def ensure_diffusion_test_case(files: Sequence[Path | str], progress: bool = True) -> None:
+    """Build the demo's diffusion test case on its first need: when one of ``files`` is it and it is missing (it is
+    only read by evaluation and calibration: ``attribute demo`` leaves it out, so that a first run answers sooner).
+    About 4 minutes on 2 cores, once; the customised models already made are kept if interrupted."""
+    target = diffusion_json().resolve()
+    if target.is_file() or not any(Path(f).resolve() == target for f in files):
+        return
+    if not (demo_model_dir() / "model_index.json").is_file():
+        return  # no demo model to customise: the reader says the file is missing
+    log.warning(
+        "first use of %s: customising the demo model on 10 models' exemplars and generating their images "
+        "(about 4 minutes on 2 cores, once)",
+        display_path(target),
+    )
+    build_demo(progress=progress, diffusion_test_case=True)

@@ -60,13 +60,16 @@ def distilled_space(model: Path) -> SpaceSpec | None:
     folder = distilled_dir()
     if not (folder / "student.json").is_file():
         return None
-    meta = json.loads((folder / "student.json").read_text())
+    try:  # a damaged student.json makes this space not ready (its loader says why), never every command fail
+        backbone = str(json.loads((folder / "student.json").read_text())["backbone"])
+    except (OSError, ValueError, KeyError, TypeError):
+        backbone = ""
     calibrator = folder / "calibrator.safetensors"
     return SpaceSpec(
         name=DISTILLED_SPACE,
         label="Distilled (demo diffusion model)",
         method="distilled",
-        backbone=meta["backbone"],
+        backbone=backbone,
         store=distilled_store(),
         calibrator=calibrator if calibrator.is_file() else DEFAULT_CALIBRATOR,  # fitted by `attribute calibrate`
         demo=True,

@@ -23,6 +23,7 @@ class PhotoTestbed(Testbed):
     """The demo corpus: 17 photographs × 8 views, captioned "a photo of <noun>"."""
 
     name = "demo photos"
+    own_methods = ("unlearning",)
 
     @property
     def subjects(self) -> tuple[str, ...]:

@@ -44,16 +44,22 @@ class ModelConfig:
 class TrainConfig:
     """Options of ``attribute diffusion train`` (the CLI's flags are generated from these fields)."""
 
-    steps: int = option(2000, "training steps")
-    batch_size: int = option(64, "images per step")
-    lr: float = option(2e-3, "AdamW learning rate (peak, after warm-up; cosine decay to 10%)")
-    warmup: int = option(100, "warm-up steps")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    ema_decay: float = option(0.995, "decay of the exponential moving average of the weights (what is sampled)")
-    caption_dropout: float = option(0.1, "share of captions replaced by the empty prompt (classifier-free guidance)")
+    steps: int = option(2000, "training steps", minimum=1)
+    batch_size: int = option(64, "images per step", minimum=1)
+    lr: float = option(2e-3, "AdamW learning rate (peak, after warm-up; cosine decay to 10%)", minimum=0)
+    warmup: int = option(100, "warm-up steps", minimum=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", minimum=0)
+    ema_decay: float = option(
+        0.995, "decay of the exponential moving average of the weights (what is sampled)", minimum=0, maximum=1
+    )
+    caption_dropout: float = option(
+        0.1, "share of captions replaced by the empty prompt (classifier-free guidance)", minimum=0, maximum=1
+    )
     flip: bool = option(True, "train on random horizontal flips too")
     seed: int = option(0, "random seed: same seed, same model")
-    checkpoint_every: int = option(250, "steps between checkpoints (an interrupted run resumes from the last)")
+    checkpoint_every: int = option(
+        250, "steps between checkpoints (an interrupted run resumes from the last)", minimum=1
+    )
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
 

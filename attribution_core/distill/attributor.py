@@ -11,6 +11,7 @@ prompt the query's text part is zero (image features alone), and the result says
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from safetensors.torch import load_file
 from ..attribute.interface import Capabilities, Query, Ranking
 from ..attribute.spaces import SpaceSpec, space_calibrator
 from ..backbones import Backbone, create_backbone
+from ..core.config import REQUIRED, option, options_dict, parse_options
 from ..core.device import resolve_device
 from ..core.errors import AttributionError, CheckpointError
 from ..core.paths import display_path
@@ -38,17 +40,63 @@ from .train import STUDENT_CONFIG, STUDENT_WEIGHTS
 NO_PROMPT = "no prompt: image features alone"
 
 
+@dataclass(frozen=True)
+class StudentFile:
+    """What ``student.json`` must hold (written by ``attribute distill train``), checked before anything is built."""
+
+    in_dim: int = option(REQUIRED, "width of the student's input (image ⊕ text features)", minimum=1, maximum=65536)
+    backbone: str = option(REQUIRED, "the image backbone the student reads")
+    model: str = option(REQUIRED, "fingerprint of the diffusion model whose text encoder reads prompts")
+    student: StudentConfig = option(StudentConfig(), "the student's architecture and training")
+    image_dim: int = option(0, "width of the image features", minimum=0)
+    space: str = option("", "the unlearning space whose labels it learnt")
+    labels: str = option("", "the label folder it learnt from")
+    report: dict = option({}, "its validation table")
+
+
 def load_student(folder: Path, device: str = "cpu") -> tuple[Student, dict]:
-    """The student in ``folder`` and its ``student.json`` (safetensors: tensors only, nothing runs on load)."""
+    """The student in ``folder`` and its ``student.json``, both checked: safetensors holds tensors only (nothing runs
+    on load); the JSON's fields and the architecture's sizes are checked before a layer is built; the weights must
+    be floating point, finite and of the architecture's shapes.
+
+    Raises:
+        CheckpointError: one line naming the file, what is wrong, and how to make a good one.
+    """
+    rebuild = "train one with `attribute distill train` (or restore the shipped one with `git checkout`)"
+    config_file, weights_file = folder / STUDENT_CONFIG, folder / STUDENT_WEIGHTS
     try:
-        meta = json.loads((folder / STUDENT_CONFIG).read_text())
-        student = Student(int(meta["in_dim"]), StudentConfig(**meta["student"]))
-        student.load_state_dict(load_file(str(folder / STUDENT_WEIGHTS)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raw = json.loads(config_file.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{display_path(config_file)}: missing; {rebuild}") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{display_path(config_file)}: damaged ({exc}); {rebuild}") from None
+    try:
+        meta = parse_options(StudentFile, raw, None, display_path(config_file))
+    except AttributionError as exc:
+        raise CheckpointError(f"{exc}; {rebuild}") from None
+    student = Student(meta.in_dim, meta.student)
+    try:
+        tensors = load_file(str(weights_file))
+    except FileNotFoundError:
+        raise CheckpointError(f"{display_path(weights_file)}: missing; {rebuild}") from None
+    except Exception as exc:  # safetensors' own error type for a truncated, empty or foreign file
         raise CheckpointError(
-            f"{display_path(folder)}: not a student made by `attribute distill train` ({exc})"
+            f"{display_path(weights_file)}: damaged or not a safetensors file ({exc}); {rebuild}"
         ) from None
-    return student.to(device).eval(), meta
+    expected = student.state_dict()
+    wrong = sorted(set(expected) ^ set(tensors))
+    wrong += [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise CheckpointError(
+            f"{display_path(weights_file)}: not the weights of the student {display_path(config_file)} describes "
+            f"(tensor {wrong[0]!r} is missing, extra or of another shape); {rebuild}"
+        )
+    bad = next((k for k, t in tensors.items() if not t.is_floating_point() or not bool(torch.isfinite(t).all())), None)
+    if bad is not None:
+        what = "not floating point" if not tensors[bad].is_floating_point() else "holds NaN or inf"
+        raise CheckpointError(f"{display_path(weights_file)}: tensor {bad!r} {what}; {rebuild}")
+    student.load_state_dict(tensors)
+    return student.to(device).eval(), options_dict(meta)
 
 
 @register_encoder
@@ -100,6 +148,12 @@ class DistilledAttributor(FeatureAttributor):
     def missing(cls, spec: SpaceSpec) -> tuple[str, ...]:
         options = cls.options_of(spec)
         out = [] if (options.student / STUDENT_WEIGHTS).is_file() else [display_path(options.student / STUDENT_WEIGHTS)]
+        try:
+            json_ok = bool(json.loads((options.student / STUDENT_CONFIG).read_text()).get("backbone"))
+        except (OSError, ValueError, AttributeError):
+            json_ok = False
+        if not json_ok:
+            out.append(f"a readable {display_path(options.student / STUDENT_CONFIG)} (run `attribute distill train`)")
         if not (options.model / "model_index.json").is_file():
             out.append(f"diffusion model {display_path(options.model)}")
         if spec.store is None or not (spec.store / "meta.json").is_file():

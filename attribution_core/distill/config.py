@@ -20,19 +20,21 @@ class LabelConfig:
     """What to label and how (docs/method.md §9)."""
 
     space: str = option("demo_unlearning", "the unlearning space whose model generates and attributes the queries")
-    queries: int = option(1000, "labelled queries (query i uses seed base + i; more queries extend the store)")
-    candidates: int = option(200, "training images scored per query: the candidate space's top N")
+    queries: int = option(
+        1000, "labelled queries (query i uses seed base + i; more queries extend the store)", minimum=1
+    )
+    candidates: int = option(200, "training images scored per query: the candidate space's top N", minimum=1)
     candidate_space: str = option("", "the fast space that picks the candidates (default: the unlearning space's own)")
-    validation_every: int = option(10, "every n-th query is held out for validation (never trained on)")
+    validation_every: int = option(10, "every n-th query is held out for validation (never trained on)", minimum=2)
     seed_base: int = option(LABEL_SEED_BASE, "generation seed of query 0")
     caption_share: float = option(
         0.5, "share of queries whose prompt is a training caption; the rest combine a caption's subject with "
         "other captions' modifiers"
-    )  # fmt: skip
+    , minimum=0, maximum=1)  # fmt: skip
     engine: str = option("local", "local (this process) or ray (one task per query on a pool of workers)")
-    workers: int = option(2, "Ray workers, each holding the model (engine ray)")
+    workers: int = option(2, "Ray workers, each holding the model (engine ray)", minimum=1)
     address: str = option("", "a running Ray cluster to join (engine ray; default: a local Ray instance)")
-    gpus_per_worker: float = option(0.0, "GPUs per Ray worker (engine ray)")
+    gpus_per_worker: float = option(0.0, "GPUs per Ray worker (engine ray)", minimum=0)
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
 

@@ -31,15 +31,17 @@ log = logging.getLogger(__name__)
 class StudentConfig:
     """Architecture and training of the student (FastGDA's values, scaled to the demo where noted)."""
 
-    hidden: int = option(768, "hidden width of the MLP")
-    embedding: int = option(768, "embedding width (the attribution space)")
-    layers: int = option(3, "linear layers of the MLP")
-    dropout: float = option(0.1, "dropout after each hidden layer")
-    negatives: float = option(0.1, "share of pairs whose candidate is a random non-candidate (target 0)")
-    lr: float = option(1e-3, "AdamW learning rate")
-    weight_decay: float = option(0.01, "AdamW weight decay")
-    epochs: int = option(10, "passes over the labelled pairs")
-    batch_size: int = option(4096, "pairs per step")
+    hidden: int = option(768, "hidden width of the MLP", minimum=1, maximum=4096)
+    embedding: int = option(768, "embedding width (the attribution space)", minimum=1, maximum=4096)
+    layers: int = option(3, "linear layers of the MLP", minimum=1, maximum=16)
+    dropout: float = option(0.1, "dropout after each hidden layer", minimum=0, maximum=0.99)
+    negatives: float = option(
+        0.1, "share of pairs whose candidate is a random non-candidate (target 0)", minimum=0, maximum=0.99
+    )
+    lr: float = option(1e-3, "AdamW learning rate", minimum=0)
+    weight_decay: float = option(0.01, "AdamW weight decay", minimum=0)
+    epochs: int = option(10, "passes over the labelled pairs", minimum=1)
+    batch_size: int = option(4096, "pairs per step", minimum=1)
     seed: int = option(0, "seed of initialisation, pair order and negatives")
 
 

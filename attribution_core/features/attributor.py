@@ -210,10 +210,17 @@ class FeatureAttributor(Attributor):
             return None
         corpus = open_space_store(self.spec, corpus=True)
         inside = {str(corpus.image_path(i).resolve()) for i in range(len(corpus))}
-        return np.array([i for i, p in enumerate(self.training_paths()) if str(p.resolve()) in inside], dtype=np.int64)
+        rows = np.array([i for i, p in enumerate(self.training_paths()) if str(p.resolve()) in inside], dtype=np.int64)
+        if len(rows) != len(inside):  # a corpus image the store lacks would silently leave the distractors
+            raise AttributionError(
+                f"space {self.name!r}: {len(inside) - len(rows)} of {len(inside)} images of its corpus store "
+                f"{display_path(self.spec.corpus_store)} are not in its store {display_path(self.spec.store)}; the "
+                "distractor corpus must be part of the training set (rebuild it from the store's rows)"
+            )
+        return rows
 
     def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:
-        self.encoder.warm(samples, root, name)
+        self.encoder.warm(samples, root, name, progress=self.progress)
 
     def mapped_store(self) -> np.ndarray:
         """The store's rows in the attribution space (through the encoder's ``store_heads``), unit-norm float32

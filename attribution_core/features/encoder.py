@@ -48,9 +48,9 @@ class BackboneEncoder(Encoder):
         """Backbone and real head (the caption is not read)."""
         return self.heads.real_head.map_numpy(self.backbone.embed_images([q.image for q in images]))
 
-    def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:
+    def warm(self, samples: Sequence[Sample], root: Path, name: str, progress: bool = True) -> None:
         """Raw backbone features of the files, extracted once into a cached store (``file_features``)."""
-        self._raw.update(file_features([s.path for s in samples], self.backbone, root, name))
+        self._raw.update(file_features([s.path for s in samples], self.backbone, root, name, progress=progress))
 
     def encode_files(self, samples: Sequence[Sample], side: str) -> np.ndarray:
         """Raw features from the cache (:meth:`warm`), else embedded now; then the synth head (queries) or the real
@@ -62,5 +62,5 @@ class BackboneEncoder(Encoder):
         raw = np.stack([self._raw[str(s.path)] for s in samples]).astype(np.float32)
         if side == "query":
             with torch.inference_mode():
-                return self.heads.synth_head(torch.from_numpy(raw)).numpy()
+                return self.heads.synth_head(torch.from_numpy(raw).to(self.backbone.device)).cpu().numpy()
         return self.heads.real_head.map_numpy(raw)

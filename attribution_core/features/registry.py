@@ -45,7 +45,7 @@ class Encoder(ABC):
         """Training-side images (each with its caption as ``prompt``) -> unit-norm float32 features [n, d], as the
         store's rows are through ``store_heads`` (images the store does not hold: a judge's exemplars)."""
 
-    def warm(self, samples: Sequence[Sample], root: Path, name: str) -> None:  # noqa: B027
+    def warm(self, samples: Sequence[Sample], root: Path, name: str, progress: bool = True) -> None:  # noqa: B027
         """Files a judge is about to ask about (the encoder may embed them once and cache them); a no-op by
         default."""
 

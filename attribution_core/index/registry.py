@@ -305,7 +305,7 @@ def spot_rows(n: int) -> np.ndarray:
 
 def rescorer(store: FeatureStore, heads: Heads) -> Rescore:
     """Rows -> their exact float32 vectors in the attribution space, from the memory-mapped store (the rows' pages
-    are read together: see attribution_core/mapped.py)."""
+    are read together: see attribution_core/data/mapped.py)."""
 
     def rescore(rows: np.ndarray) -> np.ndarray:
         return heads.real_head.map_numpy(gather_rows(store.feats, rows))

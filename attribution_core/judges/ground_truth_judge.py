@@ -13,7 +13,7 @@ from ..attribute.judge import Judge, JudgeReport
 from ..core.config import option
 from ..core.constants import DEFAULT_DEVICE, DEVICE_HELP
 from ..core.errors import AttributionError
-from ..core.paths import display_path, project_root
+from ..core.paths import display_path, project_file, project_root
 from ..data.testcase import first_per_type, read_test_case
 from ..registry import create_attributor, register_judge
 from .abc.protocol import evaluate_space
@@ -29,8 +29,8 @@ class GroundTruthOptions:
     spaces: tuple[str, ...] = option(("demo_distilled",), "spaces to calibrate (any method)")
     test_case: str = option(DEFAULT_TEST_CASE, "test case JSON whose customised models know their exemplars")
     root: str = option("", "folder the test case's paths are relative to (default: the project root)")
-    max_per_type: int = option(0, "synthesized images per model and prompt type (0: all)")
-    top: int = option(1000, "highest corpus scores per image in the calibrator's loss")
+    max_per_type: int = option(0, "synthesized images per model and prompt type (0: all)", minimum=0)
+    top: int = option(1000, "highest corpus scores per image in the calibrator's loss", minimum=1)
     out_dir: str = option("", "write each fitted calibrator here, as SPACE.safetensors (empty: none)")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
@@ -40,7 +40,7 @@ def calibrate_spaces(options: GroundTruthOptions, progress: bool = True) -> tupl
     calibrator), and the calibrator files written."""
     if options.max_per_type < 0:
         raise AttributionError(f"--max-per-type must be at least 1 (or 0 for all), not {options.max_per_type}")
-    tc = read_test_case(options.test_case)
+    tc = read_test_case(project_file(options.test_case))
     if options.max_per_type:
         tc = first_per_type(tc, options.max_per_type)
     root = Path(options.root).resolve() if options.root else project_root()

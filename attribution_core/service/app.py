@@ -28,7 +28,7 @@ from ..attribute.spaces import training_set_note
 from ..core.errors import AttributionError, SpaceNotReadyError
 from ..core.images import QUERY_MAX_SIDE, load_rgb, release_memory, thumbnail
 from ..diffusion.generation import prompt_of
-from ..registry import get_space, method_class
+from ..registry import get_space, list_spaces, method_class
 from .config import ServiceConfig
 from .jobs import JobsFullError
 from .middleware import ServiceMiddleware
@@ -60,9 +60,16 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
         status = 409 if isinstance(exc, SpaceNotReadyError) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    @app.get("/healthz", summary="liveness")
-    async def healthz() -> dict:
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        summary="liveness: ok, or 503 with the reason when the spaces cannot be read (a broken spaces file)",
+    )
+    async def healthz() -> JSONResponse:
+        try:
+            list_spaces()  # parsed once per modification of each spaces file: cheap when nothing changed
+        except AttributionError as exc:
+            return JSONResponse({"status": "broken", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
     async def metrics() -> Response:
@@ -89,6 +96,9 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
         names = state.resolve(space or [], method or [])
         query, name = await _query_image(state, image, image_id)
         check_prompt(prompt, "prompt")
+        # the image's stored prompt is checked here too, before the request joins a batch or becomes a job: one
+        # request's bad input must fail that request alone, never the others batched with it
+        check_prompt(None if prompt else prompt_of(query), f"{name}: its stored prompt")
         for n in names:  # a method that cannot answer without a prompt is told so now, not by a failed job
             if method_class(get_space(n).method).capabilities.needs_prompt and not (prompt or prompt_of(query)):
                 raise AttributionError(
@@ -152,8 +162,8 @@ async def _query_image(state: ServiceState, image: UploadFile | None, image_id: 
     if image is not None:
         data = await image.read()
         name = image.filename or "upload"
-        try:
-            return load_rgb(data, name, max_side=QUERY_MAX_SIDE), name
+        try:  # decoded off the event loop: a large upload must not stall /healthz and every other request
+            return await asyncio.to_thread(load_rgb, data, name, max_side=QUERY_MAX_SIDE), name
         finally:
             release_memory()
     space, _, row = image_id.rpartition("/")
@@ -161,7 +171,7 @@ async def _query_image(state: ServiceState, image: UploadFile | None, image_id: 
         raise AttributionError(f"image_id {image_id!r}: expected SPACE/ROW, e.g. demo_pixel/12")
     loop = asyncio.get_running_loop()
     path = await loop.run_in_executor(state.model_thread, _stored_path, state, space, int(row))
-    return load_rgb(path, max_side=QUERY_MAX_SIDE), image_id
+    return await asyncio.to_thread(load_rgb, path, max_side=QUERY_MAX_SIDE), image_id
 
 
 def _stored_path(state: ServiceState, space: str, row: int):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..attribute.interface import AttributionResult, Attributor
+from ..core.errors import AttributionError
 
 
 @dataclass
@@ -76,10 +77,17 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self.executor, self._compute, batch)
+        except AttributionError as exc:
+            if len(batch) == 1:
+                raise_into(batch[0], exc)
+                return
+            # one member's bad input must not fail the others (nor show them its error): each on its own
+            for item in batch:
+                await self._run([item])
+            return
         except Exception as exc:  # every request of the batch gets the error
             for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+                raise_into(item, exc)
             return
         self.batches += 1
         if self.on_batch is not None:
@@ -98,6 +106,12 @@ class MicroBatcher:
             prompts=[item.prompt for item in batch],
             cancel=_AllGone(batch),
         )
+
+
+def raise_into(item: _Pending, exc: BaseException | None) -> None:
+    """Answer a waiting request with ``exc`` (one that timed out meanwhile is not answered)."""
+    if not item.future.done():
+        item.future.set_exception(exc)
 
 
 @dataclass

@@ -18,16 +18,18 @@ class UnlearningConfig:
     draws each on a CPU.
     """
 
-    steps: int = option(10, "unlearning (gradient ascent) steps")
-    lr: float = option(0.01, "step size of the Fisher-preconditioned ascent θ ← θ + lr·g/(F·N)")
-    draws: int = option(64, "noise/timestep draws per step (distinct timesteps within each batch of draws)")
-    batches: int = option(4, "batches of draws per step (their gradients are averaged)")
-    score_timesteps: int = option(8, "timesteps, strided over the schedule, at which training losses are scored")
-    fisher_epochs: int = option(2, "passes over the training set (and flips) for the diagonal Fisher")
-    batch_size: int = option(256, "images per forward pass when scoring")
+    steps: int = option(10, "unlearning (gradient ascent) steps", minimum=1)
+    lr: float = option(0.01, "step size of the Fisher-preconditioned ascent θ ← θ + lr·g/(F·N)", minimum=0)
+    draws: int = option(64, "noise/timestep draws per step (distinct timesteps within each batch of draws)", minimum=1)
+    batches: int = option(4, "batches of draws per step (their gradients are averaged)", minimum=1)
+    score_timesteps: int = option(
+        8, "timesteps, strided over the schedule, at which training losses are scored", minimum=1
+    )
+    fisher_epochs: int = option(2, "passes over the training set (and flips) for the diagonal Fisher", minimum=1)
+    batch_size: int = option(256, "images per forward pass when scoring", minimum=1)
     seed: int = option(0, "seed of every noise draw (same seed: same scores)")
     candidates: int = option(
-        0, "score only the top N training images of the candidate space after unlearning (0: every image)"
+        0, "score only the top N training images of the candidate space after unlearning (0: every image)", minimum=0
     )
     candidate_space: str = option("", "the fast space whose top N are scored (a space over the same training set)")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)

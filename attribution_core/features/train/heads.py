@@ -56,18 +56,22 @@ class HeadTrainingConfig:
     """Options of ``attribute train-head`` (the CLI's flags are generated from these fields)."""
 
     head: str = option("linear", "head type: linear, mlp or channel (docs/method.md §3)")
-    mlp_hidden: int = option(512, "mlp heads: hidden width")
-    mlp_out: int = option(256, "mlp heads: output dimension (the attribution space)")
-    mlp_layers: int = option(2, "mlp heads: number of Linear layers")
-    mlp_dropout: float = option(0.0, "mlp heads: dropout after each hidden layer")
-    temperature: float = option(0.1, "softmax temperature of the contrastive loss (on cosine similarities)")
-    lr: float = option(3e-4, "Adam learning rate")
-    weight_decay: float = option(0.0, "Adam weight decay")
-    identity_penalty: float = option(0.0, "weight of the distance from identity (linear: ‖W − I‖², channel: ‖w − 1‖²)")
-    batch_size: int = option(32, "synthesized images per step")
-    negatives: int = option(4096, "corpus images drawn as negatives per step")
-    max_epochs: int = option(60, "maximum epochs", flag="--epochs")
-    patience: int = option(8, "epochs without a better validation mAP before stopping")
+    mlp_hidden: int = option(512, "mlp heads: hidden width", minimum=1)
+    mlp_out: int = option(256, "mlp heads: output dimension (the attribution space)", minimum=1)
+    mlp_layers: int = option(2, "mlp heads: number of Linear layers", minimum=1)
+    mlp_dropout: float = option(0.0, "mlp heads: dropout after each hidden layer", minimum=0, maximum=0.99)
+    temperature: float = option(
+        0.1, "softmax temperature of the contrastive loss (on cosine similarities)", minimum=1e-06
+    )
+    lr: float = option(3e-4, "Adam learning rate", minimum=0)
+    weight_decay: float = option(0.0, "Adam weight decay", minimum=0)
+    identity_penalty: float = option(
+        0.0, "weight of the distance from identity (linear: ‖W − I‖², channel: ‖w − 1‖²)", minimum=0
+    )
+    batch_size: int = option(32, "synthesized images per step", minimum=1)
+    negatives: int = option(4096, "corpus images drawn as negatives per step", minimum=1)
+    max_epochs: int = option(60, "maximum epochs", flag="--epochs", minimum=1)
+    patience: int = option(8, "epochs without a better validation mAP before stopping", minimum=1)
     seed: int = option(0, "random seed (same seed, same heads)")
     device: str = option("cpu", f"where the training itself runs: {DEVICE_HELP}", flag="--device-train")
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...backbones import Backbone, create_backbone
 from ...data.store import FeatureStore, resolve_store
-from ...data.testcase import TestCase, read_test_case
+from ...data.testcase import TestCase, check_test_case_files, read_test_case
 from ..files import file_features
 from .heads import FeatureSplit
 
@@ -42,6 +42,7 @@ def training_inputs(
 def test_case_features(tc: TestCase, backbone: Backbone, root: Path, progress: bool = True) -> dict[str, np.ndarray]:
     """Raw features of every image the test case names, by its path in the test case (cached: ``file_features``)."""
     root = Path(root).resolve()
+    check_test_case_files(tc, root)  # missing images or paths outside root: one line saying how to get them
     feats = file_features([root / p for p in tc.image_paths()], backbone, root, tc.name, progress=progress)
     return {p: feats[str(root / p)] for p in tc.image_paths()}
 

@@ -67,7 +67,7 @@ class FlatIndex(IndexKind):
 
 def flat_vectors(index: faiss.Index, path: Path | None) -> np.ndarray:
     """A flat index's vectors [nb, d] without a copy: numpy's memory map of the index file's tail when it holds the
-    same vectors as the index (faster to fault in cold than FAISS's own mapping: see attribution_core/mapped.py),
+    same vectors as the index (faster to fault in cold than FAISS's own mapping: see attribution_core/data/mapped.py),
     else FAISS's memory."""
     xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
     tail = map_tail(path, xb.shape) if path is not None and index.ntotal > 0 else None

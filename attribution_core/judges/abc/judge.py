@@ -10,7 +10,7 @@ from typing import Any
 from ...attribute.judge import Judge, JudgeReport
 from ...core.config import option
 from ...core.constants import DEFAULT_DEVICE, DEVICE_HELP
-from ...core.paths import project_root
+from ...core.paths import project_file, project_root
 from ...data.testcase import first_per_type, read_test_case
 from ...registry import get_space, register_judge
 from ..metrics import DEFAULT_KS
@@ -24,8 +24,8 @@ class AbcOptions:
     test_cases: tuple[str, ...] = option(("dataset/json/test_demo.json",), "AbC test-case files")
     spaces: tuple[str, ...] = option(("demo_efficientnet_lite0", "demo_pixel"), "spaces to evaluate")
     root: str = option("", "folder the test cases' paths are relative to (default: the project root)")
-    ks: tuple[int, ...] = option(DEFAULT_KS, "recall cut-offs")
-    max_per_type: int = option(0, "synthesized images per model and prompt type (0: all)")
+    ks: tuple[int, ...] = option(DEFAULT_KS, "recall cut-offs", minimum=1)
+    max_per_type: int = option(0, "synthesized images per model and prompt type (0: all)", minimum=0)
     influence: bool = option(False, "also report <type>-influence: calibrated influence on the true exemplars")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
 
@@ -38,7 +38,7 @@ class AbcJudge(Judge):
 
     def run(self, options: AbcOptions, out: Path, progress: bool = True) -> JudgeReport:
         root = Path(options.root).resolve() if options.root else project_root()
-        test_cases = [read_test_case(p) for p in options.test_cases]
+        test_cases = [read_test_case(project_file(p)) for p in options.test_cases]
         if options.max_per_type > 0:
             test_cases = [first_per_type(tc, options.max_per_type) for tc in test_cases]
         specs = [get_space(s) for s in options.spaces]

@@ -10,7 +10,6 @@ the exemplars' and the highest corpus scores as the calibrator reads them (calib
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,36 +19,11 @@ from ...attribute.interface import Attributor, Candidates, Sample
 from ...attribute.metrics import ranks_in_scores
 from ...core.errors import AttributionError
 from ...core.paths import display_path
-from ...data.testcase import CustomModel, TestCase
+from ...data.testcase import CustomModel, TestCase, check_test_case_files
 from ..metrics import DEFAULT_KS, SpaceResult, metrics_by_type
 
 #: The file a customised model's folder records its prompt in (``diffusion.customize.META_FILE``).
 CUSTOMIZATION_FILE = "customization.json"
-
-
-def check_test_case_files(tc: TestCase, root: Path) -> None:
-    """Every image the test case names lies under ``root`` and exists.
-
-    Raises:
-        AttributionError: image paths lead outside ``root``, or images are missing (all reported at once, counted).
-    """
-    names = tc.image_paths()
-    root = Path(root).resolve()
-    outside = [p for p in names if Path(p).is_absolute() or not (root / p).resolve().is_relative_to(root)]
-    outside = [p for p in outside if not (Path(os.path.abspath(root / p))).is_relative_to(root)]
-    if outside:
-        raise AttributionError(
-            f"{display_path(tc.path)}: {len(outside)} image paths lead outside {display_path(root)} (e.g. "
-            f"{outside[0]}); test-case paths are relative to --root"
-        )
-    missing = [p for p in names if not (root / p).is_file()]
-    if missing:
-        shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
-        raise AttributionError(
-            f"{display_path(tc.path)}: {len(missing)} of {len(names)} images are missing under "
-            f"{display_path(root)} (e.g. {shown}); get them with `bash dataset/download_dataset.sh exemplar` and "
-            "`bash dataset/download_dataset.sh testset`, or pass --root"
-        )
 
 
 def customization_prompt(root: Path, model: CustomModel) -> str | None:
@@ -105,19 +79,19 @@ def evaluate_space(
     root = Path(root).resolve()
     check_test_case_files(tc, root)
     name = name or attributor.name
-    captions = {m.class_id: customization_prompt(root, m) for m in tc.models}
-    samples = [Sample(root / p, captions[m.class_id]) for m in tc.models for p in m.exemplar]
+    captions = [customization_prompt(root, m) for m in tc.models]  # by model (class ids may repeat)
+    samples = [Sample(root / p, captions[i]) for i, m in enumerate(tc.models) for p in m.exemplar]
     samples += [Sample(root / p, m.prompts.get(p)) for m in tc.models for ps in m.synth.values() for p in ps]
     attributor.warm(samples, root, tc.name)
     rows = corpus_rows(attributor, root, [tc])
     types, ranks, masses, dump = [], [], [], []
-    for m in tc.models:
+    for i, m in enumerate(tc.models):
         paths = [(t, p) for t, ps in m.synth.items() for p in ps]
         if not paths:
             continue
         candidates = Candidates(
             rows,
-            tuple(Sample(root / p, captions[m.class_id]) for p in m.exemplar),
+            tuple(Sample(root / p, captions[i]) for p in m.exemplar),
             root / m.customized if m.customized else None,
             generated_by_variant=True,
             where=f"{display_path(tc.path)}: model {m.class_id}",

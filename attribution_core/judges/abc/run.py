@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ...attribute.spaces import SpaceSpec
 from ...data.testcase import TestCase
@@ -24,7 +23,6 @@ def run_evaluation(
     device: str = "auto",
     progress: bool = True,
     names: Sequence[str] | None = None,
-    **_: Any,
 ) -> list[tuple[TestCase, SpaceResult]]:
     """Evaluate every space on every test case (to evaluate every space on a subset, pass ``first_per_type(tc, n)``
     test cases).

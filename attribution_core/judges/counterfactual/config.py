@@ -21,15 +21,20 @@ class BaseModelConfig:
 
     testbed: str = option("demo-photos", "the registered testbed: the training set's subjects and the queries' prompts")
     photos: tuple[str, ...] = option((), "subjects (corpus photos) in the training set (default: every one)")
-    views_per_photo: int = option(8, "training images per photo (its first views)")
-    steps: int = option(1000, "training steps of the base model and of every retrain")
-    batch_size: int = option(32, "images per training step")
+    views_per_photo: int = option(8, "training images per photo (its first views)", minimum=1)
+    steps: int = option(1000, "training steps of the base model and of every retrain", minimum=1)
+    batch_size: int = option(32, "images per training step", minimum=1)
     ema_decay: float = option(
-        0.95, "EMA decay of the weights (short runs need a short average: 0.995 would keep ~37% of the random init)"
+        0.95,
+        "EMA decay of the weights (short runs need a short average: 0.995 would keep ~37% of the random init)",
+        minimum=0,
+        maximum=1,
     )
     seed: int = option(0, "training seed of the base model and every retrain (same seed, same schedule)")
-    loss_timesteps: int = option(100, "timesteps, strided over the schedule, at which the query's loss is measured")
-    loss_draws: int = option(4, "fixed noise draws per timestep for the query's loss")
+    loss_timesteps: int = option(
+        100, "timesteps, strided over the schedule, at which the query's loss is measured", minimum=1
+    )
+    loss_draws: int = option(4, "fixed noise draws per timestep for the query's loss", minimum=1)
     paired: bool = option(
         True,
         "retrain on the base model's own sequence of batches, noise and timesteps, each slot that drew a removed "
@@ -76,8 +81,8 @@ class CounterfactualConfig(BaseModelConfig):
         flag="--validation-queries",
     )
     validation: bool = option(False, "run the validation queries instead of the reported ones")
-    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (1.5% and 4.4% of 136 images)")
-    random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)")
+    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (1.5% and 4.4% of 136 images)", minimum=1)
+    random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)", minimum=0)
 
     def query_specs(self) -> tuple[str, ...]:
         """The queries this run asks about, as ``PHOTO:SEED`` (parsed by the testbed)."""
@@ -89,13 +94,17 @@ class LdsConfig(BaseModelConfig):
     """Options of ``attribute lds``: the linear datamodeling score over shared subset retrains (docs/method.md §8)."""
 
     subsets: int = option(
-        64, "subset retrains M (shared by every query and method; the LDS's standard error shrinks as 1/sqrt(M))"
+        64,
+        "subset retrains M (shared by every query and method; the LDS's standard error shrinks as 1/sqrt(M))",
+        minimum=2,
     )
-    alpha: float = option(0.5, "fraction of the training set in each subset")
+    alpha: float = option(0.5, "fraction of the training set in each subset", minimum=0.01, maximum=0.99)
     subset_seed: int = option(0, "seed of the subset draws (subset j uses seed + j)")
     seeds: tuple[int, ...] = option((1, 2), "generation seeds of the reported queries (one query per photo and seed)")
     validation_seeds: tuple[int, ...] = option((101,), "generation seeds of the validation queries")
-    bootstrap: int = option(10_000, "bootstrap resamples of the queries for the intervals of paired differences")
+    bootstrap: int = option(
+        10_000, "bootstrap resamples of the queries for the intervals of paired differences", minimum=100
+    )
     tau: str = option(
         "influence",
         "a method's attribution tau: its influence (the share it reports, from its own influence rule; chosen on the "

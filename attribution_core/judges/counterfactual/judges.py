@@ -11,6 +11,9 @@ from ...attribute.judge import Judge, JudgeReport
 from ...registry import create_testbed, register_judge
 from .config import CounterfactualConfig, LdsConfig
 
+#: Where a judge run keeps the check's own files (resumable state, its table and plots) under the report folder.
+RUN_FOLDER = "run"
+
 
 @register_judge
 class LeaveKOutJudge(Judge):
@@ -23,8 +26,9 @@ class LeaveKOutJudge(Judge):
         from .run import run_counterfactual
 
         testbed = create_testbed(options.testbed)
-        rows = run_counterfactual(options, testbed, out, progress)
-        markdown = write_report(rows, out)
+        work = out / RUN_FOLDER  # the check's own files (its config, rows, plot), beside the judge's report
+        rows = run_counterfactual(options, testbed, work, progress)
+        markdown = write_report(rows, work)
         return JudgeReport(self.name, summarise(rows), dataclasses.asdict(testbed.resolve(options)), markdown)
 
 
@@ -39,8 +43,9 @@ class LdsJudge(Judge):
         from .lds_run import run_lds
 
         testbed = create_testbed(options.testbed)
-        data = run_lds(options, testbed, out, progress)
-        markdown = report_lds(data, options, out)
+        work = out / RUN_FOLDER
+        data = run_lds(options, testbed, work, progress)
+        markdown = report_lds(data, options, work)
         table = data.table(False, options.bootstrap)
         rows = [{"kind": "lds", "method": s["method"], "other": "", **_stats(s)} for s in table.summary]
         rows += [

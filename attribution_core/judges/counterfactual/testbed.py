@@ -23,6 +23,7 @@ class Testbed(ABC):
 
     __test__ = False  # not a pytest test class
     name: str = ""
+    own_methods: tuple[str, ...] = ()  # the methods :meth:`attributor` answers itself (on the judge's base model)
 
     @property
     @abstractmethod
@@ -68,7 +69,20 @@ class Testbed(ABC):
 
     def resolve(self, config: Any) -> Any:
         """``config`` with its empty subject and query lists filled with the testbed's (every subject; its default
-        queries), as a report records them."""
+        queries), as a report records them. Every method is checked here, before hours of retraining: ``random``,
+        one the testbed answers, or a registered space.
+
+        Raises:
+            AttributionError: a method that is none of these (one line listing what there is).
+        """
+        from ...registry import list_spaces
+
+        spaces = [s.spec.name for s in list_spaces()]
+        unknown = [m for m in config.methods if m != "random" and m not in self.own_methods and m not in spaces]
+        known = ", ".join(["random", *self.own_methods, *spaces])
+        if unknown or not config.methods:
+            what = f"unknown method {', '.join(map(repr, unknown))}" if unknown else "name at least one method"
+            raise AttributionError(f"--methods: {what}; known: {known}")
         changes: dict[str, Any] = {}
         if not config.photos:
             changes["photos"] = self.subjects
