@@ -9,10 +9,29 @@ from pathlib import Path
 import pytest
 
 
-def attribute(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "attribution_core", "-q", *args], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+@pytest.fixture
+def attribute(capsys, monkeypatch):
+    """``attribute -q ARGS`` run in this process from ``cwd`` (no second torch import per probe); an exception that
+    escapes the command comes back as a traceback on stderr, as a terminal would show it. The probes that need a
+    fresh process (plug-ins are imported once per process) run it as a subprocess."""
+    import traceback
+
+    from attribution_core.cli import main
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            code = main(["-q", *args])
+            tail = ""
+        except SystemExit as exc:
+            code, tail = exc.code if isinstance(exc.code, int) else 1, ""
+        except BaseException:  # what a user would have seen
+            code, tail = 1, traceback.format_exc()
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err + tail)
+
+    return run
 
 
 def one_line_error(done: subprocess.CompletedProcess) -> str:
@@ -28,7 +47,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("where", ["the image folder", "its parent", "the working directory"])
-def test_extract_never_deletes_a_folder_it_did_not_make(photo_dir: Path, where: str) -> None:
+def test_extract_never_deletes_a_folder_it_did_not_make(attribute, photo_dir: Path, where: str) -> None:
     """`attribute extract --out DIR` over a folder that holds anything but a feature store used to replace it with
     the store, deleting the user's files (the image folder itself, its parent, ``.``) and exiting 0."""
     parent = photo_dir.parent
@@ -41,7 +60,9 @@ def test_extract_never_deletes_a_folder_it_did_not_make(photo_dir: Path, where: 
     assert snapshot(parent) == before
 
 
-def test_extract_writes_into_an_empty_folder_and_updates_its_own_store(photo_dir: Path, tmp_path: Path) -> None:
+def test_extract_writes_into_an_empty_folder_and_updates_its_own_store(
+    attribute, photo_dir: Path, tmp_path: Path
+) -> None:
     """The guard refuses only what is not a store: an empty folder and a store of the same kind are written."""
     out = tmp_path / "empty"
     out.mkdir()
@@ -52,7 +73,7 @@ def test_extract_writes_into_an_empty_folder_and_updates_its_own_store(photo_dir
     assert (out / "meta.json").is_file()
 
 
-def test_a_file_as_the_output_folder_is_one_line(photo_dir: Path, tmp_path: Path) -> None:
+def test_a_file_as_the_output_folder_is_one_line(attribute, photo_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "a.txt"
     target.write_text("mine")
     line = one_line_error(attribute("extract", "--backbone", "pixel", "--images", str(photo_dir), "--out",
@@ -75,7 +96,7 @@ def test_a_file_as_the_output_folder_is_one_line(photo_dir: Path, tmp_path: Path
         (["judge", "lds", "--alpha", "1.5"], "--alpha must be between 0.01 and 0.99, not 1.5"),
     ],
 )
-def test_judge_arguments_out_of_range_are_refused_before_any_work(args: list[str], expected: str) -> None:
+def test_judge_arguments_out_of_range_are_refused_before_any_work(attribute, args: list[str], expected: str) -> None:
     """`attribute lds --methods nosuch` used to start hours of retraining; `--batch-size 0` gave a traceback; zero or
     negative counts were accepted. Each is now one line, before any model is trained or loaded."""
     from attribution_core.core.paths import project_root
@@ -137,7 +158,7 @@ def test_a_broken_plug_in_is_named_in_one_line_and_the_rest_keeps_working(
 
 @pytest.mark.parametrize("bad", [3, None, "", ["a.jpg"]])
 @pytest.mark.parametrize("command", ["evaluate", "calibrate"])
-def test_test_case_paths_that_are_not_strings_are_one_line(tmp_path: Path, bad, command: str) -> None:
+def test_test_case_paths_that_are_not_strings_are_one_line(attribute, tmp_path: Path, bad, command: str) -> None:
     """An AbC test case whose image paths are numbers or null gave `TypeError` tracebacks (`attribute evaluate`;
     `attribute calibrate`: "unsupported operand type(s) for /: 'PosixPath' and 'int'")."""
     import json
@@ -274,7 +295,7 @@ def test_a_damaged_student_fails_its_own_space_only(demo_bundle, tmp_path: Path)
     assert "student.safetensors: damaged" in one_line_error(done)
 
 
-def test_a_prompt_read_from_a_png_is_shown_escaped_never_obeyed(demo_bundle, tmp_path: Path) -> None:
+def test_a_prompt_read_from_a_png_is_shown_escaped_never_obeyed(attribute, demo_bundle, tmp_path: Path) -> None:
     """Prompts read from PNGs were printed raw (escape sequences, CR and NUL reached the terminal); a query without a
     prompt printed `None` as its prompt."""
     import skimage.data as data
@@ -383,3 +404,129 @@ def test_health_says_when_the_spaces_file_is_broken(tmp_path: Path, monkeypatch)
         assert r.status_code == 503 and r.json()["status"] == "broken" and "spaces.toml" in r.json()["detail"]
         spaces.write_text('[[spaces]]\nname = "x"\nbackbone = "pixel"\nstore = "feats/x"\n')
         assert client.get("/healthz").status_code == 200  # fixed file: healthy again, without a restart
+
+
+def test_a_typo_in_a_distilled_spaces_options_lists_that_methods_options(tmp_path: Path) -> None:
+    """The typo message listed only the index's options as known, not the distilled space's own (student, model)."""
+    from attribution_core.core.errors import AttributionError
+    from attribution_core.registry import load_spaces_file
+
+    spaces = tmp_path / "spaces.toml"
+    spaces.write_text('[[spaces]]\nname = "d"\nmethod = "distilled"\n[spaces.options]\nstudnet = "s"\nmodel = "m"\n')
+    with pytest.raises(AttributionError) as caught:
+        load_spaces_file(spaces)
+    message = str(caught.value)
+    assert "unknown option 'studnet'" in message and "known: index, student, model" in message, message
+
+
+def test_the_first_unlearning_query_says_what_it_computes_once_with_a_bar(demo_bundle, tmp_path: Path) -> None:
+    """The first `attribute unlearn` of a fresh clone ran for over an hour with nothing on the screen: its one-time
+    Fisher and "before" losses now say so in a line each and show bars with an ETA."""
+    import os
+
+    from attribution_core.core.paths import project_root
+    from attribution_core.demo import EXAMPLE_QUERIES, demo_dir
+
+    from .helpers import write_quick_unlearning
+
+    spaces = write_quick_unlearning(tmp_path)
+    spaces.write_text(spaces.read_text().replace('prefix = "corpus/"', 'prefix = "corpus/coins/"'))
+    home = tmp_path / "home"  # a fresh project root: no cached Fisher or losses
+    home.mkdir()
+    env = {**os.environ, "ATTRIBUTION_SPACES": str(spaces), "ATTRIBUTION_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "attribution_core", "query", str(demo_dir() / EXAMPLE_QUERIES[0]), "--space",
+         "quick_unlearning", "--prompt", "a photo of coins", "-k", "3"],
+        capture_output=True, text=True, cwd=project_root(), env=env, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "computing the diagonal Fisher" in done.stderr and "once" in done.stderr
+    assert "scoring" in done.stderr and "before unlearning" in done.stderr
+    bars = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.startswith("fisher")]
+    assert bars and any("<" in line for line in bars), done.stderr[-2000:]  # tqdm's elapsed<remaining
+
+
+def test_written_files_get_the_users_umask(tmp_path: Path) -> None:
+    """Every `.safetensors` output was written 0600 (unreadable to the user's group, unlike every other output)."""
+    import os
+    import stat
+
+    from attribution_core.attribute.calibration import Calibrator, save_calibrator
+
+    out = tmp_path / "cal.safetensors"
+    save_calibrator(Calibrator(10.0, -2.0), out)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+
+
+GOOD_LABEL = {"index": 0, "split": "train", "prompt": "a photo of coins", "rows": [3, 1, 2], "model": "m"}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (lambda good: good[: len(good) // 2], "damaged label"),
+        (lambda good: "", "damaged label"),
+        (lambda good: good.replace('"rows"', '"rowz"'), "rows must be a list of training rows"),
+        (lambda good: good.replace('"train"', "7"), 'split must be "train" or "validation"'),
+        (lambda good: good.replace("[3, 1, 2]", '[3, "x"]'), "damaged label (split or rows)"),
+    ],
+)
+def test_a_damaged_label_is_one_line_naming_it_and_how_to_redo_it(tmp_path: Path, content, expected: str) -> None:
+    """A truncated or empty label file or a missing field gave a traceback in `attribute distill train`."""
+    import json
+
+    from attribution_core.core.errors import AttributionError
+    from attribution_core.distill.labels import read_labels
+
+    good = json.dumps(GOOD_LABEL)
+    (tmp_path / "000000.json").write_text(good)
+    assert read_labels(tmp_path) == [GOOD_LABEL]
+    (tmp_path / "000001.json").write_text(content(good))
+    with pytest.raises(AttributionError) as caught:
+        read_labels(tmp_path)
+    message = str(caught.value)
+    assert "000001.json" in message and expected in message and "attribute distill label" in message, message
+
+
+def test_a_damaged_label_manifest_is_one_line(attribute, demo_bundle, tmp_path: Path) -> None:
+    from attribution_core.core.paths import project_root
+
+    out = tmp_path / "labels"
+    out.mkdir()
+    (out / "labels.json").write_text("{ truncated")
+    line = one_line_error(attribute("distill", "label", "--space", "demo_unlearning", "--queries", "1", "--out",
+                                    str(out), cwd=project_root()))  # fmt: skip
+    assert "labels.json: damaged" in line, line
+
+
+@pytest.mark.parametrize(
+    "writer_error", [OSError("21504 requested and 19424 written"), RuntimeError("Error: 'ret == (n)' failed")]
+)
+def test_a_full_disk_is_called_a_full_disk(tmp_path: Path, monkeypatch, writer_error: Exception) -> None:
+    """On a full disk, extraction reported numpy's "21504 requested and 19424 written" and the index build a FAISS
+    traceback. A failed write into a folder with almost no free space is now the plain "no space left" error, which
+    the CLI prints in one line with what to do."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+
+    from attribution_core.core import fileio
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+
+    def failing_save(file, arr, *args, **kwargs):
+        raise writer_error
+
+    monkeypatch.setattr(np, "save", failing_save)
+    with pytest.raises(OSError) as caught:
+        fileio.atomic_save_npy(tmp_path / "shard.npy", np.zeros(3))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "shard.npy")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written is left
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 0, 10**9))
+    with pytest.raises(type(writer_error)):  # with space left, the writer's own error stands: not a disk problem
+        fileio.atomic_save_npy(tmp_path / "shard.npy", np.zeros(3))

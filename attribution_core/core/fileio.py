@@ -7,6 +7,7 @@ interrupted run carry the ``.tmp-`` marker, so they are recognisable.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -23,6 +24,16 @@ from .errors import AttributionError
 
 class LockedError(AttributionError):
     """Another process holds the lock for the same work."""
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once at import (reading it means setting it, which is not thread-safe later).
+_UMASK = _current_umask()
 
 
 def temp_sibling(path: Path | str, suffix: str = "") -> Path:
@@ -42,10 +53,34 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
     tmp = temp_sibling(path, suffix)
     try:
         yield tmp
+        if tmp.is_file():  # the user's umask, whatever the writer did (safetensors writes 0600)
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = disk_full(path, exc)
+        if full is not None:
+            raise full from None
         raise
+
+
+#: Below this much free space, a failed write is taken for a full disk.
+FULL_BELOW_BYTES = 64 * 2**20
+
+
+def disk_full(path: Path, exc: BaseException) -> OSError | None:
+    """The plain "no space left" error a failed write of ``path`` stands for, or None. Writers report a full disk
+    in their own words (numpy: "21504 requested and 19424 written", FAISS: a RuntimeError naming a failed ``ret ==
+    (n)`` check): when the folder has almost no free space left, say what it is."""
+    if not isinstance(exc, OSError | RuntimeError) or getattr(exc, "errno", None) == errno.ENOSPC:
+        return None
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if free >= FULL_BELOW_BYTES:
+        return None
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:

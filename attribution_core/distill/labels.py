@@ -23,7 +23,7 @@ import numpy as np
 from ..attribute.interface import Attributor
 from ..core.errors import AttributionError
 from ..core.fileio import atomic_path, atomic_write_json
-from ..core.paths import project_root
+from ..core.paths import display_path, project_root
 from ..core.progress import CancelFlag, tracked
 from ..diffusion.data import tensor_image
 from ..diffusion.generation import Generation, SamplerSettings, png_bytes
@@ -100,9 +100,42 @@ def pending(out: Path, config: LabelConfig) -> list[int]:
     return [i for i in range(config.queries) if not label_path(out, i).is_file()]
 
 
+#: What a label record must hold (``label_query`` writes more): field -> (type, how to say it).
+LABEL_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "index": (int, "an integer"),
+    "model": (str, "a model fingerprint"),
+    "split": (str, '"train" or "validation"'),
+    "prompt": (str, "a string"),
+    "rows": (list, "a list of training rows"),
+}
+
+
 def read_labels(out: Path) -> list[dict]:
-    """Every label in ``out``, by query index."""
-    return [json.loads(p.read_text()) for p in sorted(out.glob("[0-9]*.json"))]
+    """Every label in ``out``, by query index, each checked.
+
+    Raises:
+        AttributionError: a damaged label (truncated, empty, a field missing or of the wrong type), named with how
+            to redo that query alone.
+    """
+    labels = []
+    for path in sorted(out.glob("[0-9]*.json")):
+        redo = "delete it and run `attribute distill label` again (only that query is redone)"
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise AttributionError(f"{display_path(path)}: damaged label ({exc}); {redo}") from None
+        if not isinstance(record, dict):
+            raise AttributionError(f"{display_path(path)}: damaged label (not a JSON object); {redo}")
+        for field, (kind, what) in LABEL_FIELDS.items():
+            value = record.get(field)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise AttributionError(f"{display_path(path)}: {field} must be {what}, not {value!r}; {redo}")
+        if record["split"] not in ("train", "validation") or not all(
+            isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in record["rows"]
+        ):
+            raise AttributionError(f"{display_path(path)}: damaged label (split or rows); {redo}")
+        labels.append(record)
+    return labels
 
 
 LabelEngine = Callable[[Sequence[int], LabelConfig], Iterator[tuple[bytes, dict]]]
@@ -143,7 +176,15 @@ def label_queries(
     }
     manifest = out / "labels.json"
     if manifest.is_file():
-        known = json.loads(manifest.read_text())
+        try:
+            known = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            known = None
+        if not isinstance(known, dict):
+            raise AttributionError(
+                f"{display_path(manifest)}: damaged (it records the settings the labels were made with); label into "
+                "another folder (--out), or remove the folder to start again"
+            )
         if known != identity:
             changed = sorted(k for k in identity if known.get(k) != identity[k])
             raise AttributionError(

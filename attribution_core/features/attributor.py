@@ -6,6 +6,7 @@ result = attributor.attribute([image], k=100)[0]   # top-100 + calibrated influe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ class FeatureOptions:
         for name, value in extra.items():
             owner = next((k for k in [chosen, *kinds] if k and any(p.name == name for p in k.params)), None)
             if owner is None:
-                known = sorted({p.name for k in kinds for p in k.params})
-                raise AttributionError(f"{where}: unknown option {name!r}; known: index, {', '.join(known)}")
+                own = [f.name for f in dataclasses.fields(cls) if f.name != cls.EXTRA]  # a subclass's too
+                known = own + sorted({p.name for k in kinds for p in k.params})
+                raise AttributionError(f"{where}: unknown option {name!r}; known: {', '.join(known)}")
             try:
                 out.update(owner.parse_params({name: value}))
             except AttributionError as exc:

@@ -62,10 +62,13 @@ class UnlearningAttributor(Attributor):
         data: TrainingSet | Callable[[], TrainingSet],
         config: UnlearningConfig,
         calibrator: Calibrator | None = None,
+        progress: bool = False,
     ):
         """``data``: the training set, or how to load it (then loaded by :meth:`prepare`, or when first needed);
-        ``calibrator``: fitted on ground truth (None: each image's share of the loss rise)."""
+        ``calibrator``: fitted on ground truth (None: each image's share of the loss rise); ``progress``: bars (with
+        ETA) on the terminal for the one-time Fisher and "before" losses."""
         self.spec = spec
+        self.progress = progress
         self.calibrator = calibrator
         self.name = spec.name
         self.model = model
@@ -118,7 +121,7 @@ class UnlearningAttributor(Attributor):
             return in_model_space(model, data)
 
         calibrator = space_calibrator(spec) if isinstance(spec.calibrator, Path) else None
-        return cls(spec, model, training_set, config, calibrator)
+        return cls(spec, model, training_set, config, calibrator, progress=progress)
 
     @property
     def options(self) -> UnlearningOptions:
@@ -192,9 +195,9 @@ class UnlearningAttributor(Attributor):
             for _ in Tracker(False, on_progress, cancel).track([None], "load the training set"):
                 self._data = self._load_data()
         if self._fisher is None:
-            self._fisher = cached_fisher(self.model, self.data, self.config, False, on_progress, cancel)
+            self._fisher = cached_fisher(self.model, self.data, self.config, self.progress, on_progress, cancel)
         if self._before is None:
-            self._before = cached_losses(self.model, self.data, self.config, False, on_progress, cancel)
+            self._before = cached_losses(self.model, self.data, self.config, self.progress, on_progress, cancel)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -47,7 +47,11 @@ def cached_fisher(
     path = cache_folder(model, data) / f"fisher-e{config.fisher_epochs}-s{config.seed}.safetensors"
     if path.is_file():
         return {k: v.double() for k, v in load_file(str(path)).items()}
-    log.info("computing the diagonal Fisher over %d training images and their flips (once per model)", len(data))
+    log.warning(
+        "first use of this model: computing the diagonal Fisher over %d training images and their flips (once; "
+        "cached beside the model, later queries skip it)",
+        len(data),
+    )
     fisher = diagonal_fisher(model, data, config, progress, on_progress, cancel)
     with atomic_path(path, ".safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in fisher.items()}, str(tmp))
@@ -67,7 +71,10 @@ def cached_losses(
     path = cache_folder(model, data) / f"losses-{key}.npy"
     if path.is_file():
         return np.load(path)
-    log.info("scoring %d training images and their flips before unlearning (once per model)", len(data))
+    log.warning(
+        "first use of these settings: scoring %d training images and their flips before unlearning (once; cached)",
+        len(data),
+    )
     losses = training_losses(model, data, config, progress, on_progress, cancel, stage="score before unlearning")
     with atomic_path(path, ".npy") as tmp:
         np.save(tmp, losses)
