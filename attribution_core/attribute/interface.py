@@ -36,7 +36,7 @@ from PIL import Image
 
 from ..core.config import parse_options
 from ..core.errors import AttributionError
-from ..core.images import QUERY_MAX_SIDE, load_rgb
+from ..core.images import QUERY_MAX_SIDE, check_shape, load_rgb
 from ..core.progress import CancelFlag, ProgressCallback, check_cancelled
 from ..diffusion.generation import prompt_of
 from .results import (
@@ -300,7 +300,10 @@ class Attributor(ABC):
                     f"{name}: attribution by {self.method} needs the prompt the image was generated from; pass "
                     "--prompt TEXT (images made by `attribute diffusion sample` carry it in their metadata)"
                 )
-            loaded = image if isinstance(image, Image.Image) else load_rgb(image, max_side=QUERY_MAX_SIDE)
+            if isinstance(image, Image.Image):  # handed in opened: the same shape rule as a file
+                loaded = check_shape(image, name)
+            else:
+                loaded = load_rgb(image, max_side=QUERY_MAX_SIDE)
             out.append(Query(name, loaded, prompt))
         return out
 

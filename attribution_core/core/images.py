@@ -101,6 +101,26 @@ def _decode(img: Image.Image, max_side: int | None) -> Image.Image:
     return _to_rgb(img).copy()
 
 
+def check_shape(img: Image.Image, name: str) -> Image.Image:
+    """``img`` unchanged, or a one-line error when no method should read it: more pixels than ``MAX_IMAGE_PIXELS``
+    or more elongated than ``MAX_ASPECT``:1. The one rule for every query, read from a file or handed in opened
+    (the Python API, the explorer).
+
+    Raises:
+        InputImageError: naming ``name``, the size and what to do.
+    """
+    if max(img.size) > MAX_ASPECT * max(1, min(img.size)):
+        raise InputImageError(
+            f"{name}: {img.width} x {img.height} pixels is too elongated (at most {MAX_ASPECT}:1; a "
+            "backbone would scale the short side up to its input size); crop it to the part that matters"
+        )
+    if img.width * img.height > MAX_IMAGE_PIXELS:
+        raise InputImageError(
+            f"{name}: image is too large (over the limit of {MAX_IMAGE_PIXELS:,} pixels); downscale it first"
+        )
+    return img
+
+
 def load_rgb(
     source: Path | str | bytes | BinaryIO, name: str | None = None, max_side: int | None = None
 ) -> Image.Image:
@@ -143,11 +163,7 @@ def load_rgb(
             with Image.open(opener) as img:
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise Image.DecompressionBombError("too many pixels")
-                if max(img.size) > MAX_ASPECT * max(1, min(img.size)):
-                    raise InputImageError(
-                        f"{name}: {img.width} x {img.height} pixels is too elongated (at most {MAX_ASPECT}:1; a "
-                        "backbone would scale the short side up to its input size); crop it to the part that matters"
-                    )
+                check_shape(img, name)
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 large = img.width * img.height > LARGE_PIXELS
