@@ -49,7 +49,7 @@ def capabilities(space_name: str) -> Capabilities:
 
 def build_demo_with_progress() -> None:
     """First launch: build the demo's feature spaces with a progress bar (driven by the build's own progress)
-    instead of failing. The diffusion test case (evaluation only, minutes more) is left to ``attribute demo``."""
+    instead of failing. The diffusion test case (evaluation only, minutes more) is built on its first need."""
     intro = "First launch: building the offline demo bundle (a few minutes)"
     bar = st.progress(0.0, text=f"{intro}…")
 

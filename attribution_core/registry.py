@@ -375,7 +375,8 @@ def _spec_from_entry(entry: object, i: int, base: Path, shown: str) -> SpaceSpec
     values.setdefault("description", f"declared in {shown}")
     for key, value in values.items():
         expected = _FIELD_KINDS.get(key)
-        if expected is not None and value is not None and (not isinstance(value, expected[0]) or value == ""):
+        empty_path = key in _PATH_FIELDS and value == ""
+        if expected is not None and value is not None and (not isinstance(value, expected[0]) or empty_path):
             raise AttributionError(
                 f"{shown}: space {entry['name']!r}: {key} must be {expected[1]}, not {json.dumps(value, default=str)}"
             )

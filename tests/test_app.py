@@ -147,7 +147,7 @@ def test_first_launch_builds_the_demo_instead_of_failing(tmp_path, monkeypatch) 
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert (tmp_path / "feats" / "demo" / "efficientnet_lite0" / "train" / "meta.json").is_file()
     assert any(t.startswith("Remaining influence:") for t in texts(at))
-    # the diffusion test case (evaluation only, minutes more) is left to `attribute demo`
+    # the diffusion test case (evaluation only, minutes more) is built on its first need
     assert not (tmp_path / "dataset" / "json" / "test_demo_diffusion.json").exists()
     st.cache_resource.clear()
     st.cache_data.clear()

@@ -89,7 +89,7 @@ def test_tuned_space_beats_the_untuned_backbone_on_held_out_exemplars(demo_bundl
 
 
 def test_the_diffusion_test_case_is_written_in_the_abc_format_and_evaluated(demo_bundle, tmp_path, monkeypatch) -> None:
-    """One model of the diffusion test case, built as ``attribute demo`` builds all ten (customise the demo model
+    """One model of the diffusion test case, built as its first need builds all ten (customise the demo model
     on its exemplars, generate with the new token), in a separate home: the AbC format plus each image's prompt and
     its customised model; the PNGs carry their prompt; unlearning evaluates it (every exemplar ranked among the
     corpus and the exemplars, better than chance on average)."""

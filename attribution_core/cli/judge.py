@@ -33,13 +33,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if min(args.ks) < 1:
         raise AttributionError(f"--ks must be at least 1, not {min(args.ks)}")
+    if args.max_per_type is not None and args.max_per_type < 1:
+        raise AttributionError(f"--max-per-type must be at least 1, not {args.max_per_type}")
     ensure_diffusion_test_case(args.test_cases, progress=not args.quiet)  # the demo's, built on first need
-    test_cases = [read_test_case(p) for p in args.test_cases]
+    test_cases = [read_test_case(project_file(p)) for p in args.test_cases]
     if args.max_per_type is not None:
         from ..data.testcase import first_per_type
 
-        if args.max_per_type < 1:
-            raise AttributionError(f"--max-per-type must be at least 1, not {args.max_per_type}")
         test_cases = [first_per_type(tc, args.max_per_type) for tc in test_cases]  # every space, the same queries
     if args.describe:
         for tc in test_cases:

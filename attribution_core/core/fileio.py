@@ -57,8 +57,8 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
             os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException as exc:
+        full = disk_full(path, exc)  # measured before the partial file is removed: it is what filled the disk
         tmp.unlink(missing_ok=True)
-        full = disk_full(path, exc)
         if full is not None:
             raise full from None
         raise

@@ -86,8 +86,9 @@ def build_demo(
     Args:
         progress: tqdm bars on the terminal.
         on_progress: called as each stage advances (images, extraction per backbone, tuned space).
-        diffusion_test_case: build the diffusion test case too (``attribute demo`` does; the explorer's first
-            launch does not, so that it answers sooner: the test case is built by the next ``attribute demo``).
+        diffusion_test_case: build the diffusion test case too (``attribute demo --with-test-case`` does, and
+            evaluation on its first need; ``attribute demo`` and the explorer's first launch do not, so that a first
+            run answers sooner).
 
     Returns:
         The demo spaces, ready.
@@ -185,7 +186,10 @@ def ensure_diffusion_test_case(files: Sequence[Path | str], progress: bool = Tru
     only read by evaluation and calibration: ``attribute demo`` leaves it out, so that a first run answers sooner).
     About 4 minutes on 2 cores, once; the customised models already made are kept if interrupted."""
     target = diffusion_json().resolve()
-    if target.is_file() or not any(Path(f).resolve() == target for f in files):
+    named = {Path(f).resolve() for f in files} | {
+        (project_root() / f).resolve() for f in files if not Path(f).is_absolute()
+    }
+    if target.is_file() or target not in named:
         return
     if not (demo_model_dir() / "model_index.json").is_file():
         return  # no demo model to customise: the reader says the file is missing

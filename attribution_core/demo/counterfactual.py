@@ -56,7 +56,10 @@ def base_spaces() -> list[SpaceSpec]:
     ]
     student = student_dir(fingerprint)
     if (student / "student.json").is_file():
-        backbone = json.loads((student / "student.json").read_text()).get("backbone", "efficientnet_lite0")
+        try:  # damaged: the space is listed not ready (its loader says why), no command fails for it
+            backbone = str(json.loads((student / "student.json").read_text()).get("backbone", "efficientnet_lite0"))
+        except (OSError, ValueError, AttributeError):
+            backbone = ""
         specs.append(
             SpaceSpec(
                 name=DISTILLED_SPACE,

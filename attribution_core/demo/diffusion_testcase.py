@@ -2,7 +2,8 @@
 model: customise it on each model's exemplars (Custom Diffusion, a new token per model), then *generate* images
 with the customised model. Every generated image is influenced by its model's exemplars by construction.
 
-Written once by ``attribute demo`` (resumable per model; about 25 s per model on 2 cores), in the AbC test-case
+Written once, on its first need (``attribute evaluate``/``calibrate`` on it, or ``attribute demo --with-test-case``;
+resumable per model; about 25 s per model on 2 cores), in the AbC test-case
 format plus, per entry, ``prompts`` (each generated image's prompt) and ``customized`` (the delta's folder).
 """
 
