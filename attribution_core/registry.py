@@ -59,14 +59,14 @@ def load_parts() -> None:
     global _BUILTIN_LOADED
     if not _BUILTIN_LOADED:
         _BUILTIN_LOADED = True
-        from . import builtin
+        from .builtin import JUDGES, METHODS, SPACE_PROVIDERS, TESTBEDS
 
-        for name, (module, options) in builtin.METHODS.items():
+        for name, (module, options) in METHODS.items():
             register_lazy_method(name, module, options)
-        _PROVIDERS[:0] = [p for p in builtin.SPACE_PROVIDERS if p not in _PROVIDERS]
-        for name, module in builtin.JUDGES.items():
+        _PROVIDERS[:0] = [p for p in SPACE_PROVIDERS if p not in _PROVIDERS]
+        for name, module in JUDGES.items():
             _LAZY_JUDGES.setdefault(name, module)
-        for name, where in builtin.TESTBEDS.items():
+        for name, where in TESTBEDS.items():
             _TESTBEDS.setdefault(name, where)
     load_plugins()
 

@@ -1,6 +1,7 @@
 """The contract every method and door shares: the ``Attributor`` interface and its one ``attribute()`` template
-(``interface``), the method-neutral result (``results``), calibrated influence (``calibration``), what a space is
-(``spaces``), and one method's scores laid onto another training set (``rows``)."""
+(``interface``; what callers hand it, checked: ``inputs``), the method-neutral result (``results``), calibrated
+influence (``calibration``), what a space is (``spaces``), and one method's scores laid onto another training set
+(``rows``)."""
 
 from .calibration import Calibrator, load_calibrator, save_calibrator, soft_influence
 from .interface import (

@@ -39,6 +39,7 @@ from ..core.errors import AttributionError
 from ..core.images import QUERY_MAX_SIDE, check_shape, load_rgb
 from ..core.progress import CancelFlag, ProgressCallback, check_cancelled
 from ..diffusion.generation import prompt_of
+from .inputs import MAX_PROMPT_CHARS, QueryImage, check_k, check_ks, check_prompt, query_names
 from .results import (
     CSV_FIELDS,
     SCORE_KINDS,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSV_FIELDS",
+    "MAX_PROMPT_CHARS",
     "SCORE_KINDS",
     "Attribution",
     "AttributionResult",
@@ -67,13 +69,12 @@ __all__ = [
     "TrainingRecord",
     "check_k",
     "check_ks",
+    "check_prompt",
     "query_names",
     "ranking_from_scores",
     "results_to_csv",
     "results_to_jsonl",
 ]
-
-QueryImage = Image.Image | Path | str
 
 
 @dataclass(frozen=True)
@@ -389,41 +390,3 @@ def ranking_from_scores(
 def elapsed_ms(t0: float, n: int = 1) -> float:
     """Milliseconds since ``t0`` (``time.perf_counter``), per query of ``n``."""
     return (time.perf_counter() - t0) * 1000 / max(1, n)
-
-
-def query_names(images: Sequence[QueryImage], names: Sequence[str] | None) -> list[str]:
-    """``names``, or each image's path, or "image i"."""
-    if names is not None:
-        return list(names)
-    return [str(im) if not isinstance(im, Image.Image) else f"image {i}" for i, im in enumerate(images)]
-
-
-def check_k(k: int, name: str = "--top-k") -> int:
-    """``k`` as an int >= 1, or a one-line error naming it as the caller's door does (``--top-k``, ``k``)."""
-    if int(k) < 1:
-        raise AttributionError(f"{name} must be at least 1 (got {k})")
-    return int(k)
-
-
-#: Longest prompt accepted, in characters (a text encoder reads a few dozen tokens; longer text is a mistake).
-MAX_PROMPT_CHARS = 1000
-
-
-def check_prompt(prompt: str | None, name: str) -> str | None:
-    """``prompt``, or a one-line error naming the query when it is absurdly long."""
-    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-        raise AttributionError(
-            f"{name}: the prompt is {len(prompt):,} characters long; at most {MAX_PROMPT_CHARS:,} are accepted "
-            "(the text encoder reads the first few dozen words)"
-        )
-    return prompt
-
-
-def check_ks(k: int | Sequence[int], n: int) -> list[int]:
-    """One checked k per query: ``k`` for all ``n``, or the ``n`` given."""
-    if isinstance(k, (int, np.integer)):
-        return [check_k(int(k))] * n
-    ks = [check_k(x) for x in k]
-    if len(ks) != n:
-        raise AttributionError(f"{len(ks)} values of k for {n} query images")
-    return ks

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from ..attribute.interface import check_k
+    from ..attribute.inputs import check_k
     from ..core.images import QUERY_MAX_SIDE, load_rgb
     from ..registry import create_attributor
 
@@ -51,7 +51,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from ..attribute.interface import check_k
+    from ..attribute.inputs import check_k
     from ..core.images import QUERY_MAX_SIDE, load_rgb
     from ..demo.diffusion import unlearning_space
     from ..registry import create_attributor

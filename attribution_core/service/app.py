@@ -24,7 +24,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
-from ..attribute.interface import check_k, check_prompt
+from ..attribute.inputs import check_k, check_prompt
 from ..attribute.spaces import training_set_note
 from ..core.errors import AttributionError, SpaceNotReadyError
 from ..core.images import QUERY_MAX_SIDE, load_rgb, release_memory, thumbnail
