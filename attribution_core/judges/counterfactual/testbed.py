@@ -75,9 +75,9 @@ class Testbed(ABC):
         Raises:
             AttributionError: a method that is none of these (one line listing what there is).
         """
-        from ...registry import list_spaces
+        from ...registry import all_spaces
 
-        spaces = [s.spec.name for s in list_spaces()]
+        spaces = [s.name for s in all_spaces()]  # names only: no readiness checks
         unknown = [m for m in config.methods if m != "random" and m not in self.own_methods and m not in spaces]
         known = ", ".join(["random", *self.own_methods, *spaces])
         if unknown or not config.methods:
