@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attribution_core.diffusion import ModelConfig, TrainConfig
-from attribution_core.diffusion.train import _step_batch
+from attribution_core.diffusion.train import step_batch
 from attribution_core.judges.counterfactual import markdown_table, query_loss, removal_key, retrain_without, summarise
 
 from .helpers import tiny_training_set
@@ -55,8 +55,8 @@ def test_a_paired_retrain_sees_the_base_batches_with_only_the_removed_images_rep
         return torch.equal(x, data.images[row]) or torch.equal(x, data.images[row].flip(-1))
 
     for step in range(40):
-        full = _step_batch(data, step, TRAIN, 1000)
-        paired = _step_batch(data, step, TRAIN, 1000, kept)
+        full = step_batch(data, step, TRAIN, 1000)
+        paired = step_batch(data, step, TRAIN, 1000, kept)
         # every timestep and noise draw is the base model's
         assert torch.equal(full[2], paired[2]) and torch.equal(full[3], paired[3])
         for slot in range(TRAIN.batch_size):

@@ -50,14 +50,14 @@ def data_fingerprint(data: TrainingSet) -> str:
     return h.hexdigest()[:16]
 
 
-def _lr(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _step_batch(data: TrainingSet, step: int, cfg: TrainConfig, n_timesteps: int, kept: torch.Tensor | None = None):
+def step_batch(data: TrainingSet, step: int, cfg: TrainConfig, n_timesteps: int, kept: torch.Tensor | None = None):
     """The seeded random choices of one step.
 
     ``kept`` (paired leave-K-out retraining, docs/method.md §7): the rows that may be trained on. A slot whose
@@ -108,7 +108,7 @@ def train_diffusion(
         out: the model folder; ``out/checkpoint/`` holds the resumable state while training.
         stop_after: stop (checkpointed) after this many steps in this run, as an interruption would.
         exclude: rows of ``data`` never trained on, with every other random choice kept as training on all of
-            ``data`` makes it (paired leave-K-out retraining; see ``_step_batch``).
+            ``data`` makes it (paired leave-K-out retraining; see ``step_batch``).
     """
     out = Path(out)
     started = time.perf_counter()
@@ -137,9 +137,9 @@ def train_diffusion(
     model.unet.train()
     model.text_encoder.train()
     for step in steps:
-        batch, captions, t, noise = _step_batch(data_on_device, step, config, model_config.num_train_timesteps, kept)
+        batch, captions, t, noise = step_batch(data_on_device, step, config, model_config.num_train_timesteps, kept)
         for group in opt.param_groups:
-            group["lr"] = _lr(step, config)
+            group["lr"] = lr_at(step, config)
         loss = model.losses(batch, model.encode_prompts(captions), t.to(device), noise.to(device)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

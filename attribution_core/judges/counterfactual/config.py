@@ -21,9 +21,16 @@ class BaseModelConfig:
 
     testbed: str = option("demo-photos", "the registered testbed: the training set's subjects and the queries' prompts")
     photos: tuple[str, ...] = option((), "subjects (corpus photos) in the training set (default: every one)")
-    views_per_photo: int = option(8, "training images per photo (its first views)", minimum=1)
-    steps: int = option(1000, "training steps of the base model and of every retrain", minimum=1)
-    batch_size: int = option(32, "images per training step", minimum=1)
+    views_per_photo: int = option(
+        0, "training images per subject (its first views; 0: the testbed's: demo-photos 8, demo-shapes 4)", minimum=0
+    )
+    steps: int = option(
+        0,
+        "training steps of the base model and of every retrain (0: the testbed's: demo-photos 1000, demo-shapes "
+        "150 fine-tuning steps)",
+        minimum=0,
+    )
+    batch_size: int = option(0, "images per training step (0: the testbed's, 32)", minimum=0)
     ema_decay: float = option(
         0.95,
         "EMA decay of the weights (short runs need a short average: 0.995 would keep ~37% of the random init)",
@@ -31,10 +38,22 @@ class BaseModelConfig:
         maximum=1,
     )
     seed: int = option(0, "training seed of the base model and every retrain (same seed, same schedule)")
-    loss_timesteps: int = option(
-        100, "timesteps, strided over the schedule, at which the query's loss is measured", minimum=1
+    training_seeds: tuple[int, ...] = option(
+        (),
+        "training seeds of every subset model, the measured loss averaged over them (default: the testbed's: "
+        "demo-photos --seed alone, demo-shapes 0 1 2)",
     )
-    loss_draws: int = option(4, "fixed noise draws per timestep for the query's loss", minimum=1)
+    loss_timesteps: int = option(
+        0,
+        "timesteps, strided over the schedule, at which the query's loss is measured (0: the testbed's: demo-photos "
+        "100, demo-shapes 24)",
+        minimum=0,
+    )
+    loss_draws: int = option(
+        0,
+        "fixed noise draws per timestep for the query's loss (0: the testbed's: demo-photos 4, demo-shapes 2)",
+        minimum=0,
+    )
     paired: bool = option(
         True,
         "retrain on the base model's own sequence of batches, noise and timesteps, each slot that drew a removed "

@@ -21,7 +21,7 @@ from ...core.fileio import atomic_write_json
 from ...core.paths import project_root
 from ...core.progress import tracked
 from ...diffusion.data import TrainingSet, tensor_image
-from ...diffusion.model import TextToImageModel
+from ...diffusion.model import MODEL_INDEX, TextToImageModel
 from .base_model import is_default_base, record_base
 from .config import LdsConfig
 from .lds import LdsTable, lds_table
@@ -71,22 +71,30 @@ def lds_cache() -> Path:
 def train_lds_models(
     config: LdsConfig, out: Path, testbed: Testbed, progress: bool = True
 ) -> tuple[TrainingSet, np.ndarray]:
-    """Train (or find cached) the base model and every subset model on ``testbed``'s training set; the subsets are
-    saved to ``out``."""
+    """Train (or find cached) the base model and every subset model under every training seed on ``testbed``'s
+    training set (seed by seed, so an interrupted sweep already holds whole seeds); the subsets are saved to
+    ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     default_base = is_default_base(config, testbed)
     config = testbed.resolve(config)
-    model_config, train = config.model_config(), config.train_config()
-    data = counterfactual_training_set(config, model_config.resolution, testbed)
+    data = counterfactual_training_set(config, testbed.resolution(config), testbed)
     member = draw_subsets(len(data), config.subsets, config.alpha, config.subset_seed)
     save_subsets(member, data, out / SUBSETS)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
-    base = retrain_without(data, [], lds_cache(), model_config, train, progress)
-    folder = lds_cache() / removal_key([], data, model_config, train)
+    retrainer = testbed.retrainer(config, data, lds_cache())
+    base = retrainer.model([], config.seed, progress)
     if default_base:
+        folder = lds_cache() / retrainer.key([], config.seed)
         record_base(lds_cache(), folder, base.fingerprint(), data.paths, data.captions, data.root)
-    for _ in subset_models(data, member, lds_cache(), model_config, train, progress, config.paired):
-        pass
+    jobs = [(j, s) for s in config.training_seeds for j in range(len(member))]
+    todo = [
+        (j, s)
+        for j, s in jobs
+        if not (lds_cache() / retrainer.key(np.flatnonzero(~member[j]), s) / MODEL_INDEX).is_file()
+    ]
+    log.info("%d of %d subset models to train (%d seeds)", len(todo), len(jobs), len(config.training_seeds))
+    for j, s in tracked(jobs, "subset models", progress=progress, unit="model"):
+        retrainer.model(np.flatnonzero(~member[j]), s)
     return data, member
 
 

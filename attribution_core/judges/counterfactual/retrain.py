@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,3 +75,34 @@ def retrain_without(
             train_diffusion(data.subset(keep), folder, model_config, train, progress=progress)
         atomic_write_json(folder / "removed.json", sorted(data.paths[int(i)] for i in removed))
     return load_model(folder, resolve_device(train.device))
+
+
+class Retrainer(ABC):
+    """How a testbed's models are made (docs/method.md §7, §8): the model trained on the training set minus some
+    rows, under one training seed, cached by a key so that each is trained once and shared by every query."""
+
+    @abstractmethod
+    def key(self, removed: Sequence[int], seed: int) -> str:
+        """The cache key of the model without ``removed`` under training seed ``seed``."""
+
+    @abstractmethod
+    def model(self, removed: Sequence[int], seed: int, progress: bool = False) -> TextToImageModel:
+        """That model (trained now unless cached)."""
+
+
+class ScratchRetrainer(Retrainer):
+    """Training from scratch (the photo testbed): ``retrain_without`` under the schedule with ``seed``."""
+
+    def __init__(self, data: TrainingSet, cache: Path, model_config: ModelConfig, train: TrainConfig, paired: bool):
+        self.data, self.cache, self.model_config, self.train, self.paired = data, cache, model_config, train, paired
+
+    def _train(self, seed: int) -> TrainConfig:
+        return self.train if seed == self.train.seed else dataclasses.replace(self.train, seed=seed)
+
+    def key(self, removed: Sequence[int], seed: int) -> str:
+        return removal_key(removed, self.data, self.model_config, self._train(seed), self.paired)
+
+    def model(self, removed: Sequence[int], seed: int, progress: bool = False) -> TextToImageModel:
+        return retrain_without(
+            self.data, removed, self.cache, self.model_config, self._train(seed), progress, self.paired
+        )
