@@ -32,5 +32,5 @@ JUDGES: dict[str, str] = {
 #: testbed name -> "module:Class" of the ``Testbed`` the counterfactual judges retrain on
 TESTBEDS: dict[str, str] = {
     "demo-photos": "attribution_core.demo.testbed:PhotoTestbed",
-    "demo-shapes": "attribution_core.demo.shapes_testbed:ShapesTestbed",
+    "finetune": "attribution_core.demo.shapes_testbed:ShapesTestbed",
 }

@@ -48,12 +48,14 @@ def lds_main(argv: list[str]) -> None:
     build_demo(progress=True)
     started = time.perf_counter()
     cached = {p.name for p in lds_cache().iterdir()} if lds_cache().is_dir() else set()
-    data = run_lds(config, create_testbed(config.testbed))
-    table = report_lds(data, config, default_lds_output())
+    testbed = create_testbed(config.testbed)
+    out = default_lds_output(config.testbed)
+    data = run_lds(config, testbed, out)
+    table = report_lds(data, testbed.resolve(config), out)
     trained = {p.name for p in lds_cache().iterdir()} - cached
     print(
-        f"\nLDS over {len(data.member)} subset models x {len(data.reported)} reported queries "
-        f"(+ {len(data.validation)} validation); this run took {time.perf_counter() - started:.0f} s on "
+        f"\nLDS ({config.track} track) over {len(data.member)} subset models x "
+        f"{len(data.reported or data.validation)} queries; this run took {time.perf_counter() - started:.0f} s on "
         f"{_device_name(config.device)}, {len(trained)} models trained in it\n"
     )
     print(table)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..core.errors import AttributionError
 from ..diffusion.data import TrainingSet
-from .interface import Attributor
+from .interface import Attributor, Candidates, Sample
 
 
 def scores_and_influence(
@@ -42,3 +42,18 @@ def scores_and_influence(
 def method_scores(attributor: Attributor, query: Image.Image, prompt: str | None, data: TrainingSet) -> np.ndarray:
     """Any method's raw scores of the rows of ``data`` for ``query`` (higher = more influential)."""
     return scores_and_influence(attributor, query, prompt, data)[0]
+
+
+def rows_held(attributor: Attributor, data: TrainingSet) -> np.ndarray | None:
+    """The attributor's row of each of ``data``'s images, matched by file; None when it lacks some of them."""
+    row = {str(Path(attributor.training_record(r).path).resolve()): r for r in range(len(attributor))}
+    rows = [row.get(str((data.root / p).resolve())) for p in data.paths]
+    return None if any(r is None for r in rows) else np.asarray(rows, dtype=np.int64)
+
+
+def scores_of_files(attributor: Attributor, queries: list[Sample], data: TrainingSet) -> np.ndarray:
+    """Any method's raw scores [nq, len(data)] of ``data``'s images for query files it has never seen in training:
+    its candidate scores with ``data``'s images (and captions) as the extra candidates (one call, each image
+    embedded once)."""
+    extra = tuple(Sample(data.root / p, c) for p, c in zip(data.paths, data.captions, strict=True))
+    return np.asarray(attributor.candidate_scores(queries, Candidates(np.zeros(0, dtype=np.int64), extra)))

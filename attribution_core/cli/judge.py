@@ -122,12 +122,13 @@ def cmd_lds(args: argparse.Namespace) -> int:
     from ..registry import create_testbed
 
     config = config_from_args(LdsConfig, args)
-    out = Path(args.out) if args.out else default_lds_output()
+    out = Path(args.out) if args.out else default_lds_output(config.testbed)
     testbed = create_testbed(config.testbed)
     if args.train_only:
         train_lds_models(config, out, testbed, progress=not args.quiet)
         return 0
-    print(report_lds(run_lds(config, testbed, out, progress=not args.quiet), config, out), end="")
+    data = run_lds(config, testbed, out, progress=not args.quiet)
+    print(report_lds(data, testbed.resolve(config), out), end="")
     return 0
 
 

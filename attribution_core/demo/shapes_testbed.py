@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from PIL import Image
@@ -81,7 +81,7 @@ class ShapesTestbed(Testbed):
 
     name = "demo shapes (fine-tune)"
     own_methods = ("unlearning",)
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         "views_per_photo": DRAWINGS,
         "steps": 150,
         "batch_size": 32,

@@ -13,7 +13,7 @@ from ..attribute.spaces import SpaceSpec
 from ..core.errors import AttributionError
 from ..diffusion.data import TrainingSet
 from ..diffusion.model import TextToImageModel
-from ..judges.counterfactual.testbed import Testbed
+from ..judges.counterfactual.testbed import QuerySpec, Testbed
 from .diffusion import demo_training_set
 from .layout import VIEWS_PER_PHOTO
 from .synthesis import PHOTO_NOUNS
@@ -50,6 +50,16 @@ class PhotoTestbed(Testbed):
         reported): four other photos, seed 101."""
         photos = tuple(PHOTO_NOUNS)
         return tuple(f"{p}:101" for p in photos[12:16]) if validation else tuple(f"{p}:1" for p in photos[:12])
+
+    def lds_queries(self, config, validation: bool) -> list[QuerySpec]:
+        """The LDS's queries on new prompts, not new seeds: reported, the first 12 photos (``--seeds``); validation,
+        the other 5 (``--validation-seeds``); one generation per photo and seed, clustered by photo."""
+        photos = [p for p in self.subjects if p in config.photos]
+        chosen, seeds = (photos[12:], config.validation_seeds) if validation else (photos[:12], config.seeds)
+        if not chosen:
+            chosen = photos  # a trial configuration of fewer photos: the seeds alone tell the tracks apart
+        return [QuerySpec(f"{p}-s{s}", self.prompt(p), f"{p}-s{s}" if len(photos) <= 12 else p, "gen", s)
+                for s in seeds for p in chosen]  # fmt: skip
 
     def _unlearning_config(self, device: str):
         from ..unlearning.config import UnlearningConfig

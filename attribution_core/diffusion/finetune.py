@@ -79,7 +79,7 @@ def finetune(
     model: TextToImageModel,
     data: TrainingSet,
     words: Sequence[str],
-    config: FinetuneConfig = FinetuneConfig(),  # noqa: B008
+    config: FinetuneConfig = FinetuneConfig(),
     exclude: Sequence[int] = (),
     progress: bool = False,
 ) -> TextToImageModel:

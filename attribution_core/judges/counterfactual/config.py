@@ -10,8 +10,15 @@ from ...core.config import option
 from ...core.constants import DEFAULT_DEVICE, DEVICE_HELP
 from ...diffusion.config import ModelConfig, TrainConfig
 
-#: Methods compared: unlearning, the demo feature spaces, and query-independent random scores.
-METHODS = ("unlearning", "demo_efficientnet_lite0_tuned", "demo_efficientnet_lite0", "demo_pixel", "random")
+#: Methods compared: unlearning, the demo feature spaces, and the baselines: the caption-only rule and random scores.
+METHODS = (
+    "unlearning",
+    "demo_efficientnet_lite0_tuned",
+    "demo_efficientnet_lite0",
+    "demo_pixel",
+    "caption-only",
+    "random",
+)
 
 
 @dataclass(frozen=True)
@@ -22,11 +29,11 @@ class BaseModelConfig:
     testbed: str = option("demo-photos", "the registered testbed: the training set's subjects and the queries' prompts")
     photos: tuple[str, ...] = option((), "subjects (corpus photos) in the training set (default: every one)")
     views_per_photo: int = option(
-        0, "training images per subject (its first views; 0: the testbed's: demo-photos 8, demo-shapes 4)", minimum=0
+        0, "training images per subject (its first views; 0: the testbed's: demo-photos 8, finetune 4)", minimum=0
     )
     steps: int = option(
         0,
-        "training steps of the base model and of every retrain (0: the testbed's: demo-photos 1000, demo-shapes "
+        "training steps of the base model and of every retrain (0: the testbed's: demo-photos 1000, finetune "
         "150 fine-tuning steps)",
         minimum=0,
     )
@@ -41,17 +48,17 @@ class BaseModelConfig:
     training_seeds: tuple[int, ...] = option(
         (),
         "training seeds of every subset model, the measured loss averaged over them (default: the testbed's: "
-        "demo-photos --seed alone, demo-shapes 0 1 2)",
+        "demo-photos --seed alone, finetune 0 1 2)",
     )
     loss_timesteps: int = option(
         0,
         "timesteps, strided over the schedule, at which the query's loss is measured (0: the testbed's: demo-photos "
-        "100, demo-shapes 24)",
+        "100, finetune 24)",
         minimum=0,
     )
     loss_draws: int = option(
         0,
-        "fixed noise draws per timestep for the query's loss (0: the testbed's: demo-photos 4, demo-shapes 2)",
+        "fixed noise draws per timestep for the query's loss (0: the testbed's: demo-photos 4, finetune 2)",
         minimum=0,
     )
     paired: bool = option(
@@ -122,15 +129,19 @@ class LdsConfig(BaseModelConfig):
     seeds: tuple[int, ...] = option((1, 2), "generation seeds of the reported queries (one query per photo and seed)")
     validation_seeds: tuple[int, ...] = option((101,), "generation seeds of the validation queries")
     bootstrap: int = option(
-        10_000, "bootstrap resamples of the queries for the intervals of paired differences", minimum=100
+        2_000,
+        "bootstrap resamples (query clusters and subset models together) for every interval",
+        minimum=100,
     )
-    tau: str = option(
-        "influence",
-        "a method's attribution tau: its influence (the share it reports, from its own influence rule; chosen on the "
-        "validation queries) or its raw score",
+    track: str = option(
+        "reported",
+        "validation: measure the validation queries, choose every setting on them and freeze the choices "
+        "(frozen.json); reported: measure the reported queries under the frozen choices",
+    )
+    no_validation: bool = option(
+        False, "run the reported track without a frozen validation (its report says so)", flag="--no-validation"
     )
 
-    def queries(self, validation: bool = False) -> tuple[tuple[str, int], ...]:
-        """One query per photo and seed: the reported ones, or the validation ones (other seeds)."""
-        seeds = self.validation_seeds if validation else self.seeds
-        return tuple((p, s) for s in seeds for p in self.photos)
+    def identity(self) -> dict:
+        """What a frozen validation holds for: every setting but the track and how the run is carried out."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("track", "no_validation", "device", "bootstrap")}

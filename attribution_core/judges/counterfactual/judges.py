@@ -4,6 +4,7 @@ options name, and the report is the one shape (``judges.report``) beside the che
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from pathlib import Path
 
@@ -45,16 +46,11 @@ class LdsJudge(Judge):
         testbed = create_testbed(options.testbed)
         work = out / RUN_FOLDER
         data = run_lds(options, testbed, work, progress)
-        markdown = report_lds(data, options, work)
-        table = data.table(False, options.bootstrap)
-        rows = [{"kind": "lds", "method": s["method"], "other": "", **_stats(s)} for s in table.summary]
-        rows += [
-            {"kind": "difference", "method": d["a"], "other": d["b"], "mean": d["mean"], "se": float("nan"),
-             "low": d["low"], "high": d["high"], "queries": d["queries"]}
-            for d in table.differences
-        ]  # fmt: skip
+        markdown = report_lds(data, testbed.resolve(options), work)
+        folder = work / "validation" if options.track == "validation" else work
+        with (folder / "table.csv").open() as f:
+            rows = [
+                {k: (float(v) if k in ("mean", "low", "high", "p_holm") and v else v) for k, v in r.items()}
+                for r in csv.DictReader(f)
+            ]
         return JudgeReport(self.name, rows, dataclasses.asdict(testbed.resolve(options)), markdown)
-
-
-def _stats(s: dict) -> dict:
-    return {"mean": s["mean"], "se": s["se"], "low": float("nan"), "high": float("nan"), "queries": s["queries"]}

@@ -1,6 +1,7 @@
-"""The LDS report: ``table.md`` and ``table.csv`` (each method's mean ± s.e. over queries, then every pairwise
-difference with its bootstrap interval), ``lds.png`` (LDS per method with intervals) and ``scatter.png``
-(predicted against measured effect for a few queries), all under the output folder."""
+"""The LDS report (docs/counterfactual.md): ``table.md`` (both rules' tables per track, the pre-registered comparisons
+with adjusted intervals, what the run was validated with), ``table.csv``, ``per_query.csv``, ``lds.png`` (each
+method's LDS per query with its interval, raw rule) and ``scatter.png`` (predicted against measured effect for a few
+queries); the validation track writes the same under ``validation/`` and freezes its choices in ``frozen.json``."""
 
 from __future__ import annotations
 
@@ -11,41 +12,67 @@ from pathlib import Path
 import numpy as np
 
 from ...core.fileio import atomic_path
+from ..report import code_commit
 from .config import LdsConfig
-from .lds import LdsTable, predicted_effects
+from .lds import predicted_effects
 from .lds_run import LdsData
+from .lds_tables import CEILING, RULES, TrackTable, choose, freeze, load_frozen, tables
 
 
-def markdown(table: LdsTable) -> str:
-    """Two Markdown tables: LDS per method (mean ± s.e., queries), and paired differences with 95% intervals."""
-    lines = ["| method | LDS (mean ± s.e.) | queries |", "|---|---:|---:|"]
-    for s in sorted(table.summary, key=lambda s: -s["mean"]):
-        lines.append(f"| {s['method']} | {s['mean']:.3f} ± {s['se']:.3f} | {s['queries']} |")
-    lines += [
-        "",
-        "| difference | mean | 95% bootstrap interval | excludes 0 | queries where the first is higher |",
-        "|---|---:|---|---|---:|",
-    ]
-    for d in table.differences:
-        lines.append(
-            f"| {d['a']} − {d['b']} | {d['mean']:+.3f} | [{d['low']:+.3f}, {d['high']:+.3f}] | "
-            f"{'yes' if d['excludes_zero'] else 'no'} | {d['a_wins']} of {d['queries']} |"
-        )
-    return "\n".join(lines) + "\n"
+def markdown(results: list[TrackTable], notes: list[str]) -> str:
+    """Per rule and track: every method's mean LDS with its 95% interval and its distance to caption-only and to the
+    ceiling; then the pre-registered comparisons (Bonferroni-adjusted intervals, Holm p); then the notes."""
+    lines: list[str] = []
+    for t in results:
+        lines += [
+            f"### {RULES[t.rule]} — {t.track} track ({t.queries} queries, {t.clusters} clusters)",
+            "",
+            "| method | LDS | 95% interval (clusters × models) | − caption-only | − ceiling |",
+            "|---|---:|---|---:|---:|",
+        ]
+        for r in t.rows:
+            cap, ceil = r.get("minus_caption"), r.get("minus_ceiling")
+            lines.append(
+                f"| {r['method']} | {r['mean']:.3f} | [{r['low']:+.3f}, {r['high']:+.3f}] | "
+                f"{'' if cap is None else f'{cap:+.3f}'} | {'' if ceil is None else f'{ceil:+.3f}'} |"
+            )
+        if t.comparisons:
+            lines += ["", "| pre-registered comparison | difference | adjusted interval | Holm p | verdict |",
+                      "|---|---:|---|---:|---|"]  # fmt: skip
+            for c in t.comparisons:
+                lines.append(
+                    f"| {c['a']} − {c['b']} | {c['mean']:+.3f} | [{c['low']:+.3f}, {c['high']:+.3f}] | "
+                    f"{c['p_holm']:.3f} | {c['verdict']} |"
+                )
+        lines.append("")
+    return "\n".join(lines + [f"- {n}" for n in notes]) + "\n"
 
 
-def csv_text(table: LdsTable) -> str:
-    """One row per method and one per pair: ``kind, method, other, mean, se, low, high, queries``."""
+def csv_text(results: list[TrackTable]) -> str:
+    """One row per (rule, track, method) and per comparison."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["kind", "method", "other", "mean", "se", "low", "high", "queries"])
+    fields = ["kind", "rule", "track", "method", "other", "mean", "low", "high", "p_holm", "verdict"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    for s in table.summary:
-        writer.writerow({"kind": "lds", **s, "other": "", "low": "", "high": ""})
-    for d in table.differences:
-        writer.writerow(
-            {"kind": "difference", "method": d["a"], "other": d["b"], "mean": d["mean"], "se": "",
-             "low": d["low"], "high": d["high"], "queries": d["queries"]}
-        )  # fmt: skip
+    for t in results:
+        for r in t.rows:
+            writer.writerow({"kind": "lds", "rule": t.rule, "track": t.track, **r})
+        for c in t.comparisons:
+            stats = {k: c[k] for k in ("mean", "low", "high", "p_holm", "verdict")}
+            writer.writerow(
+                {"kind": "difference", "rule": t.rule, "track": t.track, "method": c["a"], "other": c["b"], **stats}
+            )
+    return buf.getvalue()
+
+
+def per_query_text(results: list[TrackTable], data: LdsData) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["rule", "track", "method", "query", "cluster", "lds"])
+    for t in results:
+        for m, values in t.per_query.items():
+            for q, v in values.items():
+                writer.writerow([t.rule, t.track, m, q, data.clusters[q], f"{v:.6f}"])
     return buf.getvalue()
 
 
@@ -54,24 +81,32 @@ def _save(chart, path: Path) -> None:
         chart.save(str(tmp), format="png", scale_factor=2)
 
 
-def lds_plot(table: LdsTable, path: Path) -> None:
-    """Each method's LDS per query (points) and mean with a ±1.96 s.e. bar (altair)."""
+def lds_plot(results: list[TrackTable], path: Path) -> None:
+    """The raw rule's LDS per query (points) and mean with its interval, per track (altair)."""
     import altair as alt
     import pandas as pd
 
+    raw = [t for t in results if t.rule == "raw"]
     points = pd.DataFrame(
-        [{"method": m, "query": q, "lds": v} for m, d in table.per_query.items() for q, v in d.items()]
+        [{"track": t.track, "method": m, "lds": v} for t in raw for m, d in t.per_query.items() for v in d.values()]
     )
-    means = pd.DataFrame(table.summary)
-    means["low"], means["high"] = means["mean"] - 1.96 * means["se"], means["mean"] + 1.96 * means["se"]
-    y = alt.Y("method:N", title=None, sort=list(means.sort_values("mean", ascending=False)["method"]))
-    dots = alt.Chart(points).mark_circle(opacity=0.35, size=30).encode(alt.X("lds:Q", title="LDS (Spearman)"), y)
-    bars = (
-        alt.Chart(means).mark_errorbar(thickness=2).encode(alt.X("low:Q", title="LDS (Spearman)"), alt.X2("high:Q"), y)
-    )
-    mean = alt.Chart(means).mark_point(filled=True, size=90, color="black").encode(alt.X("mean:Q"), y)
-    chart = (dots + bars + mean).properties(width=420, height=30 * len(means), title="LDS per method (95% interval)")
-    _save(chart, path)
+    means = pd.DataFrame([{"track": t.track, **r} for t in raw for r in t.rows])
+    order = list(means.groupby("method")["mean"].mean().sort_values(ascending=False).index)
+    y = alt.Y("method:N", title=None, sort=order)
+    title = "LDS (Spearman), raw scores"
+    x = alt.X("lds:Q", title=title)
+    dots = alt.Chart(points).mark_circle(opacity=0.3, size=25).encode(x, y)
+    bars = alt.Chart(means).mark_errorbar(thickness=2).encode(alt.X("low:Q", title=title), alt.X2("high:Q"), y)
+    mean = alt.Chart(means).mark_point(filled=True, size=80, color="black").encode(alt.X("mean:Q"), y)
+    layers = []
+    for track in sorted({t.track for t in raw}):
+        sel = alt.datum.track == track
+        layers.append(
+            alt.layer(dots.transform_filter(sel), bars.transform_filter(sel), mean.transform_filter(sel)).properties(
+                width=380, height=26 * len(order), title=f"{track} track (95% interval: clusters × models)"
+            )
+        )
+    _save(alt.hconcat(*layers), path)
 
 
 def scatter_plot(
@@ -99,41 +134,53 @@ def scatter_plot(
     _save(chart, path)
 
 
-def write_lds_report(
-    table: LdsTable, out: Path, member: np.ndarray, losses: dict, scores: dict, scatter_queries: list
-) -> str:
-    """Write the table (Markdown, CSV), the per-query LDS, the LDS plot and a scatter of ``scores`` (one method's,
-    query -> [N]; none: no scatter); returns the Markdown."""
-    text = markdown(table)
-    for name, body in (("table.md", text), ("table.csv", csv_text(table))):
+def write_tables(results: list[TrackTable], data: LdsData, out: Path, notes: list[str], scatter: str) -> str:
+    """Write ``table.md``, ``table.csv``, ``per_query.csv``, ``lds.png`` and ``scatter.png`` (``scatter``: the
+    method whose raw scores are plotted, when it ran); returns the Markdown."""
+    text = markdown(results, notes)
+    for name, body in (
+        ("table.md", text),
+        ("table.csv", csv_text(results)),
+        ("per_query.csv", per_query_text(results, data)),
+    ):
         with atomic_path(out / name) as tmp:
             tmp.write_text(body)
-    per_query = [{"method": m, "query": q, "lds": v} for m, d in table.per_query.items() for q, v in d.items()]
-    with atomic_path(out / "per_query.csv") as tmp:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["method", "query", "lds"])
-        writer.writeheader()
-        writer.writerows(per_query)
-        tmp.write_text(buf.getvalue())
-    lds_plot(table, out / "lds.png")
-    if scores:
-        scatter_plot(member, losses, scores, scatter_queries, out / "scatter.png")
+    lds_plot(results, out / "lds.png")
+    queries = (data.reported or data.validation)[:4]
+    if scatter in data.scores:
+        scatter_plot(data.member, data.losses, data.scores[scatter], queries, out / "scatter.png")
     return text
 
 
 def report_lds(data: LdsData, config: LdsConfig, out: Path, scatter_method: str = "unlearning") -> str:
-    """The reported queries' report in ``out`` and the validation queries' in ``out/validation``, for the configured
-    tau; the same for the other tau in ``out/tau_<other>/`` (for comparison); returns the reported table (Markdown)."""
-    text = ""
-    taus = [config.tau, *(t for t in (data.every_tau or {}) if t != config.tau)]
-    for tau in taus:
-        base = out if tau == config.tau else out / f"tau_{tau}"
-        scores = (data.every_tau or {}).get(tau, data.scores)
-        for validation, folder in ((False, base), (True, base / "validation")):
-            queries = data.validation if validation else data.reported
-            table = data.table(validation, config.bootstrap, None if tau == config.tau else tau)
-            body = write_lds_report(
-                table, folder, data.member, data.losses, scores.get(scatter_method, {}), queries[:4]
-            )
-            text = text or body
-    return text
+    """The validation track: choose every setting on its queries, freeze them (``frozen.json``) and write its tables
+    under ``out/validation``. The reported track: the tables under the frozen settings (or, with
+    ``--no-validation``, unchosen ones: raw scores and τ = 1e9, the report says so) in ``out``. Returns the
+    Markdown."""
+    seeds = len(config.training_seeds) if config.training_seeds else 1
+    models = f"{len(data.member)} subset models × {seeds} training seed(s), losses averaged over the seeds"
+    if config.track == "validation":
+        choices = choose(data)
+        record = freeze(config, choices, out)
+        notes = [
+            f"validation track: {models}; settings chosen here and frozen in frozen.json (config "
+            f"{record['config_hash']}, commit {record['commit']})",
+            "temperatures: "
+            + ", ".join(f"{m} {t:g}" for m, t in sorted(choices.temperatures.items()))
+            + f"; ceiling ridge {choices.ridge:g}",
+        ]
+        folder = out / "validation"
+        folder.mkdir(parents=True, exist_ok=True)
+        return write_tables(
+            tables(data, data.validation, choices, config.bootstrap), data, folder, notes, scatter_method
+        )
+    choices, record = load_frozen(config, out)
+    notes = [
+        f"reported track: {models}; config {record['config_hash']}, run at commit {code_commit()}",
+        f"settings frozen on the validation track at commit {record['frozen_commit']}"
+        if record["validated"]
+        else "NOT VALIDATED (--no-validation): no setting was chosen on validation queries",
+        f"{CEILING}: a linear datamodel fitted on half of the subset models, scored on the other half",
+        "a comparison whose adjusted interval includes 0 is a tie",
+    ]
+    return write_tables(tables(data, data.reported, choices, config.bootstrap), data, out, notes, scatter_method)

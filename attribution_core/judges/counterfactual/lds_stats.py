@@ -161,8 +161,8 @@ def compare(boot: Bootstrap, pairs: Sequence[tuple[str, str]], family: int | Non
         point = float(boot.point[index[a]] - boot.point[index[b]])
         low, high = interval(d, 1 - 0.05 / family)
         p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
-        rows.append({"a": a, "b": b, "mean": point, "low": low, "high": high, "p": p,
-                     "verdict": "tie" if low <= 0 <= high else (f"{a} higher" if low > 0 else f"{b} higher")})  # fmt: skip
+        verdict = "tie" if low <= 0 <= high else (f"{a} higher" if low > 0 else f"{b} higher")
+        rows.append({"a": a, "b": b, "mean": point, "low": low, "high": high, "p": p, "verdict": verdict})
     order = np.argsort([r["p"] for r in rows], kind="stable")
     running = 0.0
     for rank, i in enumerate(order):  # Holm: the k-th smallest p times (family - k), kept monotone

@@ -28,6 +28,16 @@ def random_scores(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng([7_919, seed]).permutation(n).astype(np.float64)
 
 
+def caption_scores(prompt: str, captions: list[str]) -> np.ndarray:
+    """The caption-only rule: the Jaccard overlap of the prompt's words with each training caption's."""
+    words = {w.strip(",.;:").lower() for w in prompt.split()}
+    out = np.zeros(len(captions))
+    for i, c in enumerate(captions):
+        other = {w.strip(",.;:").lower() for w in c.split()}
+        out[i] = len(words & other) / max(1, len(words | other))
+    return out
+
+
 def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:
     """Any method's ranking of ``data`` for ``query``: indices into ``data``, most influential first."""
     return np.argsort(-method_scores(attributor, query, prompt, data), kind="stable")

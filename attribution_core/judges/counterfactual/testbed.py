@@ -10,7 +10,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...attribute.interface import Attributor
 from ...core.errors import AttributionError
@@ -42,7 +42,7 @@ class Testbed(ABC):
     name: str = ""
     own_methods: tuple[str, ...] = ()  # the methods :meth:`attributor` answers itself (on the judge's base model)
     #: values of the options left at 0 / empty (``steps``, ``batch_size``, ``training_seeds``) for this testbed
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "views_per_photo": 8,
         "steps": 1000,
         "batch_size": 32,
@@ -110,8 +110,9 @@ class Testbed(ABC):
 
     def resolve(self, config: Any) -> Any:
         """``config`` with its empty subject and query lists filled with the testbed's (every subject; its default
-        queries) and its options left at 0 with the testbed's ``defaults``, as a report records them. Every method is checked here, before hours of retraining: ``random``,
-        one the testbed answers, or a registered space.
+        queries) and its options left at 0 with the testbed's ``defaults``, as a report records them. Every method
+        is checked here, before hours of retraining: a harness baseline (``random``, ``caption-only``), one the
+        testbed answers, or a registered space.
 
         Raises:
             AttributionError: a method that is none of these (one line listing what there is).
@@ -119,8 +120,9 @@ class Testbed(ABC):
         from ...registry import all_spaces
 
         spaces = [s.name for s in all_spaces()]  # names only: no readiness checks
-        unknown = [m for m in config.methods if m != "random" and m not in self.own_methods and m not in spaces]
-        known = ", ".join(["random", *self.own_methods, *spaces])
+        baselines = ("random", "caption-only")
+        unknown = [m for m in config.methods if m not in baselines and m not in self.own_methods and m not in spaces]
+        known = ", ".join([*baselines, *self.own_methods, *spaces])
         if unknown or not config.methods:
             what = f"unknown method {', '.join(map(repr, unknown))}" if unknown else "name at least one method"
             raise AttributionError(f"--methods: {what}; known: {known}")
