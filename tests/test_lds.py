@@ -16,8 +16,8 @@ from attribution_core.attribute.rows import method_scores
 from attribution_core.core.errors import AttributionError
 from attribution_core.diffusion import ModelConfig, TrainConfig
 from attribution_core.diffusion.data import TrainingSet
-from attribution_core.judges.counterfactual.lds import lds, lds_table, predicted_effects
-from attribution_core.judges.counterfactual.lds_report import markdown
+from attribution_core.judges.counterfactual.lds import lds, predicted_effects
+from attribution_core.judges.counterfactual.lds_stats import bootstrap_lds, compare, effects_from_scores
 from attribution_core.judges.counterfactual.rankings import method_ranking
 from attribution_core.judges.counterfactual.subsets import draw_subsets, save_subsets, subset_models
 
@@ -30,7 +30,7 @@ def _linear_problem(n: int = 120, m: int = 64, queries: int = 12, noise: float =
     rng = np.random.default_rng(seed)
     member = draw_subsets(n, m, 0.5, seed=3)
     effect = rng.exponential(1.0, size=(queries, n)) * (rng.random((queries, n)) < 0.2)
-    losses = {f"q{q}": 10.0 - member @ effect[q] + noise * rng.standard_normal(m) for q in range(queries)}
+    losses = {f"q{q}": 10.0 - member.astype(float) @ effect[q] + noise * rng.standard_normal(m) for q in range(queries)}
     return member, effect, losses
 
 
@@ -43,15 +43,15 @@ def test_lds_of_the_true_effects_is_near_one_and_of_random_scores_near_zero() ->
         "random": {q: rng.permutation(effect.shape[1]).astype(float) for q in names},
         "backwards": {q: -effect[i] for i, q in enumerate(names)},
     }
-    table = lds_table(member, losses, scores, names, resamples=2_000)
-    mean = {s["method"]: s["mean"] for s in table.summary}
+    effects = {m: effects_from_scores(member, v) for m, v in scores.items()}
+    boot = bootstrap_lds(effects, losses, names, names, resamples=300)
+    mean = dict(zip(boot.methods, boot.point, strict=True))
     assert mean["true effect"] > 0.95
     assert abs(mean["random"]) < 0.12
     # the sign convention: scoring the helpful images lowest predicts the losses backwards
     assert mean["backwards"] < -0.95
-    diff = {(d["a"], d["b"]): d for d in table.differences}
-    assert diff[("true effect", "random")]["excludes_zero"] and diff[("true effect", "random")]["low"] > 0.5
-    assert diff[("true effect", "random")]["a_wins"] == len(names)
+    (d,) = compare(boot, [("true effect", "random")])
+    assert d["verdict"] == "true effect higher" and d["low"] > 0.5
 
 
 def test_a_higher_score_predicts_a_lower_loss_when_the_image_is_in_the_subset() -> None:
@@ -63,15 +63,13 @@ def test_a_higher_score_predicts_a_lower_loss_when_the_image_is_in_the_subset() 
     assert lds(member, np.array([1.0, 1.0]), np.array([3.0, 1.0])) == 0.0  # a constant prediction ranks nothing
 
 
-def test_differences_between_identical_methods_do_not_exclude_zero_and_the_table_says_which_do() -> None:
+def test_differences_between_identical_methods_are_a_tie() -> None:
     member, effect, losses = _linear_problem(queries=8, noise=2.0)
     names = list(losses)
-    same = {q: effect[i] for i, q in enumerate(names)}
-    table = lds_table(member, losses, {"a": same, "b": dict(same)}, names, resamples=1_000)
-    (d,) = table.differences
-    assert d["mean"] == 0 and not d["excludes_zero"]
-    text = markdown(table)
-    assert "| a − b | +0.000 | [+0.000, +0.000] | no | 0 of 8 |" in text
+    same = effects_from_scores(member, {q: effect[i] for i, q in enumerate(names)})
+    boot = bootstrap_lds({"a": same, "b": dict(same)}, losses, names, names, resamples=200)
+    (d,) = compare(boot, [("a", "b")])
+    assert d["mean"] == 0 and d["low"] == d["high"] == 0 and d["verdict"] == "tie"
 
 
 def test_subsets_are_reproducible_from_their_seed_and_saved_as_paths(tmp_path) -> None:
@@ -162,9 +160,10 @@ def test_any_registered_method_scores_the_training_set_through_its_files(tmp_pat
     assert method_ranking(attributor, query, "a photo", data)[0] == 4
 
 
-def test_attribute_lds_runs_end_to_end_and_resumes_without_retraining(demo_bundle, tmp_path) -> None:
-    """``attribute lds`` on a tiny configuration: subsets saved as paths, a table with every method and every
-    pairwise difference, the plots; run again, it trains nothing and gives the same table."""
+def test_attribute_lds_validates_first_then_reports_and_resumes_without_retraining(demo_bundle, tmp_path) -> None:
+    """``attribute lds`` on a tiny configuration: the reported track refuses to start (one line) before a
+    validation exists; the validation track freezes its choices; the reported track then writes both rules' tables
+    with the baselines, the ceiling and the config hash; run again, it trains and measures nothing."""
     import subprocess
     import sys
 
@@ -174,23 +173,36 @@ def test_attribute_lds_runs_end_to_end_and_resumes_without_retraining(demo_bundl
         sys.executable, "-m", "attribution_core", "-q", "lds", "--out", str(tmp_path),
         "--photos", "coins", "clock", "--views-per-photo", "3", "--steps", "30", "--batch-size", "8",
         "--subsets", "4", "--seeds", "1", "2", "--validation-seeds", "7", "--loss-timesteps", "5",
-        "--loss-draws", "1", "--bootstrap", "200", "--methods", "demo_pixel", "random",
+        "--loss-draws", "1", "--bootstrap", "200", "--methods", "demo_pixel", "caption-only", "random",
     ]  # fmt: skip
+    refused = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
+    assert refused.returncode != 0 and "--track validation first" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    validation = subprocess.run([*args, "--track", "validation"], capture_output=True, text=True, cwd=project_root(),
+                                timeout=600)  # fmt: skip
+    assert validation.returncode == 0, validation.stderr[-2000:]
+    frozen = json.loads((tmp_path / "frozen.json").read_text())
+    assert set(frozen["choices"]["temperatures"]) == {"demo_pixel", "caption-only", "random"}
+    assert (tmp_path / "validation" / "table.md").is_file()
+    assert not (tmp_path / "queries").exists()  # the validation run never made a reported query
     first = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "| demo_pixel − random |" in first.stdout or "| random − demo_pixel |" in first.stdout
+    for rule in ("raw whole-set score", "shared transform"):
+        assert rule in first.stdout
+    for row in ("| ceiling |", "| caption-only |", "| random |", "| demo_pixel |"):
+        assert row in first.stdout
+    assert frozen["config_hash"] in first.stdout
     for name in ("table.md", "table.csv", "per_query.csv", "lds.png", "subsets.json", "scores.json", "losses.jsonl"):
         assert (tmp_path / name).is_file(), name
-    assert (tmp_path / "validation" / "table.md").is_file()
     subsets = json.loads((tmp_path / "subsets.json").read_text())
     assert len(subsets) == 4 and all(len(s) == 3 for s in subsets)  # half of 6 images each
-    per_query = (tmp_path / "per_query.csv").read_text().splitlines()
-    assert len(per_query) == 1 + 2 * 4  # 2 methods x 4 reported queries (2 photos x 2 seeds)
     losses = (tmp_path / "losses.jsonl").read_text()
     again = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout == first.stdout
     assert (tmp_path / "losses.jsonl").read_text() == losses  # nothing measured twice
+    changed = subprocess.run([*args[:-3], "demo_pixel", "random"], capture_output=True, text=True,
+                             cwd=project_root(), timeout=600)  # fmt: skip
+    assert changed.returncode != 0 and "another configuration" in changed.stderr
 
 
 def test_the_default_base_model_is_recorded_as_spaces_a_trial_configuration_is_not(tmp_path, monkeypatch) -> None:

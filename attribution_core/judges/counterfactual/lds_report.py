@@ -15,8 +15,9 @@ from ...core.fileio import atomic_path
 from ..report import code_commit
 from .config import LdsConfig
 from .lds import predicted_effects
+from .lds_frozen import freeze, load_frozen
 from .lds_run import LdsData
-from .lds_tables import CEILING, RULES, TrackTable, choose, freeze, load_frozen, tables
+from .lds_tables import CEILING, RULES, TrackTable, choose, tables
 
 
 def markdown(results: list[TrackTable], notes: list[str]) -> str:

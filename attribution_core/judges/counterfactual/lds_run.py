@@ -33,6 +33,7 @@ from ...diffusion.objective import fixed_draws, fixed_noise_losses
 from ...diffusion.sample import generate
 from .base_model import is_default_base, record_base
 from .config import LdsConfig
+from .lds_frozen import load_frozen
 from .measures import LOSS_NOISE_SEED
 from .rankings import Rankers, caption_scores, random_scores
 from .run import Query, counterfactual_training_set
@@ -252,6 +253,8 @@ def run_lds(config: LdsConfig, testbed: Testbed, out: Path | None = None, progre
     if config.track not in TRACKS:
         raise AttributionError(f"--track must be one of {', '.join(TRACKS)}, not {config.track!r}")
     out = Path(out) if out else default_lds_output(config.testbed)
+    if config.track == "reported":  # before any model is trained or any reported query is made
+        load_frozen(testbed.resolve(config), out)
     data, member = train_lds_models(config, out, testbed, progress)
     config = testbed.resolve(config)
     validation = config.track == "validation"

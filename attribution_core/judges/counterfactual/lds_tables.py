@@ -11,14 +11,10 @@ them with the configuration's hash to ``frozen.json``; the reported track refuse
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ...core.errors import AttributionError
-from ...core.fileio import atomic_write_json
-from ..report import code_commit, config_hash
-from .config import LdsConfig
+from .lds_frozen import Choices
 from .lds_run import LdsData
 from .lds_stats import (
     bootstrap_lds,
@@ -31,7 +27,6 @@ from .lds_stats import (
     shared_transform,
 )
 
-FROZEN = "frozen.json"
 CEILING = "ceiling"
 RULES = {"raw": "raw whole-set score", "shared": "shared transform (softmax of standardised scores, per-method τ)"}
 #: The comparisons named before the reported run (docs/counterfactual.md); those whose methods ran are tested, with
@@ -46,17 +41,6 @@ PREREGISTERED = (
 )
 
 
-@dataclass(frozen=True)
-class Choices:
-    """Every setting the tables use, chosen on the validation queries."""
-
-    temperatures: dict[str, float]  # method -> the shared transform's temperature
-    ridge: float  # the ceiling's ridge penalty
-
-    def to_dict(self) -> dict:
-        return {"temperatures": self.temperatures, "ridge": self.ridge}
-
-
 def choose(data: LdsData) -> Choices:
     """Choose the temperatures and the ridge on the validation queries."""
     queries = data.validation
@@ -64,41 +48,6 @@ def choose(data: LdsData) -> Choices:
         raise AttributionError("choosing settings needs at least 2 validation queries")
     temps = {m: choose_temperature(data.member, data.losses, s, queries) for m, s in data.scores.items()}
     return Choices(temps, choose_ridge(data.member, data.losses, queries))
-
-
-def freeze(config: LdsConfig, choices: Choices, out: Path) -> dict:
-    """Write ``frozen.json``: the choices, the configuration they hold for (and its hash), the commit."""
-    record = {
-        "config_hash": config_hash(config.identity()),
-        "config": config.identity(),
-        "choices": choices.to_dict(),
-        "commit": code_commit(),
-    }
-    atomic_write_json(out / FROZEN, record)
-    return record
-
-
-def load_frozen(config: LdsConfig, out: Path) -> tuple[Choices | None, dict]:
-    """The frozen choices for ``config`` (None with ``--no-validation`` and no match), and what the report records.
-
-    Raises:
-        AttributionError: no frozen validation for this configuration (one line: what to run first).
-    """
-    path = out / FROZEN
-    want = config_hash(config.identity())
-    record = json.loads(path.read_text()) if path.is_file() else None
-    if record and record.get("config_hash") == want:
-        c = record["choices"]
-        return Choices({k: float(v) for k, v in c["temperatures"].items()}, float(c["ridge"])), {
-            "validated": True, "config_hash": want, "frozen_commit": record.get("commit"),
-        }  # fmt: skip
-    if not config.no_validation:
-        what = "a validation of another configuration" if record else "no validation"
-        raise AttributionError(
-            f"{path}: {what} (config {want}); run the same command with --track validation first, commit frozen.json, "
-            "or pass --no-validation"
-        )
-    return None, {"validated": False, "config_hash": want, "frozen_commit": None}
 
 
 def effects(data: LdsData, queries: list[str], rule: str, choices: Choices | None) -> dict[str, dict]:
