@@ -86,8 +86,8 @@ def test_a_file_as_the_output_folder_is_one_line(attribute, photo_dir: Path, tmp
     ("args", "expected"),
     [
         (["lds", "--methods", "nosuch"], "--methods: unknown method 'nosuch'"),
-        (["lds", "--batch-size", "0"], "--batch-size must be at least 1, not 0"),
-        (["counterfactual", "--steps", "0"], "--steps must be at least 1, not 0"),
+        (["lds", "--batch-size", "-1"], "--batch-size must be at least 0, not -1"),
+        (["counterfactual", "--steps", "-3"], "--steps must be at least 0, not -3"),
         (["counterfactual", "--ks", "2", "-5"], "--ks must be at least 1, not -5"),
         (["evaluate", "dataset/json/test_demo.json", "--ks", "0"], "--ks must be at least 1, not 0"),
         (["judge", "abc", "--max-per-type", "-3"], "--max-per-type must be at least 0, not -3"),
