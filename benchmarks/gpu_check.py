@@ -242,6 +242,7 @@ def diffusion_steps(device: torch.device, sizes: Sizes) -> list[Row]:
     from attribution_core.attribute.spaces import SpaceSpec
     from attribution_core.diffusion import TINY_MODEL, ModelConfig, TrainConfig, load_model, train_diffusion
     from attribution_core.judges.counterfactual.config import CounterfactualConfig
+    from attribution_core.registry import create_testbed
     from attribution_core.unlearning.attributor import UnlearningAttributor
     from attribution_core.unlearning.config import UnlearningConfig
 
@@ -266,7 +267,9 @@ def diffusion_steps(device: torch.device, sizes: Sizes) -> list[Row]:
             note=f"Fisher + 'before' losses once: {prepare_s:.1f} s",
         )
     )
-    counterfactual = CounterfactualConfig(steps=sizes.train_steps, device=str(device))
+    counterfactual = create_testbed("demo-photos").resolve(
+        CounterfactualConfig(steps=sizes.train_steps, device=str(device))
+    )
     model_config = counterfactual.model_config() if sizes is FULL else TINY_MODEL
     small = data.subset(np.arange(len(data)) < 64)
     resized = type(small)(

@@ -23,6 +23,19 @@ def test_average_precision_counts_the_teachers_top_l_in_the_students_ranking() -
     assert average_precision_at(np.array([1, 0]), scores, 2) == pytest.approx((1 + 2 / 5) / 2)
 
 
+def test_tied_scores_get_the_expected_ap_not_the_one_the_data_order_gives() -> None:
+    """A caption-only rule gives every image of one caption the same score: the teacher's top image listed first
+    among 40 tied rows must not score AP 1 (the data's order) but about the mean of 1/rank over random orders."""
+    tied = np.ones(40)
+    expected = np.mean(1 / np.arange(1, 41))  # one positive at a uniformly random rank
+    assert average_precision_at(np.array([0]), tied, 1, tie_draws=2000) == pytest.approx(expected, abs=0.02)
+    # ties only inside the top group: the positive is surely among the first 4 of 40
+    grouped = np.r_[np.full(4, 2.0), np.ones(36)]
+    assert average_precision_at(np.array([3]), grouped, 1, tie_draws=2000) == pytest.approx(
+        np.mean(1 / np.arange(1, 5)), abs=0.03
+    )
+
+
 def test_a_student_learns_a_teachers_ranking_that_its_features_can_express() -> None:
     """The teacher ranks training images by a hidden similarity of the same features the student sees (a cosine
     after a projection the student must find); after training, the student's ranking of the *whole* training set

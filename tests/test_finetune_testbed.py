@@ -67,3 +67,29 @@ def test_the_shared_transform_goes_through_one_code_path_for_every_method(monkey
     seen.clear()
     lds_tables.effects(data, ["q"], "raw", None)
     assert seen == []  # the primary table reads the raw scores
+
+
+def test_the_students_labels_hold_out_whole_combinations_and_never_touch_the_lds_queries():
+    from attribution_core.demo.shapes_distilled import SEEDS_PER_COMBINATION, CombinationPlan
+
+    plan = CombinationPlan()
+    n = len(training_combos()) * SEEDS_PER_COMBINATION
+    split = {i: plan.split(i) for i in range(n)}
+    prompts = {s: {plan.prompt(i) for i in range(n) if split[i] == s} for s in ("train", "validation")}
+    assert len(prompts["validation"]) >= 8 and not prompts["train"] & prompts["validation"]  # by combination
+    testbed = ShapesTestbed()
+    config = testbed.resolve(LdsConfig(testbed="finetune"))
+    lds_prompts = {q.prompt for v in (False, True) for q in testbed.lds_queries(config, v)}
+    assert not (prompts["train"] | prompts["validation"]) & lds_prompts  # the judge's queries are never labelled
+
+
+def test_the_testbed_names_the_command_when_its_student_is_not_trained(demo_bundle):
+    import pytest
+
+    from attribution_core.core.errors import AttributionError
+    from attribution_core.demo import demo_model_dir
+    from attribution_core.diffusion.load import load_model
+
+    testbed = ShapesTestbed()
+    with pytest.raises(AttributionError, match=r"benchmarks/shapes_distill\.py"):
+        testbed.attributor("shapes_distilled", load_model(demo_model_dir()), None, "cpu")

@@ -29,15 +29,24 @@ def average_precision(ranks: np.ndarray) -> float:
     return float(np.mean(np.arange(1, len(r) + 1) / r))
 
 
-def average_precision_at(teacher_rows: np.ndarray, student_scores: np.ndarray, top: int) -> float:
+def average_precision_at(teacher_rows: np.ndarray, student_scores: np.ndarray, top: int, tie_draws: int = 32) -> float:
     """FastGDA's AP(L): the teacher's top-``top`` rows are the positives; AP of the student's ranking of the whole
-    training set (``student_scores`` [N])."""
+    training set (``student_scores`` [N]). Tied scores (a caption-only rule gives every image of one caption the
+    same score) are ranked in ``tie_draws`` seeded random orders and the APs averaged: the expected AP, not the
+    one that the data's order happens to give."""
     positives = np.zeros(len(student_scores), dtype=bool)
     positives[np.asarray(teacher_rows[:top])] = True
-    order = np.argsort(-student_scores, kind="stable")
-    hits = positives[order]
-    ranks = np.flatnonzero(hits) + 1
-    return float((np.arange(1, len(ranks) + 1) / ranks).mean()) if len(ranks) else 0.0
+    scores = np.asarray(student_scores, dtype=np.float64)
+    if len(np.unique(scores)) == len(scores):
+        orders = [np.argsort(-scores, kind="stable")]
+    else:
+        rng = np.random.default_rng(0)
+        orders = [np.lexsort((rng.random(len(scores)), -scores)) for _ in range(tie_draws)]
+    aps = []
+    for order in orders:
+        ranks = np.flatnonzero(positives[order]) + 1
+        aps.append(float((np.arange(1, len(ranks) + 1) / ranks).mean()) if len(ranks) else 0.0)
+    return float(np.mean(aps))
 
 
 def exemplar_ranks(

@@ -80,7 +80,7 @@ class ShapesTestbed(Testbed):
     """256 drawings (64 training combinations × 4), fine-tuned into the demo diffusion model."""
 
     name = "demo shapes (fine-tune)"
-    own_methods = ("unlearning",)
+    own_methods = ("unlearning", "shapes_distilled")
     defaults: ClassVar[dict[str, Any]] = {
         "views_per_photo": DRAWINGS,
         "steps": 150,
@@ -88,6 +88,7 @@ class ShapesTestbed(Testbed):
         "training_seeds": (0, 1, 2),
         "loss_timesteps": 24,
         "loss_draws": 2,
+        "ks": (3, 10),
     }
 
     @property
@@ -159,7 +160,12 @@ class ShapesTestbed(Testbed):
         return UnlearningConfig(device=device)
 
     def attributor(self, method: str, base: TextToImageModel, data: TrainingSet, device: str) -> Attributor | None:
-        """Unlearning runs on the fine-tuned (full-set) model itself, over the fine-tune set."""
+        """Unlearning runs on the fine-tuned (full-set) model itself, over the fine-tune set; ``shapes_distilled`` is
+        its student (``demo/shapes_distilled.py``; trained by ``benchmarks/shapes_distill.py``)."""
+        if method == "shapes_distilled":
+            from .shapes_distilled import distilled_attributor
+
+            return distilled_attributor(base, data, device)
         if method != "unlearning":
             return None
         from ..unlearning.attributor import UnlearningAttributor

@@ -52,6 +52,23 @@ def is_validation(index: int, config: LabelConfig) -> bool:
     return config.validation_every > 0 and index % config.validation_every == config.validation_every - 1
 
 
+class LabelPlan:
+    """Which query ``index`` is: its prompt and its split. The default draws prompts from the training captions
+    (``query_prompt``) and holds out every ``validation_every``-th query; a testbed whose captions share attributes
+    holds out whole combinations instead (``demo/shapes_distilled.py``), so no validation prompt is trained on."""
+
+    name = "captions"
+
+    def __init__(self, captions: Sequence[str], config: LabelConfig):
+        self.captions, self.config = captions, config
+
+    def prompt(self, index: int) -> str:
+        return query_prompt(self.captions, index, self.config.caption_share)
+
+    def split(self, index: int) -> str:
+        return "validation" if is_validation(index, self.config) else "train"
+
+
 def label_path(out: Path, index: int) -> Path:
     return out / f"{index:06d}.json"
 
@@ -61,10 +78,13 @@ def default_label_dir(attributor: Attributor) -> Path:
     return project_root() / "feats" / "distill" / "labels" / attributor.model.fingerprint()
 
 
-def label_query(attributor: Attributor, index: int, config: LabelConfig) -> tuple[bytes, dict]:
+def label_query(
+    attributor: Attributor, index: int, config: LabelConfig, plan: LabelPlan | None = None
+) -> tuple[bytes, dict]:
     """Generate query ``index`` and attribute it by unlearning on candidates: its PNG and its label record."""
     data = attributor.data
-    prompt = query_prompt(data.captions, index, config.caption_share)
+    plan = plan or LabelPlan(data.captions, config)
+    prompt = plan.prompt(index)
     seed = config.seed_base + index
     sampler = SamplerSettings()
     image = tensor_image(generate(attributor.model, [prompt], [seed], sampler)[0].cpu())
@@ -73,7 +93,7 @@ def label_query(attributor: Attributor, index: int, config: LabelConfig) -> tupl
     rows = rows[np.argsort(-scores[rows], kind="stable")]
     record = {
         "index": index,
-        "split": "validation" if is_validation(index, config) else "train",
+        "split": plan.split(index),
         "prompt": prompt,
         "seed": seed,
         "rows": rows.tolist(),
@@ -141,12 +161,12 @@ def read_labels(out: Path) -> list[dict]:
 LabelEngine = Callable[[Sequence[int], LabelConfig], Iterator[tuple[bytes, dict]]]
 
 
-def local_engine(attributor: Attributor) -> LabelEngine:
+def local_engine(attributor: Attributor, plan: LabelPlan | None = None) -> LabelEngine:
     """Label in this process, one query after another."""
 
     def run(indices: Sequence[int], config: LabelConfig) -> Iterator[tuple[bytes, dict]]:
         for i in indices:
-            yield label_query(attributor, i, config)
+            yield label_query(attributor, i, config, plan)
 
     return run
 
@@ -158,8 +178,10 @@ def label_queries(
     engine: LabelEngine | None = None,
     progress: bool = True,
     cancel: CancelFlag | None = None,
+    plan: LabelPlan | None = None,
 ) -> int:
-    """Label the queries ``out`` does not hold yet (resumable); returns how many were labelled now.
+    """Label the queries ``out`` does not hold yet (resumable); returns how many were labelled now. ``plan`` says
+    which query each index is (default: ``LabelPlan``); another plan is recorded, so labels of two plans never mix.
 
     Raises:
         AttributionError: ``out`` holds labels of another model or other candidate settings.
@@ -174,6 +196,8 @@ def label_queries(
         "validation_every": config.validation_every,
         "settings": {k: v for k, v in dataclasses.asdict(attributor.config).items() if k != "device"},
     }
+    if plan is not None and plan.name != LabelPlan.name:
+        identity["plan"] = plan.name
     manifest = out / "labels.json"
     if manifest.is_file():
         try:
@@ -195,7 +219,7 @@ def label_queries(
     todo = pending(out, config)
     if not todo:
         return 0
-    engine = engine or local_engine(attributor)
+    engine = engine or local_engine(attributor, plan)
     done = 0
     for png, record in tracked(engine(todo, config), "label queries", total=len(todo), progress=progress,
                                cancel=cancel, unit="query"):  # fmt: skip

@@ -3,9 +3,10 @@
 Reads the labels (``labels.read_labels``), the unlearning space they came from (its model's text encoder, its
 training images and captions), embeds both sides with the chosen backbone, trains the student on the training
 labels and reports FastGDA's AP(L) on the validation labels beside the backbone's raw cosine (the same features
-without the student). Writes ``student.safetensors`` and ``student.json`` (architecture, backbone, the model and
-labels it was trained for, the validation table; safetensors holds tensors only, nothing runs on load) and
-``store/``, the training images' student embeddings: the feature store a distilled space searches.
+without the student), the caption-only rule and random scores. Writes ``student.safetensors`` and ``student.json``
+(architecture, backbone, the model and labels it was trained for, the validation table; safetensors holds tensors
+only, nothing runs on load) and ``store/``, the training images' student embeddings: the feature store a
+distilled space searches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import save_file
 
+from ..attribute.baselines import caption_scores, random_scores
 from ..attribute.interface import Attributor
 from ..attribute.metrics import average_precision_at
 from ..backbones import create_backbone
@@ -45,7 +47,7 @@ class DistillReport:
 
     train_queries: int
     validation_queries: int
-    average_precision: dict[str, dict[int, float]]  # "student" / "backbone cosine" -> L -> mean AP(L)
+    average_precision: dict[str, dict[int, float]]  # "student" / "backbone cosine" / baselines -> L -> mean AP(L)
 
 
 def write_student_store(
@@ -98,13 +100,16 @@ def distill(
     raw_train, raw_query = training[:, :image_dim], queries["validation"][:, :image_dim]
     teacher = [np.asarray(r["rows"]) for r in held_out]
 
-    def mean_ap(side: np.ndarray, query: np.ndarray, top: int) -> float:
-        return float(np.mean([average_precision_at(t, side @ q, top) for t, q in zip(teacher, query, strict=True)]))
+    def mean_ap(scores: list[np.ndarray], top: int) -> float:
+        return float(np.mean([average_precision_at(t, s, top) for t, s in zip(teacher, scores, strict=True)]))
 
-    ap = {
-        "student": {top: mean_ap(e_train, e_query, top) for top in tops},
-        "backbone cosine": {top: mean_ap(raw_train, raw_query, top) for top in tops},
+    rankings = {  # every row scores the whole training set for each held-out query
+        "student": [e_train @ q for q in e_query],
+        "backbone cosine": [raw_train @ q for q in raw_query],
+        "caption-only": [caption_scores(r["prompt"], data.captions) for r in held_out],
+        "random": [random_scores(len(data), int(r["index"])) for r in held_out],
     }
+    ap = {name: {top: mean_ap(scores, top) for top in tops} for name, scores in rankings.items()}
     report = DistillReport(len(train), len(held_out), ap)
     out.mkdir(parents=True, exist_ok=True)
     write_student_store(out / STUDENT_STORE, e_train, backbone, data.paths, data.captions, data.root)

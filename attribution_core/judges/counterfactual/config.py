@@ -71,7 +71,14 @@ class BaseModelConfig:
     methods: tuple[str, ...] = field(default=METHODS, metadata={"help": "methods to compare"})
 
     def train_config(self) -> TrainConfig:
-        """The one training schedule of the base model and every retrain."""
+        """The one training schedule of the base model and every retrain (of a configuration its testbed has
+        resolved: ``Testbed.resolve`` fills the options left at 0).
+
+        Raises:
+            ValueError: an unresolved configuration (steps or batch size still 0).
+        """
+        if not (self.steps and self.batch_size):
+            raise ValueError("unresolved configuration: pass it through its testbed's resolve() first")
         return TrainConfig(
             steps=self.steps,
             batch_size=self.batch_size,
@@ -107,7 +114,12 @@ class CounterfactualConfig(BaseModelConfig):
         flag="--validation-queries",
     )
     validation: bool = option(False, "run the validation queries instead of the reported ones")
-    ks: tuple[int, ...] = option((2, 6), "sizes K of the removed sets (1.5% and 4.4% of 136 images)", minimum=1)
+    ks: tuple[int, ...] = option(
+        (),
+        "sizes K of the removed sets (default: the testbed's: demo-photos 2 and 6, 1.5% and 4.4% of 136 images; "
+        "finetune 3 and 10, 1.2% and 3.9% of 256)",
+        minimum=1,
+    )
     random_draws: int = option(3, "random removals (query-independent: one retrain per draw and K)", minimum=0)
 
     def query_specs(self) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ...attribute.baselines import caption_scores, random_scores
 from ...attribute.interface import Attributor
 from ...attribute.rows import method_scores, scores_and_influence
 from ...diffusion.data import TrainingSet
@@ -17,25 +18,12 @@ from ...diffusion.model import TextToImageModel
 from ...registry import create_attributor
 from .testbed import Testbed
 
+__all__ = ["Rankers", "caption_scores", "method_ranking", "random_ranking", "random_scores"]
+
 
 def random_ranking(n: int, draw: int) -> np.ndarray:
     """Draw ``draw``'s random order of ``n`` training images (the same for every query)."""
     return np.random.default_rng(1_000 + draw).permutation(n)
-
-
-def random_scores(n: int, seed: int) -> np.ndarray:
-    """Seeded random scores of ``n`` training images (a permutation's ranks: no image is favoured)."""
-    return np.random.default_rng([7_919, seed]).permutation(n).astype(np.float64)
-
-
-def caption_scores(prompt: str, captions: list[str]) -> np.ndarray:
-    """The caption-only rule: the Jaccard overlap of the prompt's words with each training caption's."""
-    words = {w.strip(",.;:").lower() for w in prompt.split()}
-    out = np.zeros(len(captions))
-    for i, c in enumerate(captions):
-        other = {w.strip(",.;:").lower() for w in c.split()}
-        out[i] = len(words & other) / max(1, len(words | other))
-    return out
 
 
 def method_ranking(attributor: Attributor, query: Image.Image, prompt: str, data: TrainingSet) -> np.ndarray:

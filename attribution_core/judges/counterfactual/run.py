@@ -27,7 +27,6 @@ from .base_model import is_default_base, record_base
 from .config import BaseModelConfig, CounterfactualConfig
 from .measures import QueryEffect, query_effect
 from .rankings import Rankers, caption_scores, random_ranking
-from .retrain import removal_key, retrain_without
 from .testbed import Testbed
 
 log = logging.getLogger(__name__)
@@ -97,11 +96,11 @@ def run_counterfactual(
     default_base = is_default_base(config, testbed)
     config = testbed.resolve(config)
     cache = project_root() / "feats" / "counterfactual"
-    model_config, train = config.model_config(), config.train_config()
-    data = counterfactual_training_set(config, model_config.resolution, testbed)
+    data = counterfactual_training_set(config, testbed.resolution(config), testbed)
+    retrainer = testbed.retrainer(config, data, cache)
     atomic_write_json(out / "config.json", {**config.to_dict(), "training_images": len(data)})
-    base = retrain_without(data, [], cache, model_config, train, progress)
-    folder = cache / removal_key([], data, model_config, train)
+    base = retrainer.model([], config.seed, progress)
+    folder = cache / retrainer.key([], config.seed)
     if default_base:
         record_base(cache, folder, base.fingerprint(), data.paths, data.captions, data.root)
     queries = make_queries(base, testbed.parse_queries(config.query_specs()), out, testbed)
@@ -128,7 +127,7 @@ def run_counterfactual(
         removed = ranking[:k]
         key = (method, k, draw, tuple(removed))
         if key not in effect:  # random removals are shared by every query: one retrain per draw and K
-            effect[key] = retrain_without(data, removed, cache, model_config, train, progress, config.paired)
+            effect[key] = retrainer.model(removed, config.seed, progress)
         e, b = measure(effect[key], q), base_effect[q.name]
         row = {
             "method": method,

@@ -48,6 +48,7 @@ class Testbed(ABC):
         "batch_size": 32,
         "loss_timesteps": 100,
         "loss_draws": 4,
+        "ks": (2, 6),
     }
 
     @property
