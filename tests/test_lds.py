@@ -162,8 +162,9 @@ def test_any_registered_method_scores_the_training_set_through_its_files(tmp_pat
 
 def test_attribute_lds_validates_first_then_reports_and_resumes_without_retraining(demo_bundle, tmp_path) -> None:
     """``attribute lds`` on a tiny configuration: the reported track refuses to start (one line) before a
-    validation exists; the validation track freezes its choices; the reported track then writes both rules' tables
-    with the baselines, the ceiling and the config hash; run again, it trains and measures nothing."""
+    validation exists; the validation track freezes its choices; the reported track then writes every kind of table
+    with the baselines, the datamodel and the config hash; run again, it trains and measures nothing; a freeze
+    under earlier rules of the harness, or of another configuration, is refused."""
     import subprocess
     import sys
 
@@ -187,9 +188,9 @@ def test_attribute_lds_validates_first_then_reports_and_resumes_without_retraini
     assert not (tmp_path / "queries").exists()  # the validation run never made a reported query
     first = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
-    for rule in ("raw whole-set score", "shared transform"):
+    for rule in ("raw whole-set score", "shared transform", "query-specific loss"):
         assert rule in first.stdout
-    for row in ("| ceiling |", "| caption-only |", "| random |", "| demo_pixel |"):
+    for row in ("| datamodel (CV) |", "| caption-only |", "| random |", "| demo_pixel |"):
         assert row in first.stdout
     assert frozen["config_hash"] in first.stdout
     for name in ("table.md", "table.csv", "per_query.csv", "lds.png", "subsets.json", "scores.json", "losses.jsonl"):
@@ -203,6 +204,9 @@ def test_attribute_lds_validates_first_then_reports_and_resumes_without_retraini
     changed = subprocess.run([*args[:-3], "demo_pixel", "random"], capture_output=True, text=True,
                              cwd=project_root(), timeout=600)  # fmt: skip
     assert changed.returncode != 0 and "another configuration" in changed.stderr
+    (tmp_path / "frozen.json").write_text(json.dumps({**frozen, "protocol": 1}))
+    earlier = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
+    assert earlier.returncode != 0 and "earlier rules" in earlier.stderr and "Traceback" not in earlier.stderr
 
 
 def test_the_default_base_model_is_recorded_as_spaces_a_trial_configuration_is_not(tmp_path, monkeypatch) -> None:

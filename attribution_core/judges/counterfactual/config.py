@@ -141,7 +141,7 @@ class LdsConfig(BaseModelConfig):
     seeds: tuple[int, ...] = option((1, 2), "generation seeds of the reported queries (one query per photo and seed)")
     validation_seeds: tuple[int, ...] = option((101,), "generation seeds of the validation queries")
     bootstrap: int = option(
-        2_000,
+        10_000,
         "bootstrap resamples (query clusters and subset models together) for every interval",
         minimum=100,
     )

@@ -14,6 +14,9 @@ from ..report import code_commit, config_hash
 from .config import LdsConfig
 
 FROZEN = "frozen.json"
+#: The harness's rules a freeze was chosen under: a freeze of other rules (2026-12-03: the datamodel's ranking, the
+#: query-specific table, Holm over the tracks) is not this one's validation.
+PROTOCOL = 2
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ def freeze(config: LdsConfig, choices: Choices, out: Path) -> dict:
         "config": config.identity(),
         "choices": choices.to_dict(),
         "commit": code_commit(),
+        "protocol": PROTOCOL,
     }
     atomic_write_json(out / FROZEN, record)
     return record
@@ -48,13 +52,18 @@ def load_frozen(config: LdsConfig, out: Path) -> tuple[Choices | None, dict]:
     path = out / FROZEN
     want = config_hash(config.identity())
     record = json.loads(path.read_text()) if path.is_file() else None
-    if record and record.get("config_hash") == want:
+    if record and record.get("config_hash") == want and record.get("protocol") == PROTOCOL:
         c = record["choices"]
         return Choices({k: float(v) for k, v in c["temperatures"].items()}, float(c["ridge"])), {
             "validated": True, "config_hash": want, "frozen_commit": record.get("commit"),
         }  # fmt: skip
     if not config.no_validation:
-        what = "a validation of another configuration" if record else "no validation"
+        what = "no validation"
+        if record:
+            same = record.get("config_hash") == want
+            what = (
+                "a validation under earlier rules of the harness" if same else "a validation of another configuration"
+            )
         raise AttributionError(
             f"{path}: {what} (config {want}); run the same command with --track validation first, commit frozen.json, "
             "or pass --no-validation"

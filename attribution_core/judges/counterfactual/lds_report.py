@@ -1,4 +1,4 @@
-"""The LDS report (docs/counterfactual.md): ``table.md`` (both rules' tables per track, the pre-registered comparisons
+"""The LDS report (docs/counterfactual.md): ``table.md`` (every kind of table per track, the pre-registered comparisons
 with adjusted intervals, what the run was validated with), ``table.csv``, ``per_query.csv``, ``lds.png`` (each
 method's LDS per query with its interval, raw rule) and ``scatter.png`` (predicted against measured effect for a few
 queries); the validation track writes the same under ``validation/`` and freezes its choices in ``frozen.json``."""
@@ -17,22 +17,25 @@ from .config import LdsConfig
 from .lds import predicted_effects
 from .lds_frozen import freeze, load_frozen
 from .lds_run import LdsData
-from .lds_tables import CEILING, RULES, TrackTable, choose, tables
+from .lds_tables import DATAMODEL, RULES, TARGETS, TrackTable, choose, tables
 
 
 def markdown(results: list[TrackTable], notes: list[str]) -> str:
-    """Per rule and track: every method's mean LDS with its 95% interval and its distance to caption-only and to the
-    ceiling; then the pre-registered comparisons (Bonferroni-adjusted intervals, Holm p); then the notes."""
+    """Per kind and track: every method's mean LDS with its 95% interval and its distance to caption-only and to the
+    datamodel, the noise ceiling; then the pre-registered comparisons (Bonferroni-adjusted intervals, Holm p over
+    the tracks); then the notes."""
     lines: list[str] = []
     for t in results:
+        ceiling = "" if np.isnan(t.noise_ceiling) else f"; noise ceiling of the training seeds {t.noise_ceiling:.3f}"
         lines += [
-            f"### {RULES[t.rule]} — {t.track} track ({t.queries} queries, {t.clusters} clusters)",
+            f"### {RULES[t.rule]} against the {TARGETS[t.target]} — {t.track} track ({t.queries} queries, "
+            f"{t.clusters} clusters{ceiling})",
             "",
-            "| method | LDS | 95% interval (clusters × models) | − caption-only | − ceiling |",
+            f"| method | LDS | 95% interval (clusters × models) | − caption-only | − {DATAMODEL} |",
             "|---|---:|---|---:|---:|",
         ]
         for r in t.rows:
-            cap, ceil = r.get("minus_caption"), r.get("minus_ceiling")
+            cap, ceil = r.get("minus_caption"), r.get("minus_datamodel")
             lines.append(
                 f"| {r['method']} | {r['mean']:.3f} | [{r['low']:+.3f}, {r['high']:+.3f}] | "
                 f"{'' if cap is None else f'{cap:+.3f}'} | {'' if ceil is None else f'{ceil:+.3f}'} |"
@@ -50,18 +53,26 @@ def markdown(results: list[TrackTable], notes: list[str]) -> str:
 
 
 def csv_text(results: list[TrackTable]) -> str:
-    """One row per (rule, track, method) and per comparison."""
+    """One row per (rule, target, track, method) and per comparison."""
     buf = io.StringIO()
-    fields = ["kind", "rule", "track", "method", "other", "mean", "low", "high", "p_holm", "verdict"]
+    fields = ["kind", "rule", "target", "track", "method", "other", "mean", "low", "high", "p_holm", "verdict"]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for t in results:
         for r in t.rows:
-            writer.writerow({"kind": "lds", "rule": t.rule, "track": t.track, **r})
+            writer.writerow({"kind": "lds", "rule": t.rule, "target": t.target, "track": t.track, **r})
         for c in t.comparisons:
             stats = {k: c[k] for k in ("mean", "low", "high", "p_holm", "verdict")}
             writer.writerow(
-                {"kind": "difference", "rule": t.rule, "track": t.track, "method": c["a"], "other": c["b"], **stats}
+                {
+                    "kind": "difference",
+                    "rule": t.rule,
+                    "target": t.target,
+                    "track": t.track,
+                    "method": c["a"],
+                    "other": c["b"],
+                    **stats,
+                }
             )
     return buf.getvalue()
 
@@ -69,11 +80,11 @@ def csv_text(results: list[TrackTable]) -> str:
 def per_query_text(results: list[TrackTable], data: LdsData) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["rule", "track", "method", "query", "cluster", "lds"])
+    writer.writerow(["rule", "target", "track", "method", "query", "cluster", "lds"])
     for t in results:
         for m, values in t.per_query.items():
             for q, v in values.items():
-                writer.writerow([t.rule, t.track, m, q, data.clusters[q], f"{v:.6f}"])
+                writer.writerow([t.rule, t.target, t.track, m, q, data.clusters[q], f"{v:.6f}"])
     return buf.getvalue()
 
 
@@ -83,11 +94,11 @@ def _save(chart, path: Path) -> None:
 
 
 def lds_plot(results: list[TrackTable], path: Path) -> None:
-    """The raw rule's LDS per query (points) and mean with its interval, per track (altair)."""
+    """The primary table's LDS per query (points) and mean with its interval, per track (altair)."""
     import altair as alt
     import pandas as pd
 
-    raw = [t for t in results if t.rule == "raw"]
+    raw = [t for t in results if t.rule == "raw" and t.target == "loss"]
     points = pd.DataFrame(
         [{"track": t.track, "method": m, "lds": v} for t in raw for m, d in t.per_query.items() for v in d.values()]
     )
@@ -168,7 +179,8 @@ def report_lds(data: LdsData, config: LdsConfig, out: Path, scatter_method: str 
             f"{record['config_hash']}, commit {record['commit']})",
             "temperatures: "
             + ", ".join(f"{m} {t:g}" for m, t in sorted(choices.temperatures.items()))
-            + f"; ceiling ridge {choices.ridge:g}",
+            + f"; datamodel ridge {choices.ridge:g}",
+            "in-sample: these tables are scored on the queries the settings were chosen on",
         ]
         folder = out / "validation"
         folder.mkdir(parents=True, exist_ok=True)
@@ -181,7 +193,8 @@ def report_lds(data: LdsData, config: LdsConfig, out: Path, scatter_method: str 
         f"settings frozen on the validation track at commit {record['frozen_commit']}"
         if record["validated"]
         else "NOT VALIDATED (--no-validation): no setting was chosen on validation queries",
-        f"{CEILING}: a linear datamodel fitted on half of the subset models, scored on the other half",
+        f"{DATAMODEL}: a ridge regression of the loss on subset membership fitted on a random half of the subset "
+        "models, predicting the other half (averaged over 16 splits); not a bound: the noise ceiling is",
         "a comparison whose adjusted interval includes 0 is a tie",
     ]
     return write_tables(tables(data, data.reported, choices, config.bootstrap), data, out, notes, scatter_method)

@@ -1,9 +1,10 @@
 """The LDS's rules, one for every method (docs/counterfactual.md): predicted effects from a method's raw scores or
-from one shared transform of them, an empirical ceiling (a cross-validated linear datamodel), and intervals that
-resample both sources of chance, the query clusters and the subset models, with a multiple-comparison correction.
+from one shared transform of them, a cross-validated linear datamodel, the noise ceiling the training seeds allow,
+the query-specific loss (the common mode of a track removed), and intervals that resample both sources of chance,
+the query clusters and the subset models, with a multiple-comparison correction.
 
 Everything works on predicted effects ``G[method][query]`` [M] (one per subset model) and measured losses
-``F[query]`` [M], so a score method and the ceiling go through the same code. Written with numpy alone: the
+``F[query]`` [M], so a score method and the datamodel go through the same code. Written with numpy alone: the
 bootstrap over clusters *and* models, vectorised over methods and queries, is what no statistics library here
 offers in one call (scipy's ``bootstrap`` resamples one axis of independent observations).
 """
@@ -20,8 +21,10 @@ from ..metrics import predicted_effects
 
 #: Temperatures the shared transform chooses from on the validation queries (of standardised scores).
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 1e9)
-#: Ridge penalties the ceiling chooses from on the validation queries (relative to the number of fitting models).
-RIDGES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+#: Ridge penalties the datamodel chooses from on the validation queries (relative to the number of fitting models).
+RIDGES = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+#: Random two-fold splits of the subset models the datamodel's out-of-fold predictions are averaged over.
+DATAMODEL_REPEATS = 16
 
 
 def shared_transform(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -68,32 +71,69 @@ def choose_temperature(
     return best_t
 
 
-def ceiling_effects(member: np.ndarray, losses: np.ndarray, ridge: float, folds: int = 2) -> np.ndarray:
-    """The empirical ceiling's predicted losses [M] for one query: a linear datamodel (ridge regression of the loss
-    on subset membership) fitted on the other folds' models, predicting each model of a fold it never saw (the
-    returned values are out-of-fold predictions, so their LDS is cross-validated)."""
+def datamodel_effects(
+    member: np.ndarray, losses: np.ndarray, ridge: float, repeats: int = DATAMODEL_REPEATS, seed: int = 0
+) -> np.ndarray:
+    """The cross-validated linear datamodel's predicted losses [M] for one query: a ridge regression of the loss on
+    subset membership fitted on a random half of the subset models predicts the other half, and the halves swap;
+    each prediction is centred on its fitting half (``(x - x̄) · w``, no intercept), so the two halves' different
+    mean losses never enter the ranking, and the out-of-fold predictions are averaged over ``repeats`` random
+    splits. Not an upper bound: 256 weights learnt from half of the models is a weak learner at this M; the noise
+    ceiling (``noise_ceiling``) is the bound."""
     m = len(losses)
     out = np.zeros(m)
-    order = np.arange(m)
-    for k in range(folds):
-        test = order % folds == k
-        x, y = member[~test].astype(np.float64), losses[~test]
-        xc, yc = x - x.mean(0), y - y.mean()
-        lam = ridge * len(y)
-        # dual form: w = X^T (X X^T + lam I)^-1 y (fewer models than images)
-        w = xc.T @ np.linalg.solve(xc @ xc.T + lam * np.eye(len(y)), yc)
-        out[test] = (member[test].astype(np.float64) - x.mean(0)) @ w + y.mean()
-    return out  # as a method's g = -sum tau: higher means a higher loss predicted
+    rng = np.random.default_rng([4_099, seed])
+    x_all = member.astype(np.float64)
+    for _ in range(repeats):
+        half = np.zeros(m, dtype=bool)
+        half[rng.permutation(m)[: m // 2]] = True
+        for test in (half, ~half):
+            x, y = x_all[~test], losses[~test]
+            mean = x.mean(0)
+            xc, yc = x - mean, y - y.mean()
+            lam = ridge * len(y)
+            # dual form: w = X^T (X X^T + lam I)^-1 y (fewer models than images)
+            w = xc.T @ np.linalg.solve(xc @ xc.T + lam * np.eye(len(y)), yc)
+            out[test] += (x_all[test] - mean) @ w
+    return out / repeats  # as a method's g = -sum tau: higher means a higher loss predicted
 
 
 def choose_ridge(member: np.ndarray, losses: Mapping[str, np.ndarray], queries: Sequence[str]) -> float:
-    """The ceiling's ridge penalty with the highest mean cross-validated LDS on ``queries`` (validation)."""
+    """The datamodel's ridge penalty with the highest mean cross-validated LDS on ``queries`` (validation)."""
     f = np.stack([losses[q] for q in queries])
     means = [
-        float(spearman_rows(np.stack([ceiling_effects(member, losses[q], r) for q in queries]), f).mean())
+        float(spearman_rows(np.stack([datamodel_effects(member, losses[q], r, repeats=4) for q in queries]), f).mean())
         for r in RIDGES
     ]
     return RIDGES[int(np.argmax(means))]
+
+
+def noise_ceiling(seed_losses: np.ndarray) -> float:
+    """The highest LDS any prediction can reach against the seed-averaged loss of one query, given how well the
+    training seeds agree (``seed_losses`` [S, M]): the Spearman–Brown reliability of the mean of S seeds from their
+    mean pairwise Spearman r, ``S·r / (1 + (S−1)·r)``, and its square root. NaN with one seed (nothing to tell)."""
+    s = np.asarray(seed_losses, dtype=np.float64)
+    if s.ndim != 2 or len(s) < 2:
+        return float("nan")
+    pairs = [spearman_rows(s[i], s[j]) for i in range(len(s)) for j in range(i + 1, len(s))]
+    r = float(np.mean(pairs))
+    reliability = len(s) * r / (1 + (len(s) - 1) * r) if r > -1 / (len(s) - 1) else 0.0
+    return float(np.sqrt(max(reliability, 0.0)))
+
+
+def specific_losses(
+    losses: Mapping[str, np.ndarray], queries: Sequence[str], clusters: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Each query's query-specific loss [M]: its loss minus the mean loss of the other clusters' queries of the same
+    list (one track), under each subset model. What every query of a track shares (a subset model that is worse at
+    the whole track) is removed; what is left is what an attribution of *this* query should predict."""
+    f = np.stack([losses[q] for q in queries])
+    cl = np.asarray(clusters)
+    out = {}
+    for i, q in enumerate(queries):
+        others = cl != cl[i]
+        out[q] = f[i] - (f[others].mean(axis=0) if others.any() else 0.0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,22 +190,31 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def compare(boot: Bootstrap, pairs: Sequence[tuple[str, str]], family: int | None = None) -> list[dict]:
     """Each pair's mean difference with a Bonferroni-adjusted percentile interval (level 1 − 0.05/family) and a
-    Holm-adjusted two-sided bootstrap p-value; ``tie`` when the adjusted interval includes 0."""
+    two-sided bootstrap p-value, ``(1 + draws on the far side of 0) / (1 + B)`` (never below 1/(B+1)); ``tie``
+    when the adjusted interval includes 0. ``holm`` adjusts the p-values over a whole family (every track)."""
     family = family or len(pairs)
     index = {m: i for i, m in enumerate(boot.methods)}
     rows = []
+    n = len(boot.draws)
     for a, b in pairs:
         if a not in index or b not in index:
             continue
         d = boot.draws[:, index[a]] - boot.draws[:, index[b]]
         point = float(boot.point[index[a]] - boot.point[index[b]])
         low, high = interval(d, 1 - 0.05 / family)
-        p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
+        p = float(min(1.0, 2 * (1 + min((d <= 0).sum(), (d >= 0).sum())) / (1 + n)))
         verdict = "tie" if low <= 0 <= high else (f"{a} higher" if low > 0 else f"{b} higher")
         rows.append({"a": a, "b": b, "mean": point, "low": low, "high": high, "p": p, "verdict": verdict})
+    return holm(rows, family)
+
+
+def holm(rows: list[dict], family: int | None = None) -> list[dict]:
+    """Holm's step-down adjustment of the rows' ``p`` over a family of ``family`` tests (default: the rows), kept
+    monotone; written to ``p_holm``. Returns the rows."""
+    family = family or len(rows)
     order = np.argsort([r["p"] for r in rows], kind="stable")
     running = 0.0
-    for rank, i in enumerate(order):  # Holm: the k-th smallest p times (family - k), kept monotone
+    for rank, i in enumerate(order):  # the k-th smallest p times (family - k)
         running = max(running, min(1.0, rows[i]["p"] * (family - rank)))
         rows[i]["p_holm"] = running
     return rows

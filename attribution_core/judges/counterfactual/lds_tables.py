@@ -1,34 +1,46 @@
 """The LDS's tables under one rule for every method (docs/counterfactual.md): the primary table reads each method's
-raw whole-set scores (an additive prediction, as in the field), the second one shared transform of them (a softmax
-of the standardised scores, its temperature chosen per method on the validation queries: unlearning included).
-Both carry the baselines (random, caption-only) and the empirical ceiling, per track (gen, val), with intervals that
-resample query clusters and subset models, and the pre-registered comparisons with adjusted intervals.
+raw whole-set scores (an additive prediction, as in the field) against the measured loss; the second applies one
+shared transform to the scores (a softmax of the standardised scores, its temperature chosen per method on the
+validation queries: unlearning included); the third reads the raw scores against the *query-specific* loss (what
+every query of the track shares removed: a subset model that is worse at the whole track rewards any
+query-agnostic score). Every table carries the baselines (random, caption-only), the cross-validated linear
+datamodel and the noise ceiling of the training seeds, per track (gen, val), with intervals that resample query
+clusters and subset models, and the pre-registered comparisons with adjusted intervals.
 
-Validation before report: the validation track chooses every setting (temperatures, the ceiling's ridge) and writes
-them with the configuration's hash to ``frozen.json``; the reported track refuses to start without it (unless told
-``--no-validation``, which its report then says) and records the hash and the commit it ran at.
+Validation before report: the validation track chooses every setting (temperatures, the datamodel's ridge) and
+writes them with the configuration's hash to ``frozen.json``; the reported track refuses to start without it
+(unless told ``--no-validation``, which its report then says) and records the hash and the commit it ran at.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...core.errors import AttributionError
 from .lds_frozen import Choices
 from .lds_run import LdsData
 from .lds_stats import (
     bootstrap_lds,
-    ceiling_effects,
     choose_ridge,
     choose_temperature,
     compare,
+    datamodel_effects,
     effects_from_scores,
+    holm,
     interval,
+    noise_ceiling,
     shared_transform,
+    specific_losses,
 )
 
-CEILING = "ceiling"
+DATAMODEL = "datamodel (CV)"
 RULES = {"raw": "raw whole-set score", "shared": "shared transform (softmax of standardised scores, per-method τ)"}
+TARGETS = {"loss": "measured loss", "specific": "query-specific loss (the other clusters' mean loss subtracted)"}
+#: The tables, in order: (rule, target). The first is the primary one; the comparisons of each are corrected over
+#: its tracks.
+KINDS = (("raw", "loss"), ("shared", "loss"), ("raw", "specific"))
 #: The comparisons named before the reported run (docs/counterfactual.md); those whose methods ran are tested, with
 #: the family size (comparisons × tracks) in the correction.
 PREREGISTERED = (
@@ -50,8 +62,11 @@ def choose(data: LdsData) -> Choices:
     return Choices(temps, choose_ridge(data.member, data.losses, queries))
 
 
-def effects(data: LdsData, queries: list[str], rule: str, choices: Choices | None) -> dict[str, dict]:
-    """Every method's predicted effects per query under ``rule``, and the ceiling's."""
+def effects(
+    data: LdsData, queries: list[str], rule: str, choices: Choices | None, losses: dict | None = None
+) -> dict[str, dict]:
+    """Every method's predicted effects per query under ``rule``, and the datamodel's (fitted on ``losses``, by
+    default the measured ones)."""
     out = {}
     for method, scores in data.scores.items():
         if rule == "raw":
@@ -61,8 +76,24 @@ def effects(data: LdsData, queries: list[str], rule: str, choices: Choices | Non
             tau = {q: shared_transform(scores[q], t) for q in queries}
         out[method] = effects_from_scores(data.member, tau)
     ridge = choices.ridge if choices else 1.0
-    out[CEILING] = {q: ceiling_effects(data.member, data.losses[q], ridge) for q in queries}
+    losses = losses if losses is not None else data.losses
+    out[DATAMODEL] = {q: datamodel_effects(data.member, losses[q], ridge) for q in queries}
     return out
+
+
+def track_losses(data: LdsData, queries: list[str], target: str) -> tuple[dict, dict | None]:
+    """The losses a table reads for one track's ``queries`` (measured, or query-specific) and the same per training
+    seed ([S, M] per query; None when one seed was measured)."""
+    clusters = [data.clusters[q] for q in queries]
+    seeds = data.seed_losses
+    if target == "loss":
+        return {q: data.losses[q] for q in queries}, seeds
+    specific = specific_losses(data.losses, queries, clusters)
+    if not seeds:
+        return specific, None
+    n = len(next(iter(seeds.values())))
+    per_seed = [specific_losses({q: seeds[q][k] for q in queries}, queries, clusters) for k in range(n)]
+    return specific, {q: np.stack([p[q] for p in per_seed]) for q in queries}
 
 
 @dataclass(frozen=True)
@@ -71,35 +102,43 @@ class TrackTable:
     track: str
     queries: int
     clusters: int
-    rows: list[dict]  # method, mean, low, high, minus_caption, minus_ceiling
+    rows: list[dict]  # method, mean, low, high, minus_caption, minus_datamodel
     comparisons: list[dict]  # a, b, mean, low, high, p, p_holm, verdict
     per_query: dict[str, dict[str, float]]  # method -> query -> LDS
+    target: str = "loss"
+    noise_ceiling: float = float("nan")  # mean over the track's queries (NaN: one training seed)
 
 
 def tables(
     data: LdsData, queries: list[str], choices: Choices | None, resamples: int = 2000, seed: int = 0
 ) -> list[TrackTable]:
-    """Both rules' tables for every track of ``queries``."""
+    """Every kind of table (``KINDS``) for every track of ``queries``."""
     tracks = sorted({data.tracks[q] for q in queries})
     present = [p for p in PREREGISTERED if p[0] in data.scores and p[1] in data.scores]
     family = max(1, len(present) * len(tracks))
     out = []
-    for rule in RULES:
+    for rule, target in KINDS:
+        kind: list[TrackTable] = []
         for track in tracks:
             qs = [q for q in queries if data.tracks[q] == track]
             clusters = [data.clusters[q] for q in qs]
-            boot = bootstrap_lds(effects(data, qs, rule, choices), data.losses, qs, clusters, resamples, seed)
+            losses, seed_losses = track_losses(data, qs, target)
+            effect = effects(data, qs, rule, choices, losses)
+            boot = bootstrap_lds(effect, losses, qs, clusters, resamples, seed)
             index = {m: i for i, m in enumerate(boot.methods)}
             rows = []
             for m, i in index.items():
                 low, high = interval(boot.draws[:, i])
                 row = {"method": m, "mean": float(boot.point[i]), "low": low, "high": high}
-                for ref, key in (("caption-only", "minus_caption"), (CEILING, "minus_ceiling")):
+                for ref, key in (("caption-only", "minus_caption"), (DATAMODEL, "minus_datamodel")):
                     if ref in index and ref != m:
                         row[key] = float(boot.point[i] - boot.point[index[ref]])
                 rows.append(row)
             rows.sort(key=lambda r: -r["mean"])
             per_query = {m: dict(zip(qs, boot.per_query[i].tolist(), strict=True)) for m, i in index.items()}
-            comparisons = compare(boot, present, family)
-            out.append(TrackTable(rule, track, len(qs), len(set(clusters)), rows, comparisons, per_query))
+            ceiling = float(np.mean([noise_ceiling(seed_losses[q]) for q in qs])) if seed_losses else float("nan")
+            kind.append(TrackTable(rule, track, len(qs), len(set(clusters)), rows, compare(boot, present, family),
+                                   per_query, target, ceiling))  # fmt: skip
+        holm([c for t in kind for c in t.comparisons], family)  # Holm over every track's comparisons at once
+        out += kind
     return out
