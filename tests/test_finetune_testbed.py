@@ -93,3 +93,13 @@ def test_the_testbed_names_the_command_when_its_student_is_not_trained(demo_bund
     testbed = ShapesTestbed()
     with pytest.raises(AttributionError, match=r"benchmarks/shapes_distill\.py"):
         testbed.attributor("shapes_distilled", load_model(demo_model_dir()), None, "cpu")
+
+
+def test_leave_k_out_queries_are_not_the_lds_queries_and_come_from_16_clusters():
+    testbed = ShapesTestbed()
+    config = testbed.resolve(LdsConfig(testbed="finetune"))
+    lds = {(q.cluster, q.seed) for v in (False, True) for q in testbed.lds_queries(config, v) if q.track == "gen"}
+    for validation in (False, True):
+        pairs = testbed.parse_queries(testbed.default_queries(validation))
+        assert len({c for c, _ in pairs}) >= 16
+        assert not set(pairs) & lds
