@@ -103,6 +103,7 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "student trained on 6 labelled queries" in trained.stdout and "| student |" in trained.stdout
     assert "| backbone cosine |" in trained.stdout
+    assert "| caption-only |" in trained.stdout and "| random |" in trained.stdout  # the baselines, same queries
     saved = json.loads((student_dir / "student.json").read_text())
     assert saved["model"] == labels[0]["model"] and saved["student"]["embedding"] == 16
     assert (student_dir / "student.safetensors").stat().st_size > 0
