@@ -194,7 +194,7 @@ def report_lds(data: LdsData, config: LdsConfig, out: Path, scatter_method: str 
         if record["validated"]
         else "NOT VALIDATED (--no-validation): no setting was chosen on validation queries",
         f"{DATAMODEL}: a ridge regression of the loss on subset membership fitted on a random half of the subset "
-        "models, predicting the other half (averaged over 16 splits); not a bound (the noise ceiling in each heading is)",
+        "models, predicting the other half (16 splits averaged); not a bound (the noise ceiling in each heading is)",
         "a comparison whose adjusted interval includes 0 is a tie",
     ]
     return write_tables(tables(data, data.reported, choices, config.bootstrap), data, out, notes, scatter_method)
