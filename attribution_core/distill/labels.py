@@ -186,6 +186,8 @@ def label_queries(
     Raises:
         AttributionError: ``out`` holds labels of another model or other candidate settings.
     """
+    if engine is not None and plan is not None:  # an engine builds its own queries: it would not see the plan
+        raise AttributionError("a label plan other than the default runs on the local engine only")
     out.mkdir(parents=True, exist_ok=True)
     identity = {
         "model": attributor.model.fingerprint(),
