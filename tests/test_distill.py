@@ -72,8 +72,25 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
         assert r["seed"] == LabelConfig().seed_base + r["index"]
         generation = read_generation(out / f"{r['index']:06d}.png")
         assert generation.prompt == r["prompt"] and generation.seed == r["seed"]
-    again = _label(spaces, out, "--queries", "4")  # resumes: only the new query is labelled
-    assert again.returncode == 0 and "labelled 1 queries now; 4 in" in again.stdout
+    # a query another run holds (its per-query lock) is put off, the rest labelled, then it is waited for: never
+    # labelled twice at once, and the run ends with every query labelled
+    from attribution_core.core.fileio import FileLock
+
+    with FileLock(out / ".locks" / "000004.lock", "another run"):
+        again = subprocess.Popen(
+            [sys.executable, "-m", "attribution_core", "-q", "distill", "label", "--space", "quick_unlearning",
+             "--out", str(out), "--candidates", "30", "--validation-every", "3", "--device", "cpu", "--queries", "6"],
+            cwd=project_root(), env={**os.environ, "ATTRIBUTION_SPACES": str(spaces)}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (out / "000005.json").is_file() and again.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
+        assert (out / "000005.json").is_file() and not (out / "000004.json").exists()
+        assert again.poll() is None  # waiting for the query the other run holds
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0 and "labelled 2 queries now; 6 in" in stdout, stderr[-2000:]
     assert read_labels(out)[:3] == labels
     # killed mid-run: every label on disk is whole, and the next run labels only the missing queries
     killed = subprocess.Popen(
@@ -83,12 +100,12 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 300
-    while not (out / "000004.json").is_file() and killed.poll() is None and time.monotonic() < deadline:
+    while not (out / "000006.json").is_file() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     killed.kill()
     killed.wait()
     kept = read_labels(out)  # every label file parses
-    assert 5 <= len(kept) < 8 and kept[:3] == labels  # what was done before is kept as it was
+    assert 7 <= len(kept) < 8 and kept[:3] == labels  # what was done before is kept as it was
     resumed = _label(spaces, out, "--queries", "8")
     assert resumed.returncode == 0 and f"labelled {8 - len(kept)} queries now; 8 in" in resumed.stdout
     assert [r["index"] for r in read_labels(out)] == list(range(8))

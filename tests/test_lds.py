@@ -201,6 +201,21 @@ def test_attribute_lds_validates_first_then_reports_and_resumes_without_retraini
     again = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "losses.jsonl").read_text() == losses  # nothing measured twice
+    # a loss is reused only for the same query (its digest): a row whose digest differs (a query made again
+    # differently) is measured again, to the same value
+    rows = [json.loads(line) for line in losses.splitlines()]
+    assert all(len(r["digest"]) == 16 for r in rows)
+    query = json.loads((tmp_path / "queries.json").read_text())[0]["name"]  # a reported query
+    stale = [{**r, "digest": "0" * 16} if r["query"] == query else r for r in rows]
+    (tmp_path / "losses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    remeasured = subprocess.run(args, capture_output=True, text=True, cwd=project_root(), timeout=600)
+    assert remeasured.returncode == 0, remeasured.stderr[-2000:]
+    fresh = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()[len(rows) :]]
+    before = {(r["key"], r["query"]): r for r in rows}
+    assert query in {r["query"] for r in fresh}
+    for r in fresh:
+        assert r["digest"] == before[(r["key"], r["query"])]["digest"]
+        assert r["loss"] == pytest.approx(before[(r["key"], r["query"])]["loss"], rel=1e-9)
     changed = subprocess.run([*args[:-3], "demo_pixel", "random"], capture_output=True, text=True,
                              cwd=project_root(), timeout=600)  # fmt: skip
     assert changed.returncode != 0 and "another configuration" in changed.stderr

@@ -62,6 +62,7 @@ def test_every_quick_start_command_runs_as_written(demo_bundle, tmp_path: Path) 
                 )
                 assert done.returncode == 0, f"README python block failed:\n{code}\n{done.stderr[-2000:]}"
                 assert "%" in done.stdout, done.stdout
+                assert str(ROOT) not in done.stdout, done.stdout  # paths as the CLI prints them, not absolute
                 continue
             for line in code.strip().splitlines():
                 command = line.split(" # ")[0].strip().replace("8000", port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import subprocess
 import sys
 import time
@@ -83,6 +84,26 @@ def test_bad_upload_is_a_400_with_one_line(client) -> None:
     assert r.status_code == 400 and "unknown space 'no_such_space'" in r.json()["detail"]
     r = client.post("/v1/attribute", data={"space": SPACE, "k": "0"}, files={"image": ("q.jpg", query_bytes())})
     assert r.status_code == 400
+
+
+def test_a_full_upload_spool_is_a_507_that_the_operator_hears_about(client, monkeypatch, caplog) -> None:
+    """The form parser turns the server's own "no space left" into 400 "error parsing the body" and logs nothing;
+    the service answers 507 in one line and logs an error naming the temporary folder."""
+    import errno
+
+    from starlette.datastructures import UploadFile
+
+    async def full(self, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(UploadFile, "write", full)
+    with caplog.at_level(logging.ERROR, logger="attribution_core.service.app"):
+        r = client.post("/v1/attribute", data={"space": SPACE}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 507 and "temporary folder is full" in r.json()["detail"]
+    assert any("could not be stored" in m for m in caplog.messages)
+    monkeypatch.undo()
+    r = client.post("/v1/attribute", data={"space": SPACE}, files={"image": ("notes.png", b"not an image")})
+    assert r.status_code == 400  # a client's own mistake is still a 400
 
 
 def test_oversized_upload_is_a_413(demo_bundle) -> None:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.paths import display_path
+
 if TYPE_CHECKING:
     from .calibration import Calibrator
 
@@ -32,6 +34,11 @@ class Attribution:
     row: int  # row in the training set's store
     caption: str | None = None  # the training image's caption, when the store has one
     url: str | None = None  # where the training image came from, when the store has it
+
+    @property
+    def shown_path(self) -> str:
+        """``path`` as the CLI prints it: relative to the project when it lies inside it, else as stored."""
+        return display_path(self.path)
 
 
 @dataclass

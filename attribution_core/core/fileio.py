@@ -159,9 +159,10 @@ class FileLock:
     The lock goes away with the process, so a killed run never leaves a stale lock behind.
     """
 
-    def __init__(self, path: Path | str, what: str):
+    def __init__(self, path: Path | str, what: str, wait: bool = False):
         self.path = Path(path)
         self.what = what
+        self.wait = wait  # block until the holder lets go, instead of raising LockedError
         self._fd: int | None = None
 
     def __enter__(self) -> FileLock:
@@ -170,7 +171,7 @@ class FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except BlockingIOError:
             os.close(fd)
             raise LockedError(f"{self.what} is already running (lock {self.path}); wait for it to finish") from None

@@ -39,11 +39,19 @@ from .shapes import (
 
 #: The new words the fine-tune adds to the base model's vocabulary (every attribute value).
 WORDS = (*SHAPES, *COLOURS, *BACKGROUNDS)
-#: Generation seeds of the gen track and drawings per combination of the val track, reported and validation.
-GEN_SEEDS = {False: (1, 2, 3), True: (101,)}
+#: Generations per held-out combination (gen track) and drawings per combination (val track), reported and validation.
+GEN_PER_COMBO = {False: 3, True: 1}
 VAL_DRAWINGS = {False: 3, True: 1}
-#: Leave-K-out's generation seed (reported, validation): none of the LDS's.
-LEAVE_K_OUT_SEED = {False: 4, True: 104}
+#: Where each set of generation seeds starts: every generated query has a seed of its own (the fine-tuned model
+#: follows its prompts only weakly, so a seed shared by all combinations would make one image of them all).
+#: LDS reported 1–48, validation 101–116; leave-K-out (none of the LDS's) 201–216, validation 301–316.
+GEN_SEED_START = {False: 1, True: 101}
+LEAVE_K_OUT_SEED_START = {False: 201, True: 301}
+
+
+def gen_seed(validation: bool, combo_index: int, r: int = 0) -> int:
+    """The LDS's generation seed of the ``r``-th generation of the ``combo_index``-th held-out combination."""
+    return GEN_SEED_START[validation] + combo_index * GEN_PER_COMBO[validation] + r
 
 
 def shapes_dir() -> Path:
@@ -117,9 +125,10 @@ class ShapesTestbed(Testbed):
         return combo.caption
 
     def default_queries(self, validation: bool) -> tuple[str, ...]:
-        """Leave-K-out's queries: one generation per held-out combination, at a seed the LDS never uses (4;
-        validation: 104), so leave-K-out is a check independent of the LDS's queries."""
-        return tuple(f"{c.name}:{LEAVE_K_OUT_SEED[validation]}" for c in held_out_combos(validation))
+        """Leave-K-out's queries: one generation per held-out combination, each at a seed of its own that the LDS
+        never uses (201–216; validation 301–316), so leave-K-out is a check independent of the LDS's queries."""
+        start = LEAVE_K_OUT_SEED_START[validation]
+        return tuple(f"{c.name}:{start + i}" for i, c in enumerate(held_out_combos(validation)))
 
     def parse_queries(self, specs: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
         names = {c.name for c in all_combos()}
@@ -139,17 +148,23 @@ class ShapesTestbed(Testbed):
     def retrainer(self, config: Any, data: TrainingSet, cache: Path) -> Retrainer:
         from ..judges.counterfactual.finetuned import FinetuneRetrainer
 
-        finetune = FinetuneConfig(
-            steps=config.steps, batch_size=config.batch_size, seed=config.seed, device=config.device
+        finetune = FinetuneConfig(  # warm-up: a tenth of the steps (15 at the CPU configuration's 150)
+            steps=config.steps,
+            batch_size=config.batch_size,
+            warmup=max(1, config.steps // 10),
+            seed=config.seed,
+            device=config.device,
         )
         return FinetuneRetrainer(data, cache, demo_model_dir(), WORDS, finetune)
 
     def lds_queries(self, config: Any, validation: bool) -> list[QuerySpec]:
-        """Per held-out combination: generations (gen track, seeds 1–3; validation 101) and held-out drawings with
-        their caption (val track, 3; validation 1). The reported and validation combinations are disjoint."""
+        """Per held-out combination: generations (gen track, 3 each, every one at a seed of its own: 1–48;
+        validation 1 each, 101–116) and held-out drawings with their caption (val track, 3; validation 1). The
+        reported and validation combinations are disjoint."""
         out = []
-        for combo in held_out_combos(validation):
-            for seed in GEN_SEEDS[validation]:
+        for i, combo in enumerate(held_out_combos(validation)):
+            for r in range(GEN_PER_COMBO[validation]):
+                seed = gen_seed(validation, i, r)
                 out.append(QuerySpec(f"gen/{combo.name}-s{seed}", combo.caption, combo.name, "gen", seed))
             for k in range(VAL_DRAWINGS[validation]):
                 path = held_out_file(combo, k + (10 if validation else 0))

@@ -1,6 +1,6 @@
 """Fine-tuning a trained model on a small captioned set (the fine-tune testbed's full-set model and every subset
 model; docs/counterfactual.md): the whole UNet and the embeddings of the set's new words are trained, the rest of
-the text encoder is frozen.
+the text encoder is frozen (``train_text`` trains it too; the new words may learn faster, ``word_lr_scale``).
 
 Why the whole UNet and not customisation's cross-attention key/value weights alone: on the demo model (trained on
 photo views) a key/value fine-tune of 200 steps on the shapes set still draws photo textures (a held-out drawing's
@@ -42,6 +42,8 @@ class FinetuneConfig:
     batch_size: int = option(32, "images per step", minimum=1)
     lr: float = option(2e-3, "Adam learning rate of the UNet and the new words' embeddings", minimum=0)
     warmup: int = option(15, "warm-up steps", minimum=0)
+    word_lr_scale: float = option(1.0, "the new words' embeddings learn at this multiple of --lr", minimum=0)
+    train_text: bool = option(False, "also train the rest of the text encoder (positions, layers, final norm) at --lr")
     caption_dropout: float = option(0.1, "share of empty captions (guidance)", minimum=0, maximum=1)
     seed: int = option(0, "training seed: batches, flips, timesteps and noise")
     device: str = option(DEFAULT_DEVICE, DEVICE_HELP)
@@ -59,8 +61,12 @@ class FinetuneConfig:
         )
 
     def key(self) -> dict:
-        """What changes the fine-tuned weights (the device does not)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "device"}
+        """What changes the fine-tuned weights (the device does not; options at their first value are left out, so
+        models fine-tuned before an option existed keep their key)."""
+        first = {"word_lr_scale": 1.0, "train_text": False}
+        return {
+            k: v for k, v in dataclasses.asdict(self).items() if k != "device" and not (k in first and v == first[k])
+        }
 
 
 def add_words(model: TextToImageModel, words: Sequence[str]) -> list[int]:
@@ -93,12 +99,17 @@ def finetune(
     for p in [*model.unet.parameters(), *model.text_encoder.parameters()]:
         p.requires_grad_(False)
     embedding = model.text_encoder.token_embedding.weight
-    trained = [*model.unet.parameters(), embedding]
+    text = [p for p in model.text_encoder.parameters() if p is not embedding] if config.train_text else []
+    groups = [
+        {"params": [*model.unet.parameters(), *text], "scale": 1.0},
+        {"params": [embedding], "scale": config.word_lr_scale},
+    ]
+    trained = [p for g in groups for p in g["params"]]
     for p in trained:
         p.requires_grad_(True)
     only_new = torch.zeros(embedding.shape[0], 1, device=device)
     only_new[ids] = 1
-    opt = torch.optim.Adam(trained, lr=config.lr)
+    opt = torch.optim.Adam(groups, lr=config.lr)
     schedule = config.schedule()
     excluded = sorted({int(i) for i in exclude})
     kept = torch.from_numpy(np.setdiff1d(np.arange(len(data)), excluded)) if excluded else None
@@ -107,7 +118,7 @@ def finetune(
     for step in tracked(range(config.steps), "fine-tune", progress=progress, unit="step"):
         batch, captions, t, noise = step_batch(images, step, schedule, model.config.num_train_timesteps, kept)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, schedule)
+            group["lr"] = lr_at(step, schedule) * group["scale"]
         loss = model.losses(batch, model.encode_prompts(captions), t.to(device), noise.to(device)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..attribute.interface import Attributor
 from ..core.errors import AttributionError
-from ..core.fileio import atomic_path, atomic_write_json
+from ..core.fileio import FileLock, LockedError, atomic_path, atomic_write_json
 from ..core.paths import display_path, project_root
 from ..core.progress import CancelFlag, tracked
 from ..diffusion.data import tensor_image
@@ -158,15 +158,42 @@ def read_labels(out: Path) -> list[dict]:
     return labels
 
 
-LabelEngine = Callable[[Sequence[int], LabelConfig], Iterator[tuple[bytes, dict]]]
+LabelEngine = Callable[[Sequence[int], LabelConfig], Iterator[tuple[bytes, dict] | None]]
 
 
-def local_engine(attributor: Attributor, plan: LabelPlan | None = None) -> LabelEngine:
-    """Label in this process, one query after another."""
+def local_engine(attributor: Attributor, plan: LabelPlan | None = None, out: Path | None = None) -> LabelEngine:
+    """Label in this process, one query after another. With ``out``, each query is labelled under a lock of its own
+    (``<out>/.locks/<i>.lock``), so two runs on one folder never label the same query twice: a query another run
+    holds is put off to the end, then waited for; one that run finished is skipped (yields nothing), one it left
+    unfinished (killed) is labelled here. Every query is labelled when the engine is done."""
 
-    def run(indices: Sequence[int], config: LabelConfig) -> Iterator[tuple[bytes, dict]]:
+    def lock(i: int, wait: bool) -> FileLock:
+        return FileLock(out / ".locks" / f"{i:06d}.lock", f"labelling query {i}", wait=wait)
+
+    def one(i: int, config: LabelConfig) -> tuple[bytes, dict] | None:
+        return None if label_path(out, i).is_file() else label_query(attributor, i, config, plan)
+
+    def run(indices: Sequence[int], config: LabelConfig) -> Iterator[tuple[bytes, dict] | None]:
+        if out is None:
+            for i in indices:
+                yield label_query(attributor, i, config, plan)
+            return
+        held = []
         for i in indices:
-            yield label_query(attributor, i, config, plan)
+            mine = lock(i, wait=False)
+            try:
+                mine.__enter__()
+            except LockedError:
+                log.info("query %d is being labelled by another run; it is waited for at the end", i)
+                held.append(i)
+                continue
+            try:  # held until the caller has written the label (it does so before asking for the next)
+                yield one(i, config)
+            finally:
+                mine.__exit__()
+        for i in held:
+            with lock(i, wait=True):
+                yield one(i, config)
 
     return run
 
@@ -221,10 +248,12 @@ def label_queries(
     todo = pending(out, config)
     if not todo:
         return 0
-    engine = engine or local_engine(attributor, plan)
+    engine = engine or local_engine(attributor, plan, out)
     done = 0
-    for png, record in tracked(engine(todo, config), "label queries", total=len(todo), progress=progress,
-                               cancel=cancel, unit="query"):  # fmt: skip
-        write_label(out, png, record)
+    for item in tracked(engine(todo, config), "label queries", total=len(todo), progress=progress,
+                        cancel=cancel, unit="query"):  # fmt: skip
+        if item is None:  # another run labels (or labelled) it
+            continue
+        write_label(out, *item)
         done += 1
     return done

@@ -15,14 +15,18 @@ Feature spaces answer in the request (micro-batched with concurrent requests); u
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
+import tempfile
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..attribute.inputs import check_k, check_prompt
 from ..attribute.spaces import training_set_note
@@ -38,6 +42,8 @@ from .state import QueueFullError, ServiceState
 log = logging.getLogger(__name__)
 
 API_VERSION = "1"
+#: The errors of a full disk (EDQUOT: over quota; not on every platform).
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B008
@@ -62,6 +68,17 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:  # noqa: B00
     async def user_error(_, exc: AttributionError) -> JSONResponse:
         status = 409 if isinstance(exc, SpaceNotReadyError) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def body_error(request, exc: StarletteHTTPException) -> Response:
+        """The form parser reports every failure as 400 "error parsing the body"; one of them is the server's own
+        (its upload spool is full): that is a 507 the operator hears about, not the client's mistake."""
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, OSError) and cause.errno in _FULL:
+            log.error("an upload could not be stored: %s (free space in %s)", cause, tempfile.gettempdir())
+            detail = "the service could not store the upload: its temporary folder is full; try again later"
+            return JSONResponse({"detail": detail}, status_code=507)
+        return await http_exception_handler(request, exc)
 
     @app.get(
         "/healthz",

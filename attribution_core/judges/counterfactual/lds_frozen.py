@@ -14,9 +14,11 @@ from ..report import code_commit, config_hash
 from .config import LdsConfig
 
 FROZEN = "frozen.json"
-#: The harness's rules a freeze was chosen under: a freeze of other rules (2026-12-03: the datamodel's ranking, the
-#: query-specific table, Holm over the tracks) is not this one's validation.
-PROTOCOL = 2
+#: The harness's rules a freeze was chosen under: a freeze of other rules is not this one's validation.
+#: 2 (2026-12-03): the datamodel's ranking, the query-specific table, Holm over the tracks.
+#: 3 (2026-12-03): every generated query of the fine-tune testbed at a seed of its own (one seed for all
+#: combinations made one image of them all: the model follows its prompts only weakly).
+PROTOCOL = 3
 
 
 @dataclass(frozen=True)

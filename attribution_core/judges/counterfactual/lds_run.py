@@ -11,6 +11,7 @@ made from what this returns (``lds_tables``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -79,12 +80,9 @@ def lds_cache() -> Path:
     return project_root() / "feats" / "counterfactual"
 
 
-def train_lds_models(
-    config: LdsConfig, out: Path, testbed: Testbed, progress: bool = True
-) -> tuple[TrainingSet, np.ndarray]:
-    """Train (or find cached) the base model and every subset model under every training seed on ``testbed``'s
-    training set (seed by seed, so an interrupted sweep already holds whole seeds); the subsets are saved to
-    ``out``."""
+def _prepare(config: LdsConfig, out: Path, testbed: Testbed, progress: bool):
+    """The resolved configuration, the training set, the subsets (saved to ``out``), the retrainer and the base
+    model (trained or found cached)."""
     out.mkdir(parents=True, exist_ok=True)
     default_base = is_default_base(config, testbed)
     config = testbed.resolve(config)
@@ -97,6 +95,16 @@ def train_lds_models(
     if default_base:
         folder = lds_cache() / retrainer.key([], config.seed)
         record_base(lds_cache(), folder, base.fingerprint(), data.paths, data.captions, data.root)
+    return config, data, member, retrainer, base
+
+
+def train_lds_models(
+    config: LdsConfig, out: Path, testbed: Testbed, progress: bool = True
+) -> tuple[TrainingSet, np.ndarray]:
+    """Train (or find cached) the base model and every subset model under every training seed on ``testbed``'s
+    training set (seed by seed, so an interrupted sweep already holds whole seeds); the subsets are saved to
+    ``out``. (``run_lds`` does not need this first: it trains each model when it measures it.)"""
+    config, data, member, retrainer, _ = _prepare(config, out, testbed, progress)
     jobs = [(j, s) for s in config.training_seeds for j in range(len(member))]
     todo = [
         (j, s)
@@ -107,6 +115,15 @@ def train_lds_models(
     for j, s in tracked(jobs, "subset models", progress=progress, unit="model"):
         retrainer.model(np.flatnonzero(~member[j]), s)
     return data, member
+
+
+def query_digest(query: Query) -> str:
+    """The query as the models read it (its prompt, its tensor's shape and values), hashed: a measured loss or a
+    score is reused only for the same query, so a query made again differently (another base model, another seed,
+    another caption) is measured again."""
+    image = query.image.detach().cpu().float().contiguous()
+    head = f"{query.prompt}\0{tuple(image.shape)}\0".encode()
+    return hashlib.sha256(head + image.numpy().tobytes()).hexdigest()[:16]
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -164,7 +181,9 @@ def _measure_losses(
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, np.ndarray]]:
     """Every query's loss under the base model and every subset model under every training seed (fixed noise and
-    timesteps; a model's queries are measured together, always in the same order), cached in ``LOSSES``."""
+    timesteps; a model's queries are measured together, always in the same order), cached in ``LOSSES`` by the
+    model's key and the query's name and digest. A model is trained (or found cached) when it is measured, and one
+    whose losses are all in ``LOSSES`` is not trained at all: ``LOSSES`` alone resumes a run on a new machine."""
     retrainer = testbed.retrainer(config, data, lds_cache())
     measure = [config.loss_timesteps, config.loss_draws]
     models = [("base", (), config.seed)] + [
@@ -173,13 +192,27 @@ def _measure_losses(
         for j in range(len(member))
     ]
     keys = {(name, seed): retrainer.key(removed, seed) for name, removed, seed in models}
-    have = {(r["key"], r["query"]): r["loss"] for r in _read_jsonl(out / LOSSES) if r.get("measure") == measure}
+    digests = {q.name: query_digest(q) for q in queries}
+    have = {
+        (r["key"], r["query"]): r["loss"]
+        for r in _read_jsonl(out / LOSSES)
+        if r.get("measure") == measure and r.get("query") in digests and r.get("digest") == digests[r["query"]]
+    }
     todo = [(n, r, s) for n, r, s in models if any((keys[(n, s)], q.name) not in have for q in queries)]
+    log.info("%d of %d models to measure (each trained first unless cached)", len(todo), len(models))
     for name, removed, seed in tracked(todo, "query losses", progress=progress, unit="model"):
         model = retrainer.model(removed, seed)
         key = keys[(name, seed)]
         rows = [
-            {"model": name, "seed": seed, "key": key, "query": q.name, "loss": v, "measure": measure}
+            {
+                "model": name,
+                "seed": seed,
+                "key": key,
+                "query": q.name,
+                "digest": digests[q.name],
+                "loss": v,
+                "measure": measure,
+            }
             for q, v in zip(queries, query_losses(model, queries, *measure), strict=True)
         ]
         have.update({(key, r["query"]): r["loss"] for r in rows})
@@ -208,9 +241,15 @@ def _method_scores(
     same files) scores it query by query; any other scores the training files as extra candidates."""
     path = out / SCORES
     saved = json.loads(path.read_text()) if path.is_file() else {}
-    if saved.get("training_set") != list(data.paths):
-        saved = {"training_set": list(data.paths)}  # another training set: score again
+    if saved.get("training_set") != list(data.paths) or saved.get("base") != base.fingerprint():
+        saved = {"training_set": list(data.paths), "base": base.fingerprint()}  # another set or model: score again
     done = saved.setdefault("score", {})
+    digests = saved.setdefault("digests", {})
+    for q in queries:  # a query made again differently is scored again
+        if digests.get(q.name) != query_digest(q):
+            for method_scores in done.values():
+                method_scores.pop(q.name, None)
+            digests[q.name] = query_digest(q)
     rankers = Rankers(testbed, base, data, config.device)
     for method in config.methods:
         missing = [(i, q) for i, q in enumerate(queries) if q.name not in done.get(method, {})]
@@ -255,13 +294,11 @@ def run_lds(config: LdsConfig, testbed: Testbed, out: Path | None = None, progre
     out = Path(out) if out else default_lds_output(config.testbed)
     if config.track == "reported":  # before any model is trained or any reported query is made
         load_frozen(testbed.resolve(config), out)
-    data, member = train_lds_models(config, out, testbed, progress)
-    config = testbed.resolve(config)
+    config, data, member, _, base = _prepare(config, out, testbed, progress)
     validation = config.track == "validation"
     specs, others = testbed.lds_queries(config, validation), testbed.lds_queries(config, not validation)
     if {s.name for s in specs} & {s.name for s in others} or {s.cluster for s in specs} & {s.cluster for s in others}:
         raise AttributionError("the validation queries must differ from the reported ones (other subjects or seeds)")
-    base = testbed.retrainer(config, data, lds_cache()).model([], config.seed, progress)
     queries = make_lds_queries(base, specs, out / ("validation_queries" if validation else "queries"))
     atomic_write_json(
         out / ("validation_" + QUERIES if validation else QUERIES),
