@@ -90,7 +90,7 @@ def test_labels_are_written_per_query_resumed_and_the_same_from_ray(demo_bundle,
         assert (out / "000005.json").is_file() and not (out / "000004.json").exists()
         assert again.poll() is None  # waiting for the query the other run holds
     stdout, stderr = again.communicate(timeout=300)
-    assert again.returncode == 0 and "labelled 2 queries now; 6 in" in stdout, stderr[-2000:]
+    assert again.returncode == 0 and "labelled 3 queries now; 6 in" in stdout, stderr[-2000:]
     assert read_labels(out)[:3] == labels
     # killed mid-run: every label on disk is whole, and the next run labels only the missing queries
     killed = subprocess.Popen(
