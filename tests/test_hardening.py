@@ -546,3 +546,19 @@ def test_every_method_takes_the_same_image_shapes(demo_bundle, space: str) -> No
     for width in (17000, 40000):
         with pytest.raises(InputImageError, match=rf"wide: {width} x 1000 pixels is too elongated \(at most 16:1"):
             attributor.attribute([Image.new("RGB", (width, 1000))], 2, names=["wide"])
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"model": 1}', ""])
+def test_a_damaged_shipped_student_json_leaves_its_space_listed_and_nothing_else_failing(
+    tmp_path: Path, monkeypatch, content: str
+) -> None:
+    """The shipped student's ``student.json`` is read to list its space: damaged, the space is still listed (not
+    ready: its loader says why when asked), and listing never raises for it."""
+    from attribution_core.demo import distilled
+
+    folder = tmp_path / "distilled"
+    folder.mkdir()
+    (folder / "student.json").write_text(content)
+    monkeypatch.setattr(distilled, "distilled_dir", lambda: folder)
+    spec = distilled.distilled_space(tmp_path / "model")
+    assert spec is not None and spec.name == distilled.DISTILLED_SPACE and spec.backbone == ""

@@ -106,6 +106,29 @@ def test_a_full_upload_spool_is_a_507_that_the_operator_hears_about(client, monk
     assert r.status_code == 400  # a client's own mistake is still a 400
 
 
+def test_uploads_are_decoded_off_the_event_loop(client, monkeypatch) -> None:
+    """A large upload's decoding must not stall every other request: it runs where no event loop is running."""
+    import attribution_core.service.app as service_app
+
+    real = service_app.load_rgb
+    on_loop = []
+
+    def spy(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:  # no loop here: a worker thread
+            on_loop.append(False)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_app, "load_rgb", spy)
+    r = client.post("/v1/attribute", data={"space": SPACE, "k": "1"}, files={"image": ("q.jpg", query_bytes())})
+    assert r.status_code == 200
+    r = client.post("/v1/attribute", data={"space": SPACE, "k": "1", "image_id": f"{SPACE}/0"})
+    assert r.status_code == 200
+    assert on_loop == [False, False]
+
+
 def test_oversized_upload_is_a_413(demo_bundle) -> None:
     from fastapi.testclient import TestClient
 
