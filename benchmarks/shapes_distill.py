@@ -43,7 +43,7 @@ def main() -> None:
     from PIL import Image
 
     from attribution_core.demo import build_demo
-    from attribution_core.demo.shapes_distilled import build_student, distilled_attributor, student_root
+    from attribution_core.demo.shapes_distilled import build_student, distilled_attributor, label_root
     from attribution_core.judges.counterfactual.config import LdsConfig
     from attribution_core.judges.counterfactual.lds_run import lds_cache
     from attribution_core.judges.counterfactual.run import counterfactual_training_set
@@ -60,17 +60,17 @@ def main() -> None:
     report = build_student(unlearning, lds_cache() / retrainer.key([], config.seed), args.queries, device=args.device)
     built_s = time.perf_counter() - started
 
-    labels = sorted((student_root(base) / "labels").glob("[0-9]*.json"))
+    labels = sorted(label_root(base).glob("[0-9]*.json"))
     validation = [r for r in (json.loads(p.read_text()) for p in labels) if r["split"] == "validation"]
     held_out = validation[: max(1, args.timed)]
     student = distilled_attributor(base, data, args.device)
     timing = {}
     for name, attributor in (("shapes_distilled", student), ("unlearning", unlearning)):
-        image = Image.open(student_root(base) / "labels" / f"{held_out[0]['index']:06d}.png").convert("RGB")
+        image = Image.open(label_root(base) / f"{held_out[0]['index']:06d}.png").convert("RGB")
         attributor.scores([image], prompts=[held_out[0]["prompt"]])  # warm
         t0 = time.perf_counter()
         for r in held_out:
-            image = Image.open(student_root(base) / "labels" / f"{r['index']:06d}.png").convert("RGB")
+            image = Image.open(label_root(base) / f"{r['index']:06d}.png").convert("RGB")
             attributor.scores([image], prompts=[r["prompt"]])
         timing[name] = (time.perf_counter() - t0) / len(held_out)
 

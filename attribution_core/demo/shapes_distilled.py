@@ -7,9 +7,11 @@ validation prompt is trained on). FastGDA's student (``distill/``) learns them w
 is tuned on the LDS's queries), and the testbed answers the method ``shapes_distilled`` with it: a distilled space
 over the fine-tune set, built in code from the student's folder.
 
-Files: ``feats/counterfactual/shapes_distilled/<fine-tuned model fingerprint>/`` holds ``labels/`` (one JSON and
-PNG per query, resumable), ``student/`` (``student.safetensors``, ``student.json`` with its AP(L) table, ``store/``)
-and ``base_model.json`` (the fine-tuned model's folder, whose text encoder the student reads).
+Files: the labels are evidence, so they are kept with the results, ``benchmarks/results/shapes_distill/labels/
+<fine-tuned model fingerprint>/`` (one JSON and 16-pixel PNG per query, about 2 MB for 192 queries; resumable, so a
+labelling run carried in a commit resumes on another machine); ``feats/counterfactual/shapes_distilled/<fingerprint>/``
+holds what is rebuilt from them: ``student/`` (``student.safetensors``, ``student.json`` with its AP(L) table,
+``store/``) and ``base_model.json`` (the fine-tuned model's folder, whose text encoder the student reads).
 """
 
 from __future__ import annotations
@@ -61,8 +63,13 @@ class CombinationPlan(LabelPlan):
 
 
 def student_root(model: TextToImageModel) -> Path:
-    """The fine-tuned model's labels, student and record (by its fingerprint)."""
+    """The fine-tuned model's student and record (by its fingerprint)."""
     return project_root() / "feats" / "counterfactual" / SHAPES_DISTILLED / model.fingerprint()
+
+
+def label_root(model: TextToImageModel) -> Path:
+    """The fine-tuned model's labels (by its fingerprint), kept with the benchmark's results."""
+    return project_root() / "benchmarks" / "results" / "shapes_distill" / "labels" / model.fingerprint()
 
 
 def label_config(queries: int, training_images: int, device: str) -> LabelConfig:
@@ -84,7 +91,7 @@ def build_student(
     from ..distill.labels import label_queries
 
     root = student_root(unlearning.model)
-    labels = root / "labels"
+    labels = label_root(unlearning.model)
     settings = label_config(queries, len(unlearning.data), device)
     made = label_queries(unlearning, settings, labels, progress=progress, plan=CombinationPlan())
     log.info("labelled %d new queries in %s", made, display_path(labels))
