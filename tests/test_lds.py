@@ -252,3 +252,17 @@ def test_the_default_base_model_is_recorded_as_spaces_a_trial_configuration_is_n
     distilled = base_spaces()[1]
     assert distilled.name == "counterfactual_distilled" and distilled.method == "distilled"
     assert distilled.options == {"student": str(student_dir("f00d")), "model": str(cache / "abc")}
+
+
+def test_a_losses_file_cut_short_is_read_without_its_last_line_and_appended_to_cleanly(tmp_path, caplog) -> None:
+    """A run killed mid-write (or a copy of the file taken mid-write, as a commit of a running run) leaves a line cut
+    short: it is skipped with a warning (measured again), and the next rows start on a line of their own."""
+    from attribution_core.judges.counterfactual.lds_run import _append_jsonl, _read_jsonl
+
+    path = tmp_path / "losses.jsonl"
+    path.write_text('{"key": "a", "loss": 1.0}\n{"key": "b", "lo')
+    with caplog.at_level("WARNING"):
+        assert _read_jsonl(path) == [{"key": "a", "loss": 1.0}]
+    assert any("cut short" in m for m in caplog.messages)
+    _append_jsonl(path, [{"key": "c", "loss": 3.0}])
+    assert _read_jsonl(path) == [{"key": "a", "loss": 1.0}, {"key": "c", "loss": 3.0}]

@@ -127,9 +127,33 @@ def query_digest(query: Query) -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    """The rows of ``path``; a line cut short (a run killed mid-write, a copy taken mid-write) is skipped with a
+    warning: what it held is measured again."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            log.warning("%s, line %d: cut short; what it held is measured again", path.name, n)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _append_jsonl(path: Path, rows: list[dict]) -> None:
+    """Append ``rows``, on a line of their own even after a line cut short."""
+    cut = False
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            cut = f.read(1) != b"\n"
+    with path.open("a") as f:
+        f.write(("\n" if cut else "") + "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def make_lds_queries(base: TextToImageModel, specs: list[QuerySpec], out: Path) -> list[Query]:
@@ -216,8 +240,7 @@ def _measure_losses(
             for q, v in zip(queries, query_losses(model, queries, *measure), strict=True)
         ]
         have.update({(key, r["query"]): r["loss"] for r in rows})
-        with (out / LOSSES).open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        _append_jsonl(out / LOSSES, rows)
     seeds = config.training_seeds
     per_seed = {
         q.name: np.array([[have[(keys[(str(j), s)], q.name)] for j in range(len(member))] for s in seeds])
