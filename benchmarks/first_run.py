@@ -4,8 +4,8 @@ timed to its first ranked answer and to its end, beside the baseline measured in
 costs before it does anything).
 
 The clone is of the current checkout's HEAD (``git clone``), so uncommitted changes are not measured. Each of the
-two runs gets an empty home of its own, so pip's cache is empty for both: packages come from the registry or, where
-this machine keeps wheels on disk, from there (``--keep-home``: both use your home and its warm cache). The first
+two runs gets an empty home of its own (holding only pip's configuration, which names this machine's package
+registry), so pip's cache is empty for both (``--keep-home``: both use your home and its warm cache). The first
 answer is the moment ``run.sh`` prints the demo query's first ranked line.
 
     python benchmarks/first_run.py [--work /tmp/attribution_first_run] [--keep-home]
@@ -58,6 +58,10 @@ def main() -> None:
     def with_home(name: str) -> dict[str, str]:
         home = Path.home() if args.keep_home else args.work / name
         home.mkdir(exist_ok=True)
+        machine_config = Path.home() / ".config" / "pip" / "pip.conf"
+        if not args.keep_home and machine_config.is_file():  # where this machine's package registry is: not a cache
+            (home / ".config" / "pip").mkdir(parents=True, exist_ok=True)
+            shutil.copy(machine_config, home / ".config" / "pip" / "pip.conf")
         return {**env, "HOME": str(home)}
 
     bare = args.work / "bare"
